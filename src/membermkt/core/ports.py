@@ -1,0 +1,361 @@
+"""The seams between the pure core and the world, as structural ``typing.Protocol``s.
+
+Adapters implement these; the engine depends only on them. They are structural: a plugin
+does not import a base class, it just has the methods (checked by the contract kits in
+:mod:`membermkt.testing`).
+
+Time is always an argument (``as_of`` / ``now``): no implementation reads the clock on its
+own behalf, except a :class:`Clock`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import attrs
+
+from membermkt.core.delivery import (
+    ChannelCapabilities,
+    Delivery,
+    DeliveryRecord,
+    DeliveryStatus,
+    SendResult,
+)
+
+if TYPE_CHECKING:
+    from membermkt.core.events import Event
+    from membermkt.core.identity import Identity
+    from membermkt.core.members import Member
+    from membermkt.core.segments import Segment
+
+__all__ = [
+    "AsyncChannel",
+    "AsyncTokenCache",
+    "BudgetState",
+    "BudgetStore",
+    "Channel",
+    "Clock",
+    "EventLog",
+    "Ledger",
+    "MemberStore",
+    "PayoutIntent",
+    "PayoutLedger",
+    "SegmentQueries",
+    "Store",
+    "TokenCache",
+    "TokenEntry",
+]
+
+
+# --------------------------------------------------------------------------- time
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Where adapters and the engine get the current time (inject a fixed one in tests)."""
+
+    def now(self) -> dt.datetime:
+        """The current time, timezone-aware."""
+        ...
+
+
+# --------------------------------------------------------------------------- members & events
+
+
+@runtime_checkable
+class MemberStore(Protocol):
+    """Members, their identities and tags."""
+
+    def upsert_members(self, members: Iterable[Member]) -> int:
+        """Insert or replace members by id (profile, tags, attributes, identities, consent;
+        a given member's ``state`` replaces the stored one). Returns how many were written."""
+        ...
+
+    def get_member(self, member_id: str) -> Member | None:
+        """The member with that id (state folded from all its events), or ``None``."""
+        ...
+
+    def resolve(self, identity: Identity) -> str | None:
+        """The member id owning ``identity``, or ``None``."""
+        ...
+
+    def merge_members(self, keep: str, drop: str) -> None:
+        """Fold member ``drop`` into ``keep``: identities, tags, attributes (keep's win),
+        events re-attributed, state recombined; ``drop`` is removed."""
+        ...
+
+    def tag(self, member_ids: Iterable[str], tag: str) -> int:
+        """Add ``tag`` to members; returns how many changed."""
+        ...
+
+    def untag(self, member_ids: Iterable[str], tag: str) -> int:
+        """Remove ``tag`` from members; returns how many changed."""
+        ...
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """The append-only behaviour trail."""
+
+    def append_events(self, events: Iterable[Event]) -> int:
+        """Append events, de-duplicated by ``Event.key``; folds them into member state.
+        Returns how many were newly stored. Events of unknown members create the member."""
+        ...
+
+    def events_for(
+        self,
+        member_id: str,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        types: Iterable[str] | None = None,
+    ) -> list[Event]:
+        """A member's events with ``since < at <= until`` (bounds optional), by time."""
+        ...
+
+
+@runtime_checkable
+class SegmentQueries(Protocol):
+    """Segment evaluation where the data lives."""
+
+    def select(self, segment: Segment, as_of: dt.datetime) -> Iterator[str]:
+        """Member ids in the segment as of ``as_of`` (streamed, sorted by id)."""
+        ...
+
+    def count(self, segment: Segment, as_of: dt.datetime) -> int:
+        """How many members are in the segment as of ``as_of``."""
+        ...
+
+
+# --------------------------------------------------------------------------- delivery ledger
+
+
+@runtime_checkable
+class Ledger(Protocol):
+    """The delivery ledger: every planned delivery, its status and attempts.
+
+    Implementations make each method atomic; ``claim`` must hand each delivery to exactly
+    one worker even with several processes on one database (row locks / SKIP LOCKED).
+    """
+
+    def record_plan(self, deliveries: Iterable[Delivery], *, now: dt.datetime) -> int:
+        """Insert deliveries as ``planned`` unless their key exists. Returns how many new."""
+        ...
+
+    def claim(
+        self,
+        campaign_id: str,
+        *,
+        worker: str,
+        limit: int,
+        now: dt.datetime,
+        channel: str | None = None,
+    ) -> list[DeliveryRecord]:
+        """Atomically move up to ``limit`` ``planned`` deliveries to ``sending`` for
+        ``worker`` (attempts + 1) and return them."""
+        ...
+
+    def mark(
+        self,
+        key: str,
+        status: DeliveryStatus,
+        *,
+        now: dt.datetime,
+        reason: str | None = None,
+        platform_id: str | None = None,
+    ) -> None:
+        """Move one delivery to ``status`` (validated by
+        :func:`membermkt.core.delivery.check_transition`; raises ``LedgerError``)."""
+        ...
+
+    def stale(self, campaign_id: str, *, older_than: dt.datetime) -> list[DeliveryRecord]:
+        """Deliveries left ``sending`` since before ``older_than`` (a crashed worker's)."""
+        ...
+
+    def deliveries(
+        self, campaign_id: str, *, status: DeliveryStatus | None = None
+    ) -> Iterator[DeliveryRecord]:
+        """The campaign's deliveries (optionally of one status), by key."""
+        ...
+
+    def status_counts(self, campaign_id: str) -> Mapping[str, int]:
+        """Number of deliveries per status value."""
+        ...
+
+
+# --------------------------------------------------------------------------- money
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class BudgetState:
+    """A budget row: ``reserved + spent <= limit`` always holds (in fen, or in units)."""
+
+    key: str
+    limit: int
+    reserved: int = 0
+    spent: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return self.limit - self.reserved - self.spent
+
+
+@runtime_checkable
+class BudgetStore(Protocol):
+    """Budgets updated atomically (conditional updates), safe under concurrent claims."""
+
+    def ensure_budget(self, key: str, *, limit: int) -> None:
+        """Create the budget row if absent (an existing row keeps its limit)."""
+        ...
+
+    def reserve(self, items: Sequence[tuple[str, int]]) -> bool:
+        """Reserve every ``(key, amount)`` or none (one transaction). ``False`` when any
+        budget would exceed its limit; raises ``UsageError`` for an unknown key."""
+        ...
+
+    def release(self, items: Sequence[tuple[str, int]]) -> None:
+        """Give reserved amounts back (definitive payout failure)."""
+        ...
+
+    def settle(self, items: Sequence[tuple[str, int]]) -> None:
+        """Turn reserved amounts into spent (payout confirmed)."""
+        ...
+
+    def budget(self, key: str) -> BudgetState | None:
+        """The budget row, or ``None``."""
+        ...
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class PayoutIntent:
+    """A payout written down before the money moves.
+
+    Attributes:
+        bill_no: the merchant bill number (idempotency key at the platform).
+        rule_id: the red-packet rule.
+        member_id: the payee member.
+        address: the payee openid.
+        amount_fen: amount in fen.
+        status: ``reserved | paying | paid | failed | unknown``.
+        reservations: the budget reservations to settle/release, as (key, amount) pairs.
+        detail: extra data (platform ids, failure reason).
+        created_at / updated_at: times (UTC).
+    """
+
+    bill_no: str
+    rule_id: str
+    member_id: str
+    address: str
+    amount_fen: int
+    status: str = "reserved"
+    reservations: tuple[tuple[str, int], ...] = ()
+    detail: str | None = None
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+
+
+@runtime_checkable
+class PayoutLedger(Protocol):
+    """Payout intents keyed by bill number."""
+
+    def record_intent(self, intent: PayoutIntent) -> PayoutIntent:
+        """Insert the intent unless its bill number exists; return the stored one."""
+        ...
+
+    def update_intent(
+        self, bill_no: str, *, status: str, now: dt.datetime, detail: str | None = None
+    ) -> None:
+        """Change an intent's status."""
+        ...
+
+    def intents(self, *, rule_id: str | None = None, status: str | None = None) -> list[
+        PayoutIntent
+    ]:
+        """Intents (optionally of one rule / status), by bill number."""
+        ...
+
+
+# --------------------------------------------------------------------------- stores
+
+
+@runtime_checkable
+class Store(MemberStore, EventLog, SegmentQueries, Ledger, BudgetStore, PayoutLedger, Protocol):
+    """Everything the engine needs from storage (``InMemoryStore`` and ``SqlStore``)."""
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+@attrs.frozen(slots=True)
+class TokenEntry:
+    """A cached access token and when it stops being usable (UTC)."""
+
+    token: str
+    expires_at: dt.datetime
+
+
+@runtime_checkable
+class TokenCache(Protocol):
+    """Shared access-token storage with a cross-process lock for single-flight refresh."""
+
+    def get(self, key: str) -> TokenEntry | None:
+        """The cached entry, or ``None``."""
+        ...
+
+    def set(self, key: str, entry: TokenEntry) -> None:
+        """Store an entry."""
+        ...
+
+    def expire_if(self, key: str, token: str) -> bool:
+        """Delete the entry only if it still holds ``token`` (compare-then-expire)."""
+        ...
+
+    def lock(self, key: str, *, timeout: float) -> AbstractContextManager[None]:
+        """A lock held while one caller refreshes ``key``; others wait, then re-read."""
+        ...
+
+
+@runtime_checkable
+class AsyncTokenCache(Protocol):
+    """The async twin of :class:`TokenCache`."""
+
+    async def get(self, key: str) -> TokenEntry | None: ...
+
+    async def set(self, key: str, entry: TokenEntry) -> None: ...
+
+    async def expire_if(self, key: str, token: str) -> bool: ...
+
+    def lock(self, key: str, *, timeout: float) -> AbstractAsyncContextManager[None]: ...
+
+
+# --------------------------------------------------------------------------- channels
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """A way to reach members (contract). Register third-party ones under the entry-point
+    group ``membermkt.channels``; prove conformance with :mod:`membermkt.testing.contract`.
+
+    ``send`` returns exactly one :class:`SendResult` per delivery, in order. It must not
+    raise for per-delivery failures; it may raise ``TransportError`` when the whole batch
+    got no answer (the runner then treats the batch as uncertain).
+    """
+
+    name: str
+    capabilities: ChannelCapabilities
+
+    def send(self, batch: Sequence[Delivery]) -> Sequence[SendResult]: ...
+
+
+@runtime_checkable
+class AsyncChannel(Protocol):
+    """The async twin of :class:`Channel` (same contract, ``send`` is awaited)."""
+
+    name: str
+    capabilities: ChannelCapabilities
+
+    async def send(self, batch: Sequence[Delivery]) -> Sequence[SendResult]: ...
+
