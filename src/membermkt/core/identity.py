@@ -24,6 +24,7 @@ __all__ = [
     "Identity",
     "IdentityKind",
     "IdentityMerge",
+    "member_id_for",
     "merge_plan",
     "normalize_phone",
     "phone_digest",
@@ -204,3 +205,12 @@ def merge_plan(
         if mid != keep
     )
     return keep, merges
+
+
+def member_id_for(identity: Identity) -> str:
+    """The deterministic member id given to a person first seen through ``identity``.
+
+    Deterministic so that two processes seeing the same new follower at once create the same
+    member instead of two: ``"m" + first 24 hex chars of sha256(identity.token)``.
+    """
+    return "m" + hashlib.sha256(identity.token.encode()).hexdigest()[:24]
