@@ -67,17 +67,17 @@ ACQUISITION_TYPES: Final = frozenset({"follow", "scan", "contact_added"})
 UTC = dt.UTC
 
 
-def _check_member_id(instance: object, attribute: object, value: object) -> None:
+def _check_member_id(instance: object, attribute: object, value: Any) -> None:
     if not isinstance(value, str) or not value:
         raise UsageError(f"Event.member_id must be a non-empty str, got {value!r}")
 
 
-def _check_type(instance: object, attribute: object, value: object) -> None:
+def _check_type(instance: object, attribute: object, value: Any) -> None:
     if not isinstance(value, str) or not value or len(value) > 64:
         raise UsageError(f"Event.type must be a non-empty str of ≤ 64 chars, got {value!r}")
 
 
-def _check_at(instance: object, attribute: object, value: object) -> None:
+def _check_at(instance: object, attribute: object, value: Any) -> None:
     if not isinstance(value, dt.datetime) or value.utcoffset() is None:
         raise UsageError(f"Event.at must be a timezone-aware datetime, got {value!r}")
 
@@ -90,7 +90,7 @@ def _to_properties(value: Mapping[str, Scalar]) -> FrozenMap[str, Scalar]:
     return value if isinstance(value, FrozenMap) else FrozenMap(value)
 
 
-def _check_key(instance: object, attribute: object, value: object) -> None:
+def _check_key(instance: object, attribute: object, value: Any) -> None:
     if value is not None and (not isinstance(value, str) or not value or len(value) > 200):
         raise UsageError(f"Event.key must be None or a non-empty str of ≤ 200 chars: {value!r}")
 
@@ -116,9 +116,7 @@ class Event:
     member_id: str = attrs.field(validator=_check_member_id)
     type: str = attrs.field(validator=_check_type)
     at: dt.datetime = attrs.field(validator=_check_at)
-    properties: FrozenMap[str, Scalar] = attrs.field(
-        factory=FrozenMap, converter=_to_properties
-    )
+    properties: FrozenMap[str, Scalar] = attrs.field(factory=FrozenMap, converter=_to_properties)
     key: str | None = attrs.field(default=None, validator=_check_key)
 
     def __attrs_post_init__(self) -> None:
@@ -171,7 +169,7 @@ def event_state(event: Event) -> MemberState:
             total_fen=int(amount),
             first_at=at,
             last_at=at,
-            categories=frozenset({category}) if isinstance(category, str) and category else (),
+            categories=frozenset([category]) if isinstance(category, str) and category else (),
         )
     if t in ACQUISITION_TYPES:
         source = event.properties.get("source")

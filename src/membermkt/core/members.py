@@ -32,19 +32,19 @@ GENDERS = frozenset({"male", "female"})
 
 
 def _opt_str(field: str) -> Any:
-    def check(instance: object, attribute: object, value: object) -> None:
+    def check(instance: object, attribute: object, value: Any) -> None:
         if value is not None and (not isinstance(value, str) or not value):
             raise UsageError(f"Profile.{field} must be a non-empty str or None, got {value!r}")
 
     return check
 
 
-def _check_gender(instance: object, attribute: object, value: object) -> None:
+def _check_gender(instance: object, attribute: object, value: Any) -> None:
     if value is not None and value not in GENDERS:
         raise UsageError(f"Profile.gender must be 'male', 'female' or None, got {value!r}")
 
 
-def _check_birthday(instance: object, attribute: object, value: object) -> None:
+def _check_birthday(instance: object, attribute: object, value: Any) -> None:
     if value is None:
         return
     if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
@@ -90,7 +90,7 @@ RESERVED_NAMES = frozenset(PROFILE_FIELDS) | frozenset(DERIVED_FIELDS) | {"id", 
 
 
 def _aware(owner: str) -> Any:
-    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is None:
             return
         if not isinstance(value, dt.datetime) or value.utcoffset() is None:
@@ -99,6 +99,10 @@ def _aware(owner: str) -> Any:
             )
 
     return check
+
+
+def _strset(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(value)
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -116,7 +120,7 @@ class PurchaseStats:
     total_fen: int = 0
     first_at: dt.datetime | None = attrs.field(default=None, validator=_aware("PurchaseStats"))
     last_at: dt.datetime | None = attrs.field(default=None, validator=_aware("PurchaseStats"))
-    categories: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    categories: frozenset[str] = attrs.field(default=frozenset(), converter=_strset)
 
     def combine(self, other: PurchaseStats) -> PurchaseStats:
         """The stats of both sets of purchases together (order does not matter)."""
@@ -125,7 +129,7 @@ class PurchaseStats:
             total_fen=self.total_fen + other.total_fen,
             first_at=_min_dt(self.first_at, other.first_at),
             last_at=_max_dt(self.last_at, other.last_at),
-            categories=self.categories | other.categories,
+            categories=frozenset(self.categories | other.categories),
         )
 
 
@@ -184,9 +188,7 @@ class MemberState:
     followed_at: dt.datetime | None = attrs.field(default=None, validator=_aware("MemberState"))
     source: str | None = None
     source_version: Version | None = None
-    last_active_at: dt.datetime | None = attrs.field(
-        default=None, validator=_aware("MemberState")
-    )
+    last_active_at: dt.datetime | None = attrs.field(default=None, validator=_aware("MemberState"))
     purchases: PurchaseStats = PurchaseStats()
     wecom_contact: bool | None = None
     contact_version: Version | None = None
@@ -233,14 +235,14 @@ class Consent:
     """
 
     marketing: bool = True
-    opted_out_channels: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    opted_out_channels: frozenset[str] = attrs.field(default=frozenset(), converter=_strset)
 
     def allows(self, channel: str) -> bool:
         """Whether a campaign on ``channel`` may reach the member."""
         return self.marketing and channel not in self.opted_out_channels
 
 
-def _check_id(instance: object, attribute: object, value: object) -> None:
+def _check_id(instance: object, attribute: object, value: Any) -> None:
     if not isinstance(value, str) or not value:
         raise UsageError(f"Member.id must be a non-empty str, got {value!r}")
     if len(value) > 128:
@@ -300,9 +302,7 @@ class Member:
     id: str = attrs.field(validator=_check_id)
     profile: Profile = attrs.field(default=Profile())
     tags: frozenset[str] = attrs.field(default=frozenset(), converter=_to_tags)
-    attributes: FrozenMap[str, Scalar] = attrs.field(
-        factory=FrozenMap, converter=_to_attributes
-    )
+    attributes: FrozenMap[str, Scalar] = attrs.field(factory=FrozenMap, converter=_to_attributes)
     identities: tuple[Identity, ...] = attrs.field(default=(), converter=_to_identities)
     state: MemberState = attrs.field(default=MemberState(), kw_only=True)
     consent: Consent = attrs.field(default=Consent(), kw_only=True)

@@ -271,9 +271,9 @@ class PayoutLedger(Protocol):
         """Change an intent's status."""
         ...
 
-    def intents(self, *, rule_id: str | None = None, status: str | None = None) -> list[
-        PayoutIntent
-    ]:
+    def intents(
+        self, *, rule_id: str | None = None, status: str | None = None
+    ) -> list[PayoutIntent]:
         """Intents (optionally of one rule / status), by bill number."""
         ...
 
@@ -358,4 +358,3 @@ class AsyncChannel(Protocol):
     capabilities: ChannelCapabilities
 
     async def send(self, batch: Sequence[Delivery]) -> Sequence[SendResult]: ...
-
