@@ -38,8 +38,5 @@ __all__ = [
 for _name in __all__:
     _obj = globals()[_name]
     if hasattr(_obj, "__module__") and _name != "__version__":
-        try:
-            _obj.__module__ = "membermkt"
-        except (AttributeError, TypeError):
-            pass
+        _obj.__module__ = "membermkt"
 del _name, _obj

@@ -46,7 +46,6 @@ __all__ = [
     "Did",
     "Field",
     "FieldType",
-    "Node",
     "Not",
     "Or",
     "RelTime",
