@@ -71,7 +71,10 @@ class MemberStore(Protocol):
 
     def upsert_members(self, members: Iterable[Member]) -> int:
         """Insert or replace members by id (profile, tags, attributes, identities, consent;
-        a given member's ``state`` replaces the stored one). Returns how many were written."""
+        a given member's non-empty ``state`` replaces the stored one, an empty
+        ``MemberState()`` keeps the state folded from stored events). An identity belongs to
+        one member: listing it moves it from its previous owner. Returns how many were
+        written."""
         ...
 
     def get_member(self, member_id: str) -> Member | None:
@@ -127,6 +130,13 @@ class SegmentQueries(Protocol):
 
     def count(self, segment: Segment, as_of: dt.datetime) -> int:
         """How many members are in the segment as of ``as_of``."""
+        ...
+
+    def sample(
+        self, segment: Segment, as_of: dt.datetime, n: int, seed: int | str = 0
+    ) -> list[str]:
+        """Up to ``n`` member ids of the segment (for previews): a deterministic
+        pseudo-random choice for ``seed`` — the same ids in every store — sorted by id."""
         ...
 
 

@@ -1,0 +1,15 @@
+"""Stores: where members, events, the delivery ledger and budgets live.
+
+* :class:`InMemoryStore` — Python dicts; notebooks, tests, small shops.
+* :class:`SqlStore` — SQLAlchemy Core on SQLite (default, zero set-up), PostgreSQL or
+  MySQL/MariaDB; segments are compiled to SQL and evaluated by the database.
+
+Both implement :class:`membermkt.core.ports.Store` and select exactly the same members for
+every segment (property-tested).
+"""
+
+from __future__ import annotations
+
+from membermkt.stores.memory import InMemoryStore
+
+__all__ = ["InMemoryStore"]

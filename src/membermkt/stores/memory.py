@@ -1,0 +1,557 @@
+"""``InMemoryStore``: the whole :class:`~membermkt.core.ports.Store` in Python dicts.
+
+For notebooks, tests and small shops. Thread-safe (one re-entrant lock around every
+operation). Segments are evaluated with :func:`~membermkt.core.evaluate.compile_predicate`,
+the reference semantics every other backend is tested against.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Final
+
+import attrs
+
+from membermkt.core.delivery import Delivery, DeliveryRecord, DeliveryStatus, check_transition
+from membermkt.core.evaluate import compile_predicate
+from membermkt.core.events import Event, event_state
+from membermkt.core.identity import Identity
+from membermkt.core.members import Member
+from membermkt.core.ports import BudgetState, PayoutIntent
+from membermkt.core.segments import Segment
+from membermkt.errors import LedgerError, UsageError
+from membermkt.stores._common import (
+    EMPTY_STATE,
+    AttributeSchema,
+    check_as_of,
+    check_delivery_status,
+    check_intent,
+    check_items,
+    check_limit,
+    check_members,
+    check_now,
+    check_payout_status,
+    check_sample_args,
+    merge_member_values,
+    sample_coefficients,
+    sample_rank,
+)
+
+__all__ = ["InMemoryStore"]
+
+_EMPTY: Final[tuple[Event, ...]] = ()
+
+
+def _event_order(e: Event) -> tuple[dt.datetime, str]:
+    return (e.at_utc, e.key or "")
+
+
+class InMemoryStore:
+    """Members, events, tags, the delivery ledger, budgets and payout intents in memory.
+
+    Implements :class:`membermkt.core.ports.Store`.
+
+    Args:
+        attributes: optional declared custom attributes, name → ``str``/``int``/``float``/
+            ``bool``; segments comparing them with values of another type raise
+            :class:`~membermkt.errors.SegmentError`, members holding such values raise
+            :class:`~membermkt.errors.UsageError`.
+        strict: with declared ``attributes``, also refuse undeclared custom attribute names
+            (in segments and in members).
+
+    Raises:
+        UsageError: for an invalid attribute declaration.
+
+    Example:
+        >>> import datetime as dt
+        >>> from membermkt import Member, Profile
+        >>> from membermkt.segments import attr
+        >>> store = InMemoryStore()
+        >>> store.upsert_members([Member("m1", Profile(city="Hangzhou"))])
+        1
+        >>> list(store.select(attr("city") == "Hangzhou", dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))
+        ['m1']
+    """
+
+    def __init__(
+        self, *, attributes: Mapping[str, type] | None = None, strict: bool = False
+    ) -> None:
+        self._schema = AttributeSchema.build(attributes, strict)
+        self._lock = threading.RLock()
+        self._members: dict[str, Member] = {}
+        self._identities: dict[str, str] = {}  # identity token -> member id
+        self._events: dict[str, list[Event]] = {}  # member id -> events
+        self._event_keys: dict[str, str] = {}  # event key -> member id
+        self._deliveries: dict[str, DeliveryRecord] = {}
+        self._campaigns: dict[str, set[str]] = {}  # campaign id -> delivery keys
+        self._budgets: dict[str, BudgetState] = {}
+        self._intents: dict[str, PayoutIntent] = {}
+
+    def __repr__(self) -> str:
+        return f"InMemoryStore(members={len(self._members)})"
+
+    # ------------------------------------------------------------------ members
+
+    def upsert_members(self, members: Iterable[Member]) -> int:
+        """Insert or replace members by id (see :meth:`MemberStore.upsert_members`).
+
+        The stored state is kept when the given member's state is empty (a fresh
+        ``Member(...)``); a non-empty state replaces it. An identity listed by the member
+        moves to it from any other member.
+
+        Raises:
+            UsageError: for a value that is not a Member, or one the attribute schema refuses.
+        """
+        batch = check_members(members)
+        for m in batch:
+            self._schema.check_member(m)
+        with self._lock:
+            for m in batch:
+                old = self._members.get(m.id)
+                if old is not None:
+                    for ident in old.identities:
+                        if self._identities.get(ident.token) == m.id:
+                            del self._identities[ident.token]
+                    if m.state == EMPTY_STATE:
+                        m = attrs.evolve(m, state=old.state)
+                for ident in m.identities:
+                    owner = self._identities.get(ident.token)
+                    if owner is not None and owner != m.id:
+                        self._drop_identity(owner, ident)
+                    self._identities[ident.token] = m.id
+                self._members[m.id] = m
+            return len(batch)
+
+    def _drop_identity(self, member_id: str, identity: Identity) -> None:
+        other = self._members.get(member_id)
+        if other is not None:
+            self._members[member_id] = attrs.evolve(
+                other, identities=tuple(i for i in other.identities if i != identity)
+            )
+
+    def get_member(self, member_id: str) -> Member | None:
+        """The member with that id, or ``None``."""
+        with self._lock:
+            return self._members.get(member_id)
+
+    def resolve(self, identity: Identity) -> str | None:
+        """The member id owning ``identity``, or ``None``.
+
+        Raises:
+            UsageError: when ``identity`` is not an Identity.
+        """
+        if not isinstance(identity, Identity):
+            raise UsageError(f"resolve takes an Identity, got {identity!r}")
+        with self._lock:
+            return self._identities.get(identity.token)
+
+    def merge_members(self, keep: str, drop: str) -> None:
+        """Fold member ``drop`` into ``keep`` (see :meth:`MemberStore.merge_members`).
+
+        Raises:
+            UsageError: when ``keep == drop`` or either member is unknown.
+        """
+        if keep == drop:
+            raise UsageError(f"cannot merge member {keep!r} into itself")
+        with self._lock:
+            k = self._members.get(keep)
+            d = self._members.get(drop)
+            if k is None or d is None:
+                raise UsageError(f"cannot merge: unknown member {keep if k is None else drop!r}")
+            merged = merge_member_values(k, d, k.state.combine(d.state))
+            for ident in d.identities:
+                self._identities[ident.token] = keep
+            moved = [e.with_member(keep) for e in self._events.pop(drop, [])]
+            if moved:
+                self._events.setdefault(keep, []).extend(moved)
+                for e in moved:
+                    if e.key is not None:
+                        self._event_keys[e.key] = keep
+            del self._members[drop]
+            self._members[keep] = merged
+
+    def tag(self, member_ids: Iterable[str], tag: str) -> int:
+        """Add ``tag`` to the known members among ``member_ids``; returns how many changed.
+
+        Raises:
+            UsageError: for an empty or non-str tag.
+        """
+        return self._retag(member_ids, tag, add=True)
+
+    def untag(self, member_ids: Iterable[str], tag: str) -> int:
+        """Remove ``tag`` from members; returns how many changed.
+
+        Raises:
+            UsageError: for an empty or non-str tag.
+        """
+        return self._retag(member_ids, tag, add=False)
+
+    def _retag(self, member_ids: Iterable[str], tag: str, *, add: bool) -> int:
+        if not isinstance(tag, str) or not tag:
+            raise UsageError(f"tag must be a non-empty str, got {tag!r}")
+        if isinstance(member_ids, str):
+            raise UsageError("member_ids must be a collection of ids, not a single str")
+        changed = 0
+        with self._lock:
+            for mid in set(member_ids):
+                m = self._members.get(mid)
+                if m is None or (tag in m.tags) == add:
+                    continue
+                self._members[mid] = m.with_tags(tag) if add else m.with_tags(remove=(tag,))
+                changed += 1
+        return changed
+
+    # ------------------------------------------------------------------ events
+
+    def append_events(self, events: Iterable[Event]) -> int:
+        """Append events, de-duplicated by key, folding them into member state.
+
+        Raises:
+            UsageError: for a value that is not an Event.
+        """
+        batch = list(events)
+        for e in batch:
+            if not isinstance(e, Event):
+                raise UsageError(f"append_events takes Event values, got {e!r}")
+        new = 0
+        with self._lock:
+            for e in batch:
+                if e.key is not None:
+                    if e.key in self._event_keys:
+                        continue
+                    self._event_keys[e.key] = e.member_id
+                m = self._members.get(e.member_id)
+                if m is None:
+                    m = Member(e.member_id)
+                self._members[e.member_id] = attrs.evolve(m, state=m.state.combine(event_state(e)))
+                self._events.setdefault(e.member_id, []).append(e)
+                new += 1
+        return new
+
+    def events_for(
+        self,
+        member_id: str,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        types: Iterable[str] | None = None,
+    ) -> list[Event]:
+        """A member's events with ``since < at <= until``, by time.
+
+        Raises:
+            UsageError: for a naive bound.
+        """
+        lo = None if since is None else check_now(since, "since")
+        hi = None if until is None else check_now(until, "until")
+        wanted = None if types is None else frozenset(types)
+        with self._lock:
+            evs = list(self._events.get(member_id, _EMPTY))
+        out = [
+            e
+            for e in evs
+            if (lo is None or e.at > lo)
+            and (hi is None or e.at <= hi)
+            and (wanted is None or e.type in wanted)
+        ]
+        out.sort(key=_event_order)
+        return out
+
+    # ------------------------------------------------------------------ segments
+
+    def _matching(self, segment: Segment, as_of: dt.datetime) -> list[str]:
+        self._schema.check_segment(segment)
+        when = check_as_of(as_of)
+        pred = compile_predicate(segment, when)
+        with self._lock:
+            return sorted(
+                mid for mid, m in self._members.items() if pred(m, self._events.get(mid, _EMPTY))
+            )
+
+    def select(self, segment: Segment, as_of: dt.datetime) -> Iterator[str]:
+        """Member ids in the segment as of ``as_of``, sorted by id.
+
+        Raises:
+            SegmentError: for an invalid segment or one the attribute schema refuses.
+            UsageError: for a naive ``as_of``.
+        """
+        return iter(self._matching(segment, as_of))
+
+    def count(self, segment: Segment, as_of: dt.datetime) -> int:
+        """How many members are in the segment as of ``as_of``.
+
+        Raises:
+            SegmentError: for an invalid segment or one the attribute schema refuses.
+            UsageError: for a naive ``as_of``.
+        """
+        return len(self._matching(segment, as_of))
+
+    def sample(
+        self, segment: Segment, as_of: dt.datetime, n: int, seed: int | str = 0
+    ) -> list[str]:
+        """Up to ``n`` member ids of the segment, a deterministic pseudo-random choice for
+        ``seed`` (the same in every store), sorted by id.
+
+        Raises:
+            SegmentError: for an invalid segment.
+            UsageError: for a negative ``n`` or a bad seed.
+        """
+        size, salt = check_sample_args(n, seed)
+        a, b = sample_coefficients(salt)
+        ids = self._matching(segment, as_of)
+        chosen = heapq.nsmallest(size, ids, key=lambda i: sample_rank(i, a, b))
+        return sorted(chosen)
+
+    # ------------------------------------------------------------------ ledger
+
+    def record_plan(self, deliveries: Iterable[Delivery], *, now: dt.datetime) -> int:
+        """Insert deliveries as ``planned`` unless their key exists; returns how many new.
+
+        Raises:
+            UsageError: for a value that is not a Delivery or a naive ``now``.
+        """
+        when = check_now(now)
+        batch = list(deliveries)
+        for d in batch:
+            if not isinstance(d, Delivery):
+                raise UsageError(f"record_plan takes Delivery values, got {d!r}")
+        new = 0
+        with self._lock:
+            for d in batch:
+                if d.key in self._deliveries:
+                    continue
+                self._deliveries[d.key] = DeliveryRecord(delivery=d, updated_at=when)
+                self._campaigns.setdefault(d.campaign_id, set()).add(d.key)
+                new += 1
+        return new
+
+    def claim(
+        self,
+        campaign_id: str,
+        *,
+        worker: str,
+        limit: int,
+        now: dt.datetime,
+        channel: str | None = None,
+    ) -> list[DeliveryRecord]:
+        """Move up to ``limit`` planned deliveries (by key) to ``sending`` for ``worker``.
+
+        Raises:
+            UsageError: for a negative limit or a naive ``now``.
+        """
+        when = check_now(now)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise UsageError(f"claim limit must be a non-negative int, got {limit!r}")
+        out: list[DeliveryRecord] = []
+        with self._lock:
+            for key in sorted(self._campaigns.get(campaign_id, ())):
+                if len(out) >= limit:
+                    break
+                rec = self._deliveries[key]
+                if rec.status is not DeliveryStatus.PLANNED:
+                    continue
+                if channel is not None and rec.delivery.channel != channel:
+                    continue
+                rec = attrs.evolve(
+                    rec,
+                    status=DeliveryStatus.SENDING,
+                    attempts=rec.attempts + 1,
+                    worker=worker,
+                    updated_at=when,
+                )
+                self._deliveries[key] = rec
+                out.append(rec)
+        return out
+
+    def mark(
+        self,
+        key: str,
+        status: DeliveryStatus,
+        *,
+        now: dt.datetime,
+        reason: str | None = None,
+        platform_id: str | None = None,
+    ) -> None:
+        """Move one delivery to ``status``.
+
+        Raises:
+            LedgerError: for an unknown key or a transition the state machine refuses.
+            UsageError: for an unknown status or a naive ``now``.
+        """
+        when = check_now(now)
+        new = check_delivery_status(status)
+        with self._lock:
+            rec = self._deliveries.get(key)
+            if rec is None:
+                raise LedgerError(f"unknown delivery {key!r}")
+            check_transition(key, rec.status, new)
+            self._deliveries[key] = attrs.evolve(
+                rec,
+                status=new,
+                reason=reason if reason is not None else rec.reason,
+                platform_id=platform_id if platform_id is not None else rec.platform_id,
+                worker=rec.worker if new is DeliveryStatus.SENDING else None,
+                updated_at=when,
+            )
+
+    def stale(self, campaign_id: str, *, older_than: dt.datetime) -> list[DeliveryRecord]:
+        """Deliveries left ``sending`` since before ``older_than``, by key.
+
+        Raises:
+            UsageError: for a naive ``older_than``.
+        """
+        cutoff = check_now(older_than, "older_than")
+        with self._lock:
+            recs = [self._deliveries[k] for k in sorted(self._campaigns.get(campaign_id, ()))]
+        return [
+            r
+            for r in recs
+            if r.status is DeliveryStatus.SENDING
+            and r.updated_at is not None
+            and r.updated_at < cutoff
+        ]
+
+    def deliveries(
+        self, campaign_id: str, *, status: DeliveryStatus | None = None
+    ) -> Iterator[DeliveryRecord]:
+        """The campaign's deliveries (optionally of one status), by key.
+
+        Raises:
+            UsageError: for an unknown status.
+        """
+        wanted = None if status is None else check_delivery_status(status)
+        with self._lock:
+            recs = [self._deliveries[k] for k in sorted(self._campaigns.get(campaign_id, ()))]
+        return iter([r for r in recs if wanted is None or r.status is wanted])
+
+    def status_counts(self, campaign_id: str) -> Mapping[str, int]:
+        """Number of deliveries per status value (every status present, zeros included)."""
+        counts = {s.value: 0 for s in DeliveryStatus}
+        with self._lock:
+            for k in self._campaigns.get(campaign_id, ()):
+                counts[self._deliveries[k].status.value] += 1
+        return counts
+
+    # ------------------------------------------------------------------ budgets
+
+    def ensure_budget(self, key: str, *, limit: int) -> None:
+        """Create the budget row if absent (an existing row keeps its limit).
+
+        Raises:
+            UsageError: for an empty key or a negative limit.
+        """
+        if not isinstance(key, str) or not key:
+            raise UsageError(f"budget key must be a non-empty str, got {key!r}")
+        lim = check_limit(limit)
+        with self._lock:
+            self._budgets.setdefault(key, BudgetState(key=key, limit=lim))
+
+    def _known(self, wanted: Mapping[str, int]) -> None:
+        for key in wanted:
+            if key not in self._budgets:
+                raise UsageError(f"unknown budget {key!r}; create it with ensure_budget")
+
+    def reserve(self, items: Sequence[tuple[str, int]]) -> bool:
+        """Reserve every ``(key, amount)`` or none.
+
+        Returns:
+            ``False`` (and nothing reserved) when any budget would exceed its limit.
+
+        Raises:
+            UsageError: for an unknown budget or a malformed item.
+        """
+        wanted = check_items(items)
+        with self._lock:
+            self._known(wanted)
+            for key, amount in wanted.items():
+                if self._budgets[key].remaining < amount:
+                    return False
+            for key, amount in wanted.items():
+                b = self._budgets[key]
+                self._budgets[key] = attrs.evolve(b, reserved=b.reserved + amount)
+        return True
+
+    def release(self, items: Sequence[tuple[str, int]]) -> None:
+        """Give reserved amounts back.
+
+        Raises:
+            UsageError: for an unknown budget or more than is reserved.
+        """
+        self._move(items, settle=False)
+
+    def settle(self, items: Sequence[tuple[str, int]]) -> None:
+        """Turn reserved amounts into spent.
+
+        Raises:
+            UsageError: for an unknown budget or more than is reserved.
+        """
+        self._move(items, settle=True)
+
+    def _move(self, items: Sequence[tuple[str, int]], *, settle: bool) -> None:
+        wanted = check_items(items)
+        with self._lock:
+            self._known(wanted)
+            for key, amount in wanted.items():
+                if self._budgets[key].reserved < amount:
+                    raise UsageError(
+                        f"budget {key!r}: cannot {'settle' if settle else 'release'} {amount}, "
+                        f"only {self._budgets[key].reserved} reserved"
+                    )
+            for key, amount in wanted.items():
+                b = self._budgets[key]
+                self._budgets[key] = attrs.evolve(
+                    b, reserved=b.reserved - amount, spent=b.spent + (amount if settle else 0)
+                )
+
+    def budget(self, key: str) -> BudgetState | None:
+        """The budget row, or ``None``."""
+        with self._lock:
+            return self._budgets.get(key)
+
+    # ------------------------------------------------------------------ payouts
+
+    def record_intent(self, intent: PayoutIntent) -> PayoutIntent:
+        """Insert the intent unless its bill number exists; return the stored one.
+
+        Raises:
+            UsageError: for an invalid intent.
+        """
+        check_intent(intent)
+        with self._lock:
+            return self._intents.setdefault(intent.bill_no, intent)
+
+    def update_intent(
+        self, bill_no: str, *, status: str, now: dt.datetime, detail: str | None = None
+    ) -> None:
+        """Change an intent's status (and detail, when given).
+
+        Raises:
+            LedgerError: for an unknown bill number.
+            UsageError: for an unknown status or a naive ``now``.
+        """
+        st = check_payout_status(status)
+        when = check_now(now)
+        with self._lock:
+            old = self._intents.get(bill_no)
+            if old is None:
+                raise LedgerError(f"unknown payout intent {bill_no!r}")
+            self._intents[bill_no] = attrs.evolve(
+                old,
+                status=st,
+                updated_at=when,
+                detail=detail if detail is not None else old.detail,
+            )
+
+    def intents(
+        self, *, rule_id: str | None = None, status: str | None = None
+    ) -> list[PayoutIntent]:
+        """Intents (optionally of one rule / status), by bill number."""
+        with self._lock:
+            found = [self._intents[k] for k in sorted(self._intents)]
+        return [
+            i
+            for i in found
+            if (rule_id is None or i.rule_id == rule_id) and (status is None or i.status == status)
+        ]
