@@ -471,6 +471,14 @@ class Claim:
         )
 
 
+def _to_events(value: Iterable[Event]) -> tuple[Event, ...]:
+    return tuple(value)
+
+
+def _to_ids(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(value)
+
+
 def _nonneg(instance: Any, attribute: Any, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise UsageError(f"ClaimState.{attribute.name} must be a non-negative int, got {value!r}")
@@ -498,9 +506,9 @@ class ClaimState:
             business key (a hash collision), so the next derivation differs.
     """
 
-    events: tuple[Event, ...] = attrs.field(default=(), converter=tuple)
-    purchases: tuple[Event, ...] = attrs.field(default=(), converter=tuple)
-    phone_owner_ids: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    events: tuple[Event, ...] = attrs.field(default=(), converter=_to_events)
+    purchases: tuple[Event, ...] = attrs.field(default=(), converter=_to_events)
+    phone_owner_ids: frozenset[str] = attrs.field(default=frozenset(), converter=_to_ids)
     member_claims: int = attrs.field(default=0, validator=_nonneg)
     member_attempts: int = attrs.field(default=0, validator=_nonneg)
     phone_claims: int = attrs.field(default=0, validator=_nonneg)

@@ -1,0 +1,641 @@
+"""Claim and pay red packets without ever paying twice or overspending; reconcile.
+
+The use case, end to end (:meth:`RedPacketService.claim`):
+
+1. **Resume** an unfinished payout of the same rule and member instead of starting a new one
+   (a user pressing "claim" again after a timeout gets the same bill, never a second one).
+2. **Decide** (pure, :func:`membermkt.core.redpackets.decide`) from a snapshot: eligibility,
+   purchase proof, limits, amount, bill number derived from the business key.
+3. **Reserve** every budget row of the grant in one all-or-nothing conditional update
+   (money: total, daily; counts: per member, phone, order, packets, platform per-user
+   limits). Concurrent claims on PostgreSQL / MySQL can never push a row past its limit.
+4. **Write the payout intent** (insert-if-absent by bill number) before any money moves.
+5. **Pay** through the :class:`~membermkt.payouts.base.PayoutGateway`. Success settles the
+   reservation; a definitive failure releases it; an ambiguous answer (timeout,
+   ``SYSTEMERROR``, ``PROCESSING``, 5xx, unverifiable response) leads to *query, then retry
+   with the same bill number* — never a new one. A reservation is released only when the
+   platform says the bill failed or does not exist.
+6. **Record** ``redpacket_claim`` / ``redpacket_paid`` events for analysis.
+
+:meth:`RedPacketService.reconcile` compares intents with the platform's records, resolves
+what is still open and reports every mismatch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from membermkt.core.events import Event
+from membermkt.core.identity import Identity, IdentityKind
+from membermkt.core.members import Member
+from membermkt.core.ports import (
+    BudgetStore,
+    Clock,
+    EventLog,
+    MemberStore,
+    PayoutIntent,
+    PayoutLedger,
+)
+from membermkt.core.redpackets import (
+    Claim,
+    ClaimState,
+    Deny,
+    DenyReason,
+    Grant,
+    RedPacketRule,
+    budget_keys,
+    claim_event,
+    decide,
+    paid_event,
+)
+from membermkt.errors import ConfigError, UsageError
+from membermkt.payouts.base import PayoutGateway, PayoutRequest, PayoutResult, PayoutStatus
+
+__all__ = [
+    "ClaimOutcome",
+    "Mismatch",
+    "ReconciliationReport",
+    "RedPacketService",
+    "RedPacketStore",
+]
+
+OPEN_STATUSES = frozenset({"reserved", "paying", "unknown"})
+"""Intent statuses whose money is still reserved and whose outcome is not final."""
+
+_MAX_COLLISIONS = 5
+
+
+@runtime_checkable
+class RedPacketStore(MemberStore, EventLog, BudgetStore, PayoutLedger, Protocol):
+    """What the red-packet service needs from storage (``InMemoryStore``, ``SqlStore``)."""
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ClaimOutcome:
+    """What happened to a claim.
+
+    Attributes:
+        status: ``"paid"`` (money sent), ``"pending"`` (accepted by the platform, not final:
+            waiting for the user or processing; the reservation is held), ``"unknown"`` (no
+            definite answer after the retries; the reservation is held and
+            :meth:`RedPacketService.resume` / reconciliation finishes it), ``"failed"``
+            (definitively not paid; reservation released) or ``"denied"``.
+        reason: for ``denied`` a :class:`~membermkt.core.redpackets.DenyReason`; for
+            failures the platform's code.
+        bill_no / amount_fen: the payout, when there is one.
+        resumed: ``True`` when the claim continued an earlier unfinished payout.
+        result: the last platform answer, if any.
+    """
+
+    status: str
+    reason: str | None = None
+    bill_no: str | None = None
+    amount_fen: int | None = None
+    resumed: bool = False
+    result: PayoutResult | None = None
+
+    @property
+    def paid(self) -> bool:
+        return self.status == "paid"
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Mismatch:
+    """One disagreement between our payout ledger and the platform.
+
+    Attributes:
+        bill_no: the bill.
+        kind: ``"paid_not_found"`` (we say paid, the platform has no bill),
+            ``"paid_but_failed"``, ``"failed_but_paid"`` (the platform paid a bill we
+            released: the budget under-counts), ``"refunded"`` (an unopened red packet went
+            back), ``"amount"`` (amounts differ), ``"unresolved"`` (still no definite
+            answer), ``"orphan"`` (the platform knows a bill we have no intent for).
+        ours / theirs: our intent status and the platform's state.
+        detail: a human-readable explanation.
+    """
+
+    bill_no: str
+    kind: str
+    ours: str | None
+    theirs: str | None
+    detail: str = ""
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ReconciliationReport:
+    """The result of :meth:`RedPacketService.reconcile`.
+
+    Attributes:
+        rule_id: the rule.
+        checked: intents compared.
+        matched: intents whose status agrees with the platform.
+        resolved: open intents finished by this run (bill → new status).
+        mismatches: every :class:`Mismatch`.
+        budget_used_fen: reserved + spent on the rule's total budget row.
+        intents_fen: money of the rule's live intents (open + paid).
+    """
+
+    rule_id: str
+    checked: int
+    matched: int
+    resolved: tuple[tuple[str, str], ...]
+    mismatches: tuple[Mismatch, ...]
+    budget_used_fen: int
+    intents_fen: int
+
+    @property
+    def ok(self) -> bool:
+        """No mismatch and the budget row agrees with the intents."""
+        return not self.mismatches and self.budget_used_fen == self.intents_fen
+
+
+_ROLE_REASON = {
+    "total": DenyReason.BUDGET_EXHAUSTED,
+    "day": DenyReason.DAILY_BUDGET_EXHAUSTED,
+    "packets": DenyReason.PACKETS_EXHAUSTED,
+    "member": DenyReason.MEMBER_LIMIT,
+    "phone": DenyReason.PHONE_LIMIT,
+    "order": DenyReason.ORDER_LIMIT,
+    "user_day_count": DenyReason.PLATFORM_USER_LIMIT,
+    "user_day_fen": DenyReason.PLATFORM_USER_LIMIT,
+}
+
+
+class RedPacketService:
+    """Claims → decisions → atomic reservations → payout intents → payments → records.
+
+    Args:
+        store: a :class:`RedPacketStore` (members, events, budgets, payout intents).
+        gateway: the :class:`~membermkt.payouts.base.PayoutGateway` paying the rule's product.
+        clock: where ``now`` comes from.
+        rng: draws random amounts (seed it for reproducible runs).
+        phone_key: the key used for phone digests (as in ``Identity.phone``).
+        max_attempts: payment attempts per bill in one call (each ambiguous answer is
+            followed by a query; only ``NOT_FOUND`` or another ambiguous answer leads to a
+            retry with the same bill number).
+        retry_interval: seconds to wait before retrying one bill (the v2 doc asks ≥ 1 s).
+        sleep: the sleeping function (inject a no-op in tests).
+        record_events: append ``redpacket_claim`` / ``redpacket_paid`` events to the store.
+        stale_after: a repeated claim takes over an open payout only when it has not been
+            updated for this long (its worker is presumed gone); :meth:`resume`,
+            :meth:`resume_open` and :meth:`reconcile` are for when no worker is running.
+
+    Raises:
+        ConfigError: when the gateway is not a payout gateway.
+    """
+
+    def __init__(
+        self,
+        store: RedPacketStore,
+        gateway: PayoutGateway,
+        *,
+        clock: Clock,
+        rng: random.Random | None = None,
+        phone_key: str = "",
+        max_attempts: int = 3,
+        retry_interval: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+        record_events: bool = True,
+        stale_after: dt.timedelta = dt.timedelta(minutes=2),
+    ) -> None:
+        if not isinstance(gateway, PayoutGateway):
+            raise ConfigError(f"gateway must be a PayoutGateway, got {gateway!r}")
+        if max_attempts < 1:
+            raise UsageError(f"max_attempts must be >= 1, got {max_attempts}")
+        self.store = store
+        self.gateway = gateway
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.phone_key = phone_key
+        self.max_attempts = max_attempts
+        self.retry_interval = retry_interval
+        self.sleep = sleep
+        self.record_events = record_events
+        self.stale_after = stale_after
+
+    def __repr__(self) -> str:
+        return f"<RedPacketService gateway={self.gateway.product} max_attempts={self.max_attempts}>"
+
+    # ------------------------------------------------------------------ claim
+
+    def claim(self, rule: RedPacketRule, claim: Claim) -> ClaimOutcome:
+        """Handle one claim end to end (see the module docstring).
+
+        Raises:
+            ConfigError: when the rule pays through another product than the gateway.
+            StoreError: when storage fails (nothing is paid without a written intent).
+        """
+        if rule.product.name != self.gateway.product:
+            raise ConfigError(
+                f"rule {rule.id!r} pays through {rule.product.name}, the gateway is "
+                f"{self.gateway.product}"
+            )
+        mine = [i for i in self.store.intents(rule_id=rule.id) if i.member_id == claim.member_id]
+        for intent in mine:
+            if intent.status in OPEN_STATUSES:
+                return self._continue(intent)
+
+        salt = 0
+        while True:
+            now = self.clock.now()
+            state = self._state(rule, claim, now, mine, salt)
+            member = self.store.get_member(claim.member_id) or Member(claim.member_id)
+            decision = decide(rule, member, claim, state, now, self.rng)
+            if isinstance(decision, Deny):
+                return ClaimOutcome(status="denied", reason=decision.reason.value)
+            denied = self._reserve(rule, claim, decision, now)
+            if denied is not None:
+                return ClaimOutcome(status="denied", reason=denied.value)
+            token = f"owner:{uuid.uuid4().hex}"
+            intent = PayoutIntent(
+                bill_no=decision.bill_no,
+                rule_id=rule.id,
+                member_id=claim.member_id,
+                address=claim.address,
+                amount_fen=decision.amount_fen,
+                status="reserved",
+                reservations=decision.items,
+                detail=token,
+                created_at=now,
+                updated_at=now,
+            )
+            stored = self.store.record_intent(intent)
+            if stored.detail == token:
+                break
+            # Someone else owns this bill number: give our reservation back first.
+            self.store.release(decision.items)
+            if stored.rule_id == rule.id and stored.member_id == claim.member_id:
+                # The same business key claimed concurrently: one payout, driven by its owner.
+                return self._continue(stored)
+            salt += 1  # a hash collision with another key (v2's 10 digits): derive again
+            if salt > _MAX_COLLISIONS:
+                raise UsageError(f"rule {rule.id!r}: bill numbers keep colliding; check mch_id")
+
+        if self.record_events:
+            self.store.append_events([claim_event(rule, claim, decision, now)])
+        return self._pay(stored, first=True)
+
+    def _state(
+        self,
+        rule: RedPacketRule,
+        claim: Claim,
+        now: dt.datetime,
+        mine: Sequence[PayoutIntent],
+        salt: int,
+    ) -> ClaimState:
+        keys = budget_keys(
+            rule,
+            as_of=now,
+            member_id=claim.member_id,
+            phone_digest=claim.phone_digest,
+            order_id=claim.order_id,
+            address=claim.address,
+        )
+
+        def used(role: str) -> int:
+            key = keys.get(role)
+            row = self.store.budget(key) if key is not None else None
+            return row.reserved + row.spent if row is not None else 0
+
+        events: list[Event] = []
+        purchases: list[Event] = []
+        owners: set[str] = set()
+        if rule.eligibility is not None or rule.require_purchase:
+            events = self.store.events_for(claim.member_id)
+            purchases = [e for e in events if e.type == "purchase"]
+        if rule.require_purchase and claim.phone_digest is not None:
+            owner = self.store.resolve(Identity(IdentityKind.PHONE, claim.phone_digest))
+            if owner is not None:
+                owners.add(owner)
+                if owner != claim.member_id:
+                    purchases.extend(self.store.events_for(owner, types=["purchase"]))
+        granted_count = used("packets")
+        if rule.max_packets is None:
+            granted_count = sum(
+                1 for i in self.store.intents(rule_id=rule.id) if i.status != "failed"
+            )
+        return ClaimState(
+            events=tuple(events),
+            purchases=tuple(purchases),
+            phone_owner_ids=frozenset(owners),
+            member_claims=used("member"),
+            member_attempts=len(mine),
+            phone_claims=used("phone"),
+            order_claims=used("order"),
+            granted_count=granted_count,
+            granted_fen=used("total"),
+            day_granted_fen=used("day"),
+            user_day_count=used("user_day_count"),
+            user_day_fen=used("user_day_fen"),
+            bill_salt=salt,
+        )
+
+    def _reserve(
+        self, rule: RedPacketRule, claim: Claim, grant: Grant, now: dt.datetime
+    ) -> DenyReason | None:
+        for r in grant.reservations:
+            self.store.ensure_budget(r.key, limit=r.limit)
+        if self.store.reserve(grant.items):
+            return None
+        roles = {
+            v: k
+            for k, v in budget_keys(
+                rule,
+                as_of=now,
+                member_id=claim.member_id,
+                phone_digest=claim.phone_digest,
+                order_id=grant.order_id,
+                address=claim.address,
+            ).items()
+        }
+        for r in grant.reservations:
+            row = self.store.budget(r.key)
+            if row is not None and row.remaining < r.amount:
+                return _ROLE_REASON.get(roles.get(r.key, "total"), DenyReason.BUDGET_EXHAUSTED)
+        return DenyReason.BUDGET_EXHAUSTED  # a concurrent release raced the diagnosis
+
+    # ------------------------------------------------------------------ paying
+
+    def _request(self, intent: PayoutIntent) -> PayoutRequest:
+        return PayoutRequest(
+            bill_no=intent.bill_no, openid=intent.address, amount_fen=intent.amount_fen
+        )
+
+    def _pay(self, intent: PayoutIntent, *, first: bool) -> ClaimOutcome:
+        """Pay ``intent`` (status reserved / paying / unknown with NOT_FOUND confirmed)."""
+        self.store.update_intent(intent.bill_no, status="paying", now=self.clock.now())
+        ambiguous = not first
+        last: PayoutResult | None = None
+        for attempt in range(self.max_attempts):
+            if attempt:
+                self.sleep(self.retry_interval)
+            result = self.gateway.pay(self._request(intent))
+            last = result
+            if result.status is PayoutStatus.FAILED and ambiguous:
+                # An earlier attempt may have paid: confirm before giving money back.
+                result = self.gateway.query(intent.bill_no)
+                last = result
+                if result.status is PayoutStatus.NOT_FOUND:
+                    return self._finish(intent, last, failed_reason=last.state)
+            if result.status is PayoutStatus.UNKNOWN:
+                ambiguous = True
+                result = self.gateway.query(intent.bill_no)
+                last = result
+                if result.status in (PayoutStatus.NOT_FOUND, PayoutStatus.UNKNOWN):
+                    continue  # the same bill number again; the platform pays it at most once
+            if result.status is PayoutStatus.PENDING:
+                polled = self.gateway.query(intent.bill_no)
+                if polled.status.definitive:
+                    result = last = polled
+            return self._finish(intent, result)
+        self.store.update_intent(
+            intent.bill_no,
+            status="unknown",
+            now=self.clock.now(),
+            detail=_detail(last),
+        )
+        return ClaimOutcome(
+            status="unknown",
+            reason=last.state if last else None,
+            bill_no=intent.bill_no,
+            amount_fen=intent.amount_fen,
+            result=last,
+        )
+
+    def _finish(
+        self, intent: PayoutIntent, result: PayoutResult, *, failed_reason: str | None = None
+    ) -> ClaimOutcome:
+        now = self.clock.now()
+        status = result.status
+        if status in (PayoutStatus.SUCCESS, PayoutStatus.REFUNDED):
+            self.store.settle(intent.reservations)
+            self.store.update_intent(intent.bill_no, status="paid", now=now, detail=_detail(result))
+            if self.record_events:
+                self.store.append_events(
+                    [
+                        paid_event(
+                            rule_id=intent.rule_id,
+                            member_id=intent.member_id,
+                            bill_no=intent.bill_no,
+                            amount_fen=intent.amount_fen,
+                            at=now,
+                            platform_id=result.platform_id,
+                        )
+                    ]
+                )
+            return ClaimOutcome(
+                status="paid", bill_no=intent.bill_no, amount_fen=intent.amount_fen, result=result
+            )
+        if status in (PayoutStatus.FAILED, PayoutStatus.NOT_FOUND):
+            self.store.release(intent.reservations)
+            self.store.update_intent(
+                intent.bill_no, status="failed", now=now, detail=_detail(result)
+            )
+            return ClaimOutcome(
+                status="failed",
+                reason=failed_reason or result.state,
+                bill_no=intent.bill_no,
+                amount_fen=intent.amount_fen,
+                result=result,
+            )
+        label = "pending" if status is PayoutStatus.PENDING else "unknown"
+        self.store.update_intent(
+            intent.bill_no,
+            status="paying" if label == "pending" else "unknown",
+            now=now,
+            detail=_detail(result),
+        )
+        return ClaimOutcome(
+            status=label,
+            reason=result.state,
+            bill_no=intent.bill_no,
+            amount_fen=intent.amount_fen,
+            result=result,
+        )
+
+    def _continue(self, intent: PayoutIntent) -> ClaimOutcome:
+        """A repeated claim meets an open payout: drive it only when its worker looks gone
+        (no update for ``stale_after``); otherwise report it in progress and leave it to its
+        owner, so two workers never settle or release the same reservation."""
+        touched = intent.updated_at or intent.created_at
+        if touched is None or self.clock.now() - touched >= self.stale_after:
+            return attrs.evolve(self._resume(intent), resumed=True)
+        return ClaimOutcome(
+            status="pending",
+            reason="in_progress",
+            bill_no=intent.bill_no,
+            amount_fen=intent.amount_fen,
+            resumed=True,
+        )
+
+    def _resume(self, intent: PayoutIntent) -> ClaimOutcome:
+        if intent.status == "paid":
+            return ClaimOutcome(status="paid", bill_no=intent.bill_no, amount_fen=intent.amount_fen)
+        if intent.status == "failed":
+            return ClaimOutcome(
+                status="failed", bill_no=intent.bill_no, amount_fen=intent.amount_fen
+            )
+        if intent.status == "reserved":
+            # Written but possibly never sent (a crash before paying): paying is safe, the
+            # bill number makes it idempotent either way.
+            return self._pay(intent, first=False)
+        result = self.gateway.query(intent.bill_no)
+        if result.status is PayoutStatus.NOT_FOUND:
+            return self._pay(intent, first=False)
+        return self._finish(intent, result)
+
+    def resume(self, bill_no: str) -> ClaimOutcome:
+        """Drive an unfinished payout (reserved / paying / unknown) towards an end: query,
+        then pay again with the same bill number only if the platform has no such bill.
+
+        Raises:
+            UsageError: for an unknown bill number.
+        """
+        return self._resume(self._intent(bill_no))
+
+    def resume_open(self, rule_id: str) -> list[ClaimOutcome]:
+        """:meth:`resume` every open intent of a rule (after a crash or a timeout storm)."""
+        return [
+            self._resume(i)
+            for i in self.store.intents(rule_id=rule_id)
+            if i.status in OPEN_STATUSES
+        ]
+
+    def apply_result(self, result: PayoutResult) -> ClaimOutcome:
+        """Apply a platform notification (e.g. a v3 callback parsed by the gateway) to its
+        intent. Idempotent: a final intent is left as it is.
+
+        Raises:
+            UsageError: for an unknown bill number.
+        """
+        intent = self._intent(result.bill_no)
+        if intent.status not in OPEN_STATUSES:
+            return self._resume(intent)
+        return self._finish(intent, result)
+
+    def _intent(self, bill_no: str) -> PayoutIntent:
+        for i in self.store.intents():
+            if i.bill_no == bill_no:
+                return i
+        raise UsageError(f"no payout intent with bill number {bill_no!r}")
+
+    # ------------------------------------------------------------------ reconciliation
+
+    def reconcile(
+        self,
+        rule: RedPacketRule,
+        *,
+        resolve: bool = True,
+        platform_bills: Iterable[str] | None = None,
+    ) -> ReconciliationReport:
+        """Compare the rule's intents with the platform's records.
+
+        Every intent is queried. Open intents are finished when the platform has a definite
+        answer (``resolve=True``; ``NOT_FOUND`` on an open intent releases its reservation:
+        the payment never arrived and the member may claim again). Final intents that
+        disagree with the platform are reported, never silently changed.
+        ``platform_bills`` (e.g. from a downloaded statement) adds an orphan check.
+        """
+        checked = matched = 0
+        resolved: list[tuple[str, str]] = []
+        mismatches: list[Mismatch] = []
+        intents = self.store.intents(rule_id=rule.id)
+        for intent in intents:
+            checked += 1
+            result = self.gateway.query(intent.bill_no)
+            theirs = result.state or result.status.value
+            if intent.status in OPEN_STATUSES:
+                if resolve and (
+                    result.status.definitive or result.status is PayoutStatus.NOT_FOUND
+                ):
+                    outcome = self._finish(intent, result)
+                    resolved.append((intent.bill_no, outcome.status))
+                else:
+                    mismatches.append(
+                        Mismatch(
+                            bill_no=intent.bill_no,
+                            kind="unresolved",
+                            ours=intent.status,
+                            theirs=theirs,
+                            detail="no definite platform answer yet; run again later",
+                        )
+                    )
+                continue
+            kind = _compare(intent, result)
+            if kind is None:
+                matched += 1
+            else:
+                mismatches.append(
+                    Mismatch(
+                        bill_no=intent.bill_no,
+                        kind=kind,
+                        ours=intent.status,
+                        theirs=theirs,
+                        detail=result.reason or "",
+                    )
+                )
+        if platform_bills is not None:
+            ours = {i.bill_no for i in intents}
+            mismatches.extend(
+                Mismatch(
+                    bill_no=bill,
+                    kind="orphan",
+                    ours=None,
+                    theirs="present",
+                    detail="the platform knows a bill with no payout intent here",
+                )
+                for bill in sorted(set(platform_bills) - ours)
+            )
+        row = self.store.budget(f"rp:{rule.id}:total")
+        live = [i for i in self.store.intents(rule_id=rule.id) if i.status != "failed"]
+        return ReconciliationReport(
+            rule_id=rule.id,
+            checked=checked,
+            matched=matched,
+            resolved=tuple(resolved),
+            mismatches=tuple(mismatches),
+            budget_used_fen=(row.reserved + row.spent) if row is not None else 0,
+            intents_fen=sum(i.amount_fen for i in live),
+        )
+
+
+def _compare(intent: PayoutIntent, result: PayoutResult) -> str | None:
+    status = result.status
+    if intent.status == "paid":
+        if status is PayoutStatus.SUCCESS:
+            if result.amount_fen is not None and result.amount_fen != intent.amount_fen:
+                return "amount"
+            return None
+        if status is PayoutStatus.REFUNDED:
+            return "refunded"
+        if status is PayoutStatus.NOT_FOUND:
+            return "paid_not_found"
+        if status is PayoutStatus.FAILED:
+            return "paid_but_failed"
+        return "unresolved"
+    # intent failed
+    if status in (PayoutStatus.FAILED, PayoutStatus.NOT_FOUND):
+        return None
+    if status in (PayoutStatus.SUCCESS, PayoutStatus.PENDING, PayoutStatus.REFUNDED):
+        return "failed_but_paid"
+    return "unresolved"
+
+
+def _detail(result: PayoutResult | None) -> str | None:
+    if result is None:
+        return None
+    parts = [result.status.value]
+    if result.state:
+        parts.append(result.state)
+    if result.platform_id:
+        parts.append(f"platform_id={result.platform_id}")
+    if result.reason and result.status is not PayoutStatus.SUCCESS:
+        parts.append(result.reason[:200])
+    return " ".join(parts)
