@@ -10,6 +10,19 @@ every segment (property-tested).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from membermkt.stores.memory import InMemoryStore
 
-__all__ = ["InMemoryStore"]
+if TYPE_CHECKING:
+    from membermkt.stores.sql.store import SqlStore
+
+__all__ = ["InMemoryStore", "SqlStore"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SqlStore":
+        from membermkt.stores.sql.store import SqlStore
+
+        return SqlStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

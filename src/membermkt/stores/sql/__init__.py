@@ -1,0 +1,7 @@
+"""SQL stores on SQLAlchemy Core: SQLite, PostgreSQL, MySQL/MariaDB."""
+
+from __future__ import annotations
+
+from membermkt.stores.sql.store import SqlStore
+
+__all__ = ["SqlStore"]

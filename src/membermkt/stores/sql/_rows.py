@@ -1,0 +1,390 @@
+"""Conversions between core values and SQL rows (not public API)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from membermkt.core._frozen import Scalar
+from membermkt.core.delivery import Delivery, DeliveryRecord, DeliveryStatus
+from membermkt.core.events import Event, event_state
+from membermkt.core.identity import Identity
+from membermkt.core.members import Consent, Member, MemberState, Profile, PurchaseStats
+from membermkt.core.ports import PayoutIntent
+from membermkt.core.segments import member_hash
+from membermkt.errors import UsageError
+from membermkt.stores.sql.compile import from_epoch_us, to_epoch_us
+from membermkt.stores.sql.schema import ATTR_TEXT_LEN, ID_LEN, TEXT_LEN, TOKEN_LEN
+
+__all__ = [
+    "PROFILE_COLS",
+    "STATE_COLS",
+    "attribute_rows",
+    "delivery_record",
+    "delivery_row",
+    "dumps",
+    "event_from_row",
+    "event_row",
+    "fold_events",
+    "intent_from_row",
+    "intent_row",
+    "member_from_rows",
+    "member_row",
+    "state_from_row",
+    "state_row",
+]
+
+PROFILE_COLS = ("gender", "city", "province", "country", "birthday", "income_band", "tier")
+STATE_COLS = (
+    "subscribed",
+    "sub_at",
+    "sub_tb",
+    "followed_at",
+    "source",
+    "source_at",
+    "source_tb",
+    "last_active_at",
+    "orders_count",
+    "orders_total_fen",
+    "first_order_at",
+    "last_order_at",
+    "categories",
+    "wecom_contact",
+    "contact_at",
+    "contact_tb",
+)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text (keys sorted, non-ASCII kept)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _us(v: dt.datetime | None) -> int | None:
+    return None if v is None else to_epoch_us(v)
+
+
+def _dt(v: int | None) -> dt.datetime | None:
+    return None if v is None else from_epoch_us(int(v))
+
+
+def check_text(owner: str, value: str | None, limit: int = TEXT_LEN) -> None:
+    """Refuse text longer than the column holds.
+
+    Raises:
+        UsageError: naming ``owner``.
+    """
+    if value is not None and len(value) > limit:
+        raise UsageError(f"{owner} is too long for the SQL store ({len(value)} > {limit} chars)")
+
+
+def state_row(s: MemberState) -> dict[str, Any]:
+    """The state columns of a member row."""
+    p = s.purchases
+    return {
+        "subscribed": s.subscribed,
+        "sub_at": _us(s.subscription_version[0]) if s.subscription_version else None,
+        "sub_tb": s.subscription_version[1] if s.subscription_version else None,
+        "followed_at": _us(s.followed_at),
+        "source": s.source,
+        "source_at": _us(s.source_version[0]) if s.source_version else None,
+        "source_tb": s.source_version[1] if s.source_version else None,
+        "last_active_at": _us(s.last_active_at),
+        "orders_count": p.count,
+        "orders_total_fen": p.total_fen,
+        "first_order_at": _us(p.first_at),
+        "last_order_at": _us(p.last_at),
+        "categories": dumps(sorted(p.categories)) if p.categories else None,
+        "wecom_contact": s.wecom_contact,
+        "contact_at": _us(s.contact_version[0]) if s.contact_version else None,
+        "contact_tb": s.contact_version[1] if s.contact_version else None,
+    }
+
+
+def _bool(v: Any) -> bool | None:
+    return None if v is None else bool(v)
+
+
+def state_from_row(r: Mapping[Any, Any]) -> MemberState:
+    """The :class:`MemberState` held by a member row."""
+
+    def version(at: str, tb: str) -> tuple[dt.datetime, str] | None:
+        if r[at] is None:
+            return None
+        when = _dt(r[at])
+        assert when is not None
+        return (when, r[tb] or "")
+
+    return MemberState(
+        subscribed=_bool(r["subscribed"]),
+        subscription_version=version("sub_at", "sub_tb"),
+        followed_at=_dt(r["followed_at"]),
+        source=r["source"],
+        source_version=version("source_at", "source_tb"),
+        last_active_at=_dt(r["last_active_at"]),
+        purchases=PurchaseStats(
+            count=int(r["orders_count"]),
+            total_fen=int(r["orders_total_fen"]),
+            first_at=_dt(r["first_order_at"]),
+            last_at=_dt(r["last_order_at"]),
+            categories=frozenset(json.loads(r["categories"])) if r["categories"] else (),
+        ),
+        wecom_contact=_bool(r["wecom_contact"]),
+        contact_version=version("contact_at", "contact_tb"),
+    )
+
+
+def member_row(m: Member, state: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The member row of ``m`` (``state``: stored state columns to keep instead).
+
+    Raises:
+        UsageError: for text too long for its column.
+    """
+    p = m.profile
+    for name in ("city", "province", "country", "income_band", "tier"):
+        check_text(f"member {m.id!r} profile.{name}", getattr(p, name))
+    if m.state.source is not None:
+        check_text(f"member {m.id!r} state.source", m.state.source)
+    row: dict[str, Any] = {
+        "id": m.id,
+        "member_hash": member_hash(m.id),
+        "gender": p.gender,
+        "city": p.city,
+        "province": p.province,
+        "country": p.country,
+        "birthday": p.birthday.toordinal() if p.birthday is not None else None,
+        "income_band": p.income_band,
+        "tier": p.tier,
+        "marketing": m.consent.marketing,
+        "opted_out": dumps(sorted(m.consent.opted_out_channels))
+        if m.consent.opted_out_channels
+        else None,
+    }
+    row.update(state if state is not None else state_row(m.state))
+    return row
+
+
+def new_member_row(member_id: str) -> dict[str, Any]:
+    """The row of a member first seen through an event."""
+    return member_row(Member(member_id))
+
+
+def attribute_rows(m: Member) -> list[dict[str, Any]]:
+    """The attribute-table rows of ``m``.
+
+    Raises:
+        UsageError: for a name or text too long, or an int beyond 64 bits.
+    """
+    out = []
+    for name, v in m.attributes.items():
+        check_text(f"member {m.id!r} attribute name", name, 64)
+        row: dict[str, Any] = {"member_id": m.id, "name": name, "s": None, "i": None, "n": None}
+        if isinstance(v, bool):
+            row.update(kind="b", i=int(v))
+        elif isinstance(v, int):
+            if not -(2**63) <= v < 2**63:
+                raise UsageError(f"member {m.id!r} attribute {name!r}: int out of the 64-bit range")
+            row.update(kind="i", i=v, n=float(v))
+        elif isinstance(v, float):
+            row.update(kind="f", n=v)
+        else:
+            check_text(f"member {m.id!r} attribute {name!r}", v, ATTR_TEXT_LEN)
+            row.update(kind="s", s=v)
+        out.append(row)
+    return out
+
+
+def _attr_value(r: Mapping[Any, Any]) -> Scalar:
+    kind = r["kind"]
+    if kind == "b":
+        return bool(r["i"])
+    if kind == "i":
+        return int(r["i"])
+    if kind == "f":
+        return float(r["n"])
+    return str(r["s"])
+
+
+def identity_rows(m: Member) -> list[dict[str, Any]]:
+    """The identity rows of ``m``.
+
+    Raises:
+        UsageError: for an identity token too long.
+    """
+    out = []
+    for i in m.identities:
+        check_text(f"member {m.id!r} identity", i.token, TOKEN_LEN)
+        out.append({"token": i.token, "member_id": m.id})
+    return out
+
+
+def tag_rows(m: Member) -> list[dict[str, Any]]:
+    """The tag rows of ``m``.
+
+    Raises:
+        UsageError: for a tag name too long.
+    """
+    for t in m.tags:
+        check_text(f"member {m.id!r} tag", t)
+    return [{"member_id": m.id, "tag": t} for t in sorted(m.tags)]
+
+
+def member_from_rows(
+    r: Mapping[Any, Any],
+    tags: Iterable[str],
+    attributes: Iterable[Mapping[str, Any]],
+    tokens: Iterable[str],
+) -> Member:
+    """Rebuild a :class:`Member` from its row and its tag, attribute and identity rows."""
+    birthday = r["birthday"]
+    return Member(
+        r["id"],
+        Profile(
+            gender=r["gender"],
+            city=r["city"],
+            province=r["province"],
+            country=r["country"],
+            birthday=dt.date.fromordinal(int(birthday)) if birthday is not None else None,
+            income_band=r["income_band"],
+            tier=r["tier"],
+        ),
+        frozenset(tags),
+        {a["name"]: _attr_value(a) for a in attributes},
+        [Identity.from_token(t) for t in tokens],
+        state=state_from_row(r),
+        consent=Consent(
+            marketing=bool(r["marketing"]),
+            opted_out_channels=json.loads(r["opted_out"]) if r["opted_out"] else (),
+        ),
+    )
+
+
+def event_row(e: Event) -> dict[str, Any]:
+    """The events-table row of ``e`` (without ``seq``).
+
+    Raises:
+        UsageError: for a member id too long.
+    """
+    if len(e.member_id) > ID_LEN:
+        raise UsageError(f"event member_id is too long ({len(e.member_id)} > {ID_LEN} chars)")
+    return {
+        "key": e.key,
+        "member_id": e.member_id,
+        "type": e.type,
+        "at": to_epoch_us(e.at),
+        "props": dumps(e.properties.to_dict()) if e.properties else "{}",
+    }
+
+
+def event_from_row(r: Mapping[Any, Any]) -> Event:
+    """Rebuild an :class:`Event` from its row."""
+    props = r["props"]
+    return Event(
+        r["member_id"],
+        r["type"],
+        from_epoch_us(int(r["at"])),
+        json.loads(props) if isinstance(props, str) else props,
+        key=r["key"],
+    )
+
+
+def fold_events(events: Iterable[Event]) -> MemberState:
+    """The combined state contribution of ``events`` (any order)."""
+    state = MemberState()
+    for e in events:
+        state = state.combine(event_state(e))
+    return state
+
+
+def delivery_row(d: Delivery, now: dt.datetime) -> dict[str, Any]:
+    """The ledger row of a newly planned delivery.
+
+    Raises:
+        UsageError: for a payload that is not JSON-able or text too long.
+    """
+    for name in ("key", "campaign_id", "channel", "variant"):
+        check_text(f"Delivery.{name}", getattr(d, name))
+    check_text("Delivery.member_id", d.member_id, ID_LEN)
+    check_text("Delivery.address", d.address, TOKEN_LEN)
+    try:
+        payload = dumps(d.payload.to_dict())
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"delivery {d.key!r}: payload is not JSON-serialisable: {exc}") from exc
+    return {
+        "key": d.key,
+        "campaign_id": d.campaign_id,
+        "member_id": d.member_id,
+        "channel": d.channel,
+        "address": d.address,
+        "variant": d.variant,
+        "payload": payload,
+        "status": DeliveryStatus.PLANNED.value,
+        "attempts": 0,
+        "reason": None,
+        "platform_id": None,
+        "updated_at": to_epoch_us(now),
+        "worker": None,
+    }
+
+
+def delivery_record(r: Mapping[Any, Any]) -> DeliveryRecord:
+    """Rebuild a :class:`DeliveryRecord` from its row."""
+    return DeliveryRecord(
+        delivery=Delivery(
+            key=r["key"],
+            campaign_id=r["campaign_id"],
+            member_id=r["member_id"],
+            channel=r["channel"],
+            address=r["address"],
+            variant=r["variant"],
+            payload=json.loads(r["payload"]),
+        ),
+        status=DeliveryStatus(r["status"]),
+        attempts=int(r["attempts"]),
+        reason=r["reason"],
+        platform_id=r["platform_id"],
+        updated_at=_dt(r["updated_at"]),
+        worker=r["worker"],
+    )
+
+
+def intent_row(i: PayoutIntent) -> dict[str, Any]:
+    """The payout row of ``i``.
+
+    Raises:
+        UsageError: for text too long.
+    """
+    for name in ("bill_no", "rule_id"):
+        check_text(f"PayoutIntent.{name}", getattr(i, name))
+    check_text("PayoutIntent.member_id", i.member_id, ID_LEN)
+    check_text("PayoutIntent.address", i.address, TOKEN_LEN)
+    return {
+        "bill_no": i.bill_no,
+        "rule_id": i.rule_id,
+        "member_id": i.member_id,
+        "address": i.address,
+        "amount_fen": i.amount_fen,
+        "status": i.status,
+        "reservations": dumps([list(x) for x in i.reservations]),
+        "detail": i.detail,
+        "created_at": _us(i.created_at),
+        "updated_at": _us(i.updated_at),
+    }
+
+
+def intent_from_row(r: Mapping[Any, Any]) -> PayoutIntent:
+    """Rebuild a :class:`PayoutIntent` from its row."""
+    return PayoutIntent(
+        bill_no=r["bill_no"],
+        rule_id=r["rule_id"],
+        member_id=r["member_id"],
+        address=r["address"],
+        amount_fen=int(r["amount_fen"]),
+        status=r["status"],
+        reservations=tuple((str(k), int(a)) for k, a in json.loads(r["reservations"])),
+        detail=r["detail"],
+        created_at=_dt(r["created_at"]),
+        updated_at=_dt(r["updated_at"]),
+    )

@@ -1,0 +1,419 @@
+"""Compile a segment into a SQLAlchemy Core boolean expression over a store's tables.
+
+The database evaluates the segment: no member is loaded into Python. Every leaf compiles
+to an expression that is **never NULL** (a present-value guard, ``EXISTS``, or a ``COUNT``),
+so :class:`~membermkt.core.segments.Not` compiles to plain ``NOT`` and keeps the two-valued
+rule: a comparison on a missing value is false and its negation true.
+
+* attribute comparisons on built-in fields → ``col IS NOT NULL AND col <op> :v``; ``age`` is
+  rewritten with :func:`~membermkt.core.segments.expand_age` into birthday comparisons;
+  times are bound as UTC epoch microseconds (``as_of`` is a parameter, never ``now()``);
+* custom attributes → ``EXISTS`` over the attribute table, matching the value's type class
+  (``"3"`` is not ``3``; ``True`` is not ``1``);
+* tags → ``EXISTS`` over the tag table;
+* ``did`` → a correlated ``EXISTS`` / ``COUNT(*)`` over the events table in the window
+  ``(as_of - within, as_of]``, event properties matched per dialect on the JSON text;
+* ``sample`` → ``((a * member_hash + b) % p) % 10000 < threshold`` on the stored hash.
+
+:class:`SqlCompiler` holds the portable visits; :class:`SqliteCompiler`,
+:class:`PostgresCompiler` and :class:`MySqlCompiler` override only what differs (string
+matching and JSON property access). :func:`compiler_for` picks one for a dialect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from membermkt.core.compiler import Compiler
+from membermkt.core.segments import (
+    BUCKETS,
+    FIELD_TYPES,
+    HASH_PRIME,
+    And,
+    Cmp,
+    Const,
+    Did,
+    FieldType,
+    Not,
+    Or,
+    RelTime,
+    Sample,
+    Segment,
+    Tags,
+    _type_class,
+    expand_age,
+    salt_coefficients,
+)
+from membermkt.errors import SegmentError
+from membermkt.stores.sql.schema import Tables
+
+__all__ = [
+    "MySqlCompiler",
+    "PostgresCompiler",
+    "SqlCompiler",
+    "SqliteCompiler",
+    "compile_segment",
+    "compiler_for",
+    "to_epoch_us",
+]
+
+Expr = ColumnElement[bool]
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_US = dt.timedelta(microseconds=1)
+
+
+def to_epoch_us(when: dt.datetime) -> int:
+    """An aware datetime as integer microseconds since the Unix epoch (UTC)."""
+    return (when - EPOCH) // _US
+
+
+def from_epoch_us(us: int) -> dt.datetime:
+    """The UTC datetime of ``us`` microseconds since the Unix epoch."""
+    return EPOCH + dt.timedelta(microseconds=us)
+
+
+_STR_FIELDS = {
+    "gender": "gender",
+    "city": "city",
+    "province": "province",
+    "country": "country",
+    "income_band": "income_band",
+    "tier": "tier",
+    "source": "source",
+}
+_TIME_FIELDS = {
+    "followed_at": "followed_at",
+    "last_active_at": "last_active_at",
+    "first_order_at": "first_order_at",
+    "last_order_at": "last_order_at",
+}
+_NOT_NULL = frozenset({"orders_count", "orders_total_fen"})
+_COLUMNS = {
+    **_STR_FIELDS,
+    **_TIME_FIELDS,
+    "birthday": "birthday",
+    "subscribed": "subscribed",
+    "wecom_contact": "wecom_contact",
+    "orders_count": "orders_count",
+    "orders_total_fen": "orders_total_fen",
+}
+assert set(_COLUMNS) | {"age"} == set(FIELD_TYPES)
+
+_BINARY: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": lambda c, v: c == v,
+    "ne": lambda c, v: c != v,
+    "lt": lambda c, v: c < v,
+    "le": lambda c, v: c <= v,
+    "gt": lambda c, v: c > v,
+    "ge": lambda c, v: c >= v,
+}
+
+
+def _bind(value: Any, type_: Any) -> Any:
+    return sa.literal(value, type_)
+
+
+class SqlCompiler(Compiler[Expr]):
+    """Segment → SQLAlchemy boolean expression over ``tables.members`` (portable part).
+
+    Args:
+        tables: the store's tables.
+        as_of: the evaluation time (timezone-aware).
+    """
+
+    backends: ClassVar[tuple[str, ...]] = ("sql",)
+
+    def __init__(self, tables: Tables, as_of: dt.datetime) -> None:
+        if not isinstance(as_of, dt.datetime) or as_of.utcoffset() is None:
+            raise SegmentError(f"as_of must be a timezone-aware datetime, got {as_of!r}")
+        self.t = tables
+        self.m = tables.members
+        self.as_of = as_of.astimezone(dt.UTC)
+        self.as_of_date = as_of.date()
+        self.as_of_us = to_epoch_us(self.as_of)
+
+    # -- combinators ---------------------------------------------------------
+
+    def visit_const(self, node: Const, path: str) -> Expr:
+        return sa.true() if node.value else sa.false()
+
+    def visit_and(self, node: And, path: str) -> Expr:
+        return sa.and_(
+            *(self.process(p, self.child_path(path, i)) for i, p in enumerate(node.parts))
+        )
+
+    def visit_or(self, node: Or, path: str) -> Expr:
+        return sa.or_(
+            *(self.process(p, self.child_path(path, i)) for i, p in enumerate(node.parts))
+        )
+
+    def visit_not(self, node: Not, path: str) -> Expr:
+        # every leaf is never NULL, so NOT is the complement
+        return sa.not_(self.process(node.part, self.child_path(path)))
+
+    # -- string matching (overridden per dialect) ----------------------------
+
+    def contains(self, col: Any, text: str) -> Expr:
+        """``text in col`` (case-sensitive; ``col`` is not NULL)."""
+        out: Expr = col.contains(text, autoescape=True)
+        return out
+
+    def startswith(self, col: Any, text: str) -> Expr:
+        """``col.startswith(text)`` (case-sensitive; ``col`` is not NULL)."""
+        out: Expr = col.startswith(text, autoescape=True)
+        return out
+
+    # -- attribute comparisons -----------------------------------------------
+
+    def _value(self, name: str, v: Any) -> Any:
+        if isinstance(v, RelTime):
+            v = v.resolve(self.as_of)
+        if name in _TIME_FIELDS:
+            return to_epoch_us(v)
+        if name == "birthday":
+            return v.toordinal()
+        return v
+
+    def visit_cmp(self, node: Cmp, path: str) -> Expr:
+        if node.field == "age":
+            return self.process(expand_age(node, self.as_of_date), path)
+        if FIELD_TYPES.get(node.field, FieldType.CUSTOM) is FieldType.CUSTOM:
+            return self._custom(node, path)
+        col = self.m.c[_COLUMNS[node.field]]
+        op = node.op
+        values = [self._value(node.field, v) for v in node.values]
+        present: Expr = sa.true() if node.field in _NOT_NULL else col.is_not(None)
+        if op == "exists":
+            return present
+        return sa.and_(present, self._compare(col, op, values, path))
+
+    def _compare(self, col: Any, op: str, values: Sequence[Any], path: str) -> Expr:
+        """``col <op> values`` for a non-NULL ``col`` and values of its type class."""
+        if op in _BINARY:
+            out: Expr = _BINARY[op](col, values[0])
+            return out
+        if op == "in":
+            return col.in_(list(values))  # type: ignore[no-any-return]
+        if op == "not_in":
+            return col.not_in(list(values))  # type: ignore[no-any-return]
+        if op == "between":
+            return sa.and_(col >= values[0], col <= values[1])
+        if op == "contains":
+            return self.contains(col, values[0])
+        if op == "startswith":
+            return self.startswith(col, values[0])
+        raise SegmentError(f"unknown comparison {op!r}", path)
+
+    def _custom(self, node: Cmp, path: str) -> Expr:
+        a = self.t.attrs
+        base = [a.c.member_id == self.m.c.id, a.c.name == node.field]
+        op = node.op
+        if op == "exists":
+            return self._exists(a, base)
+        if op in ("in", "not_in"):
+            by_class: dict[str, list[Any]] = {}
+            for v in node.values:
+                by_class.setdefault(_type_class(v), []).append(v)
+            hit = sa.or_(*(self._class_cmp(cls, "in", vs, path) for cls, vs in by_class.items()))
+            if op == "in":
+                return self._exists(a, [*base, hit])
+            kinds = sorted({k for cls in by_class for k in _KINDS[cls]})
+            return self._exists(a, [*base, a.c.kind.in_(kinds), sa.not_(hit)])
+        cls = _type_class(node.values[0])
+        if op in ("contains", "startswith") and cls != "str":
+            return sa.false()
+        return self._exists(a, [*base, self._class_cmp(cls, op, list(node.values), path)])
+
+    def _class_cmp(self, cls: str, op: str, values: Sequence[Any], path: str) -> Expr:
+        """A comparison on attribute rows of one value type class (never NULL for rows of
+        that class; FALSE for rows of another class)."""
+        a = self.t.attrs
+        if cls == "str":
+            return sa.and_(a.c.kind == "s", self._compare(a.c.s, op, values, path))
+        if cls == "bool":
+            ints = [int(bool(v)) for v in values]
+            return sa.and_(a.c.kind == "b", self._compare(a.c.i, op, ints, path))
+        if cls == "number":
+            return sa.or_(
+                sa.and_(a.c.kind == "i", self._compare(a.c.i, op, values, path)),
+                sa.and_(a.c.kind == "f", self._compare(a.c.n, op, values, path)),
+            )
+        raise SegmentError(f"custom attributes cannot be compared with {values!r}", path)
+
+    @staticmethod
+    def _exists(table: sa.Table, where: Sequence[Any]) -> Expr:
+        return sa.exists().where(*where)
+
+    # -- tags ----------------------------------------------------------------
+
+    def visit_tags(self, node: Tags, path: str) -> Expr:
+        t = self.t.tags
+        if node.mode == "any":
+            cond = t.c.tag == node.names[0] if len(node.names) == 1 else t.c.tag.in_(node.names)
+            return self._exists(t, [t.c.member_id == self.m.c.id, cond])
+        return sa.and_(
+            *(self._exists(t, [t.c.member_id == self.m.c.id, t.c.tag == n]) for n in node.names)
+        )
+
+    # -- behaviour -----------------------------------------------------------
+
+    def property_equals(self, props: Any, name: str, value: str | int | float | bool) -> Expr:
+        """The JSON-text event property ``name`` equals ``value`` within its type class
+        (dialect-specific; never NULL)."""
+        raise SegmentError(f"{type(self).__name__} cannot match event properties")
+
+    def visit_did(self, node: Did, path: str) -> Expr:
+        e = self.t.events
+        lo_n, hi_n = node.at_least, node.at_most
+        if hi_n is None and lo_n == 0:
+            return sa.true()
+        if hi_n is not None and hi_n < lo_n:
+            return sa.false()
+        where: list[Any] = [
+            e.c.member_id == self.m.c.id,
+            e.c.type == node.event,
+            e.c.at <= self.as_of_us,
+        ]
+        if node.within is not None:
+            where.append(e.c.at > self.as_of_us - node.within * 1_000_000)
+        for name, value in node.where:
+            where.append(self.property_equals(e.c.props, name, value))
+        if hi_n is None and lo_n == 1:
+            return sa.exists().where(*where)
+        n = sa.select(sa.func.count()).select_from(e).where(*where).scalar_subquery()
+        conds = []
+        if lo_n > 0:
+            conds.append(n >= lo_n)
+        if hi_n is not None:
+            conds.append(n <= hi_n)
+        return sa.and_(*conds)
+
+    # -- sampling ------------------------------------------------------------
+
+    def visit_sample(self, node: Sample, path: str) -> Expr:
+        threshold = node.threshold
+        if threshold <= 0:
+            return sa.false()
+        if threshold >= BUCKETS:
+            return sa.true()
+        a, b = salt_coefficients(node.salt)
+        h = self.m.c.member_hash
+        bucket = ((_bind(a, sa.BigInteger) * h + _bind(b, sa.BigInteger)) % HASH_PRIME) % BUCKETS
+        return bucket < threshold  # type: ignore[no-any-return]
+
+
+_KINDS: dict[str, tuple[str, ...]] = {"str": ("s",), "number": ("i", "f"), "bool": ("b",)}
+
+
+def _json_path(name: str) -> str:
+    # names match [A-Za-z_][A-Za-z0-9_.-]* (validated by Did), so quoting is safe
+    return f'$."{name}"'
+
+
+class SqliteCompiler(SqlCompiler):
+    """SQLite: ``LIKE`` is case-insensitive there, so use ``instr``/``substr``; JSON1."""
+
+    backends: ClassVar[tuple[str, ...]] = ("sql.sqlite", "sql")
+
+    def contains(self, col: Any, text: str) -> Expr:
+        return sa.func.instr(col, sa.literal(text, sa.String)) > 0
+
+    def startswith(self, col: Any, text: str) -> Expr:
+        if not text:
+            return sa.true()
+        return sa.func.substr(col, 1, len(text)) == sa.literal(text, sa.String)
+
+    def property_equals(self, props: Any, name: str, value: str | int | float | bool) -> Expr:
+        path = _json_path(name)
+        jtype = sa.func.json_type(props, path)
+        if isinstance(value, bool):
+            return jtype == ("true" if value else "false")
+        got = sa.func.json_extract(props, path)
+        if isinstance(value, str):
+            return sa.and_(jtype == "text", got == sa.literal(value, sa.String))
+        return sa.and_(jtype.in_(["integer", "real"]), got == value)
+
+
+class PostgresCompiler(SqlCompiler):
+    """PostgreSQL: JSONB containment for event properties (numbers compare as numbers,
+    ``true`` is not ``1``); columns use the ``"C"`` collation so ``LIKE`` is exact."""
+
+    backends: ClassVar[tuple[str, ...]] = ("sql.postgresql", "sql")
+
+    def property_equals(self, props: Any, name: str, value: str | int | float | bool) -> Expr:
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        frag = sa.cast(sa.literal(json.dumps({name: value}), sa.Text), JSONB)
+        return sa.cast(props, JSONB).op("@>")(frag)
+
+
+class MySqlCompiler(SqlCompiler):
+    """MySQL / MariaDB: binary no-pad collations make ``LIKE`` exact; event properties via
+    ``JSON_TYPE``/``JSON_EXTRACT`` with byte-wise string comparison."""
+
+    backends: ClassVar[tuple[str, ...]] = ("sql.mysql", "sql")
+
+    def property_equals(self, props: Any, name: str, value: str | int | float | bool) -> Expr:
+        path = _json_path(name)
+        raw = sa.func.json_extract(props, path)
+        jtype = sa.func.json_type(raw)
+        present = raw.is_not(None)
+        if isinstance(value, bool):
+            return sa.and_(
+                present,
+                jtype == "BOOLEAN",
+                sa.func.json_unquote(raw) == ("true" if value else "false"),
+            )
+        if isinstance(value, str):
+            text = sa.func.json_unquote(raw)
+            return sa.and_(
+                present,
+                jtype == "STRING",
+                sa.cast(text, sa.LargeBinary)
+                == sa.cast(sa.literal(value, sa.String), sa.LargeBinary),
+            )
+        return sa.and_(
+            present,
+            jtype.in_(["INTEGER", "DOUBLE", "UNSIGNED INTEGER", "DECIMAL"]),
+            sa.func.json_unquote(raw).op("+")(0) == value,
+        )
+
+
+_BY_DIALECT: dict[str, type[SqlCompiler]] = {
+    "sqlite": SqliteCompiler,
+    "postgresql": PostgresCompiler,
+    "mysql": MySqlCompiler,
+    "mariadb": MySqlCompiler,
+}
+
+
+def compiler_for(dialect_name: str) -> type[SqlCompiler]:
+    """The compiler class for a SQLAlchemy dialect name.
+
+    Raises:
+        SegmentError: for a dialect membermkt does not support.
+    """
+    try:
+        return _BY_DIALECT[dialect_name]
+    except KeyError:
+        raise SegmentError(f"no segment compiler for SQL dialect {dialect_name!r}") from None
+
+
+def compile_segment(
+    segment: Segment, tables: Tables, as_of: dt.datetime, dialect_name: str
+) -> Expr:
+    """``segment`` as a boolean expression over ``tables.members`` for ``dialect_name``.
+
+    Raises:
+        SegmentError: for an invalid segment, a naive ``as_of`` or an unsupported dialect.
+    """
+    if not isinstance(segment, Segment):
+        raise SegmentError(f"expected a segment, got {type(segment).__name__}")
+    return compiler_for(dialect_name)(tables, as_of).process(segment)
