@@ -659,6 +659,7 @@ class PlanSummary:
         deliveries: variant → planned deliveries.
         skipped: variant (``"-"`` before assignment, ``"holdout"``) → reason → count.
         holdout_ids: the holdout members' ids, when collected (for lift).
+        as_of: the planning time, when known (start of the holdout's attribution window).
     """
 
     campaign_id: str
@@ -666,6 +667,7 @@ class PlanSummary:
     deliveries: Mapping[str, int]
     skipped: Mapping[str, Mapping[str, int]]
     holdout_ids: frozenset[str] = frozenset()
+    as_of: dt.datetime | None = None
 
     @property
     def total_deliveries(self) -> int:
@@ -683,8 +685,15 @@ class PlanTally:
     """A running count of plan items (feed it while streaming; O(1) memory unless holdout ids
     are kept)."""
 
-    def __init__(self, campaign_id: str, *, keep_holdout_ids: bool = False) -> None:
+    def __init__(
+        self,
+        campaign_id: str,
+        *,
+        keep_holdout_ids: bool = False,
+        as_of: dt.datetime | None = None,
+    ) -> None:
         self.campaign_id = campaign_id
+        self.as_of = as_of
         self.audience = 0
         self.deliveries: Counter[str] = Counter()
         self.skipped: dict[str, Counter[str]] = {}
@@ -716,14 +725,19 @@ class PlanTally:
             deliveries=dict(self.deliveries),
             skipped={k: dict(v) for k, v in self.skipped.items()},
             holdout_ids=frozenset(self._holdout),
+            as_of=self.as_of,
         )
 
 
 def summarize(
-    campaign_id: str, items: Iterable[PlanItem], *, keep_holdout_ids: bool = False
+    campaign_id: str,
+    items: Iterable[PlanItem],
+    *,
+    keep_holdout_ids: bool = False,
+    as_of: dt.datetime | None = None,
 ) -> PlanSummary:
     """Consume a plan stream and count it."""
-    tally = PlanTally(campaign_id, keep_holdout_ids=keep_holdout_ids)
+    tally = PlanTally(campaign_id, keep_holdout_ids=keep_holdout_ids, as_of=as_of)
     for item in items:
         tally.add(item)
     return tally.summary()
