@@ -368,8 +368,24 @@ class RedPacketService:
             bill_no=intent.bill_no, openid=intent.address, amount_fen=intent.amount_fen
         )
 
+    def _as_stored(self, bill_no: str) -> ClaimOutcome:
+        """The outcome as the ledger holds it (another worker is finishing or finished)."""
+        stored = self._intent(bill_no)
+        if stored.status in ("paid", "failed"):
+            status = stored.status
+        else:
+            status = "pending"
+        return ClaimOutcome(
+            status=status,
+            reason=None if status == "paid" else "finished_elsewhere",
+            bill_no=bill_no,
+            amount_fen=stored.amount_fen,
+        )
+
     def _pay(self, intent: PayoutIntent, *, first: bool) -> ClaimOutcome:
         """Pay ``intent`` (status reserved / paying / unknown with NOT_FOUND confirmed)."""
+        if not first and self._finalized(intent.bill_no):
+            return self._as_stored(intent.bill_no)
         self.store.update_intent(intent.bill_no, status="paying", now=self.clock.now())
         ambiguous = not first
         last: PayoutResult | None = None
@@ -409,11 +425,45 @@ class RedPacketService:
             result=last,
         )
 
+    def _take_final(self, bill_no: str) -> bool:
+        """Win the right to settle or release ``bill_no``'s reservation, once, across threads
+        and processes: a one-unit budget row reserved with the store's atomic conditional
+        update serves as a compare-and-set."""
+        key = f"rp:final:{bill_no}"
+        self.store.ensure_budget(key, limit=1)
+        return self.store.reserve([(key, 1)])
+
+    def _finalized(self, bill_no: str) -> bool:
+        row = self.store.budget(f"rp:final:{bill_no}")
+        return row is not None and row.reserved + row.spent > 0
+
     def _finish(
         self, intent: PayoutIntent, result: PayoutResult, *, failed_reason: str | None = None
     ) -> ClaimOutcome:
         now = self.clock.now()
         status = result.status
+        final = status in (
+            PayoutStatus.SUCCESS,
+            PayoutStatus.REFUNDED,
+            PayoutStatus.FAILED,
+            PayoutStatus.NOT_FOUND,
+        )
+        if final and not self._take_final(intent.bill_no):
+            # Another worker finished this bill (and moved the money rows); only make sure
+            # the intent shows the final status.
+            paid = status in (PayoutStatus.SUCCESS, PayoutStatus.REFUNDED)
+            self.store.update_intent(
+                intent.bill_no, status="paid" if paid else "failed", now=now, detail=_detail(result)
+            )
+            return ClaimOutcome(
+                status="paid" if paid else "failed",
+                reason=None if paid else (failed_reason or result.state),
+                bill_no=intent.bill_no,
+                amount_fen=intent.amount_fen,
+                result=result,
+            )
+        if not final and self._finalized(intent.bill_no):
+            return self._as_stored(intent.bill_no)
         if status in (PayoutStatus.SUCCESS, PayoutStatus.REFUNDED):
             self.store.settle(intent.reservations)
             self.store.update_intent(intent.bill_no, status="paid", now=now, detail=_detail(result))
