@@ -1,0 +1,408 @@
+"""Official-account channels (the ``Channel`` port): ``wechat.mass``, ``wechat.template``,
+``wechat.custom`` — sync and async.
+
+* ``wechat.mass`` — mass send by openid list. Deliveries of a batch with the same payload go
+  out as one ``mass/send`` with a ``clientmsgid`` derived from their delivery keys, so
+  re-sending the same batch is de-duplicated by the platform (45065 → sent, with the first
+  ``msg_id``). A payload group of ONE delivery cannot use ``mass/send`` (40130); by default
+  it falls back to a customer-service message (``single="custom"``: it reaches the member
+  only inside the 48-hour window, otherwise it is a permanent 45015 failure, and an
+  ambiguous failure of that fallback is reported ``unknown`` because custom sends have no
+  idempotency key), or fails permanently (``single="fail"``).
+* ``wechat.template`` / ``wechat.custom`` — one call per delivery, no idempotency key: an
+  ambiguous transport failure is reported ``unknown``, never retried blindly.
+
+Per-delivery outcomes come from the errcode table (:mod:`membermkt.wire.errcodes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeAlias
+
+import attrs
+
+from membermkt.channels.wechat.api import messaging
+from membermkt.channels.wechat.api._call import ApiCall
+from membermkt.channels.wechat.client import AsyncOfficialAccount, OfficialAccount
+from membermkt.channels.wechat.flows import chunks
+from membermkt.core.delivery import ChannelCapabilities, Delivery, SendOutcome, SendResult
+from membermkt.errors import (
+    PlatformError,
+    QuotaExceeded,
+    RateLimitError,
+    TransportError,
+    UsageError,
+)
+from membermkt.wire.errcodes import outcome_for
+
+__all__ = [
+    "AsyncWeChatCustomChannel",
+    "AsyncWeChatMassChannel",
+    "AsyncWeChatTemplateChannel",
+    "WeChatCustomChannel",
+    "WeChatMassChannel",
+    "WeChatTemplateChannel",
+    "classify_error",
+]
+
+MASS_RULES = (
+    "mass: each follower receives at most 4 mass messages per calendar month",
+    "mass/send: 2..10,000 openids per call; 100 calls/day, 60/minute",
+    "clientmsgid de-duplicates the same batch for 24 hours (45065)",
+)
+WINDOW_RULES = (
+    "custom: only inside the window opened by the follower's last interaction "
+    "(message: 48 h; click/follow/scan: 1 min; 45015 outside, 45047 quota used)",
+)
+TEMPLATE_RULES = ("template: the receiver must follow (43004); blocked users refuse (48002)",)
+
+
+def classify_error(key: str, exc: BaseException, *, idempotent: bool) -> SendResult:
+    """The :class:`SendResult` for a delivery whose call raised ``exc``.
+
+    Transport failures are retryable when nothing can have reached the platform or the call
+    carries an idempotency key, ``unknown`` otherwise; platform errors follow the errcode
+    table; a client-side budget refusal is retryable after its window.
+    """
+    if isinstance(exc, TransportError):
+        if idempotent or not exc.ambiguous:
+            return SendResult(key=key, outcome=SendOutcome.RETRYABLE, reason="transport")
+        return SendResult(key=key, outcome=SendOutcome.UNKNOWN, reason="transport:ambiguous")
+    if isinstance(exc, PlatformError):
+        code = exc.errcode
+        outcome = (
+            outcome_for(code)
+            if isinstance(code, int)
+            else (SendOutcome.RETRYABLE if exc.retryable else SendOutcome.PERMANENT)
+        )
+        retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
+        return SendResult(
+            key=key, outcome=outcome, reason=f"errcode:{code}", retry_after=retry_after
+        )
+    if isinstance(exc, QuotaExceeded):
+        return SendResult(
+            key=key,
+            outcome=SendOutcome.RETRYABLE,
+            reason=f"quota:{exc.quota}",
+            retry_after=getattr(exc, "retry_after", None),
+        )
+    if isinstance(exc, UsageError):
+        return SendResult(key=key, outcome=SendOutcome.PERMANENT, reason=f"invalid:{exc}")
+    raise exc
+
+
+def _check_channel(batch: Sequence[Delivery], name: str) -> None:
+    for d in batch:
+        if d.channel != name:
+            raise UsageError(f"delivery {d.key!r} is for channel {d.channel!r}, not {name!r}")
+
+
+@attrs.frozen(slots=True)
+class _Group:
+    """Deliveries sharing a payload: one platform call (or a fallback for a single one)."""
+
+    payload: Mapping[str, Any]
+    deliveries: tuple[Delivery, ...]
+    duplicates: tuple[Delivery, ...]
+
+
+def _mass_groups(batch: Sequence[Delivery], max_size: int) -> list[_Group]:
+    by_payload: dict[Any, list[Delivery]] = {}
+    for d in batch:
+        by_payload.setdefault(d.payload, []).append(d)
+    groups: list[_Group] = []
+    for payload, ds in by_payload.items():
+        seen: dict[str, Delivery] = {}
+        dups: list[Delivery] = []
+        for d in ds:
+            if d.address in seen:
+                dups.append(d)
+            else:
+                seen[d.address] = d
+        for part in chunks(list(seen.values()), max_size):
+            groups.append(_Group(payload, tuple(part), tuple(dups)))
+            dups = []
+    return groups
+
+
+def _mass_call(group: _Group) -> ApiCall[messaging.MassSend]:
+    cid = messaging.clientmsgid_for(d.key for d in group.deliveries)
+    openids = [d.address for d in group.deliveries]
+    return messaging.send_mass(openids, group.payload, clientmsgid=cid)
+
+
+def _sent(group: _Group, msg_id: str) -> list[SendResult]:
+    out = [
+        SendResult(key=d.key, outcome=SendOutcome.SENT, platform_id=msg_id)
+        for d in group.deliveries
+    ]
+    out += [
+        SendResult(key=d.key, outcome=SendOutcome.PERMANENT, reason="duplicate_address")
+        for d in group.duplicates
+    ]
+    return out
+
+
+def _failed(group: _Group, exc: BaseException, *, idempotent: bool) -> list[SendResult]:
+    out = [classify_error(d.key, exc, idempotent=idempotent) for d in group.deliveries]
+    out += [
+        SendResult(key=d.key, outcome=SendOutcome.PERMANENT, reason="duplicate_address")
+        for d in group.duplicates
+    ]
+    return out
+
+
+def _ordered(batch: Sequence[Delivery], results: list[SendResult]) -> list[SendResult]:
+    by_key = {r.key: r for r in results}
+    return [by_key[d.key] for d in batch]
+
+
+def _template_call(d: Delivery) -> ApiCall[str]:
+    p = d.payload
+    tid, data = p.get("template_id"), p.get("data")
+    if not isinstance(tid, str) or not isinstance(data, Mapping):
+        raise UsageError("template payload needs 'template_id' (str) and 'data' (mapping)")
+    return messaging.send_template(
+        d.address, tid, data, url=p.get("url"), miniprogram=p.get("miniprogram")
+    )
+
+
+def _custom_call(d: Delivery) -> ApiCall[None]:
+    return messaging.send_custom(d.address, d.payload, kf_account=d.payload.get("kf_account"))
+
+
+_Builder: TypeAlias = Callable[[Delivery], ApiCall[Any]]
+
+
+def _capabilities(client: OfficialAccount | AsyncOfficialAccount, kind: str) -> ChannelCapabilities:
+    if kind == "mass":
+        return ChannelCapabilities(
+            max_batch_size=messaging.MASS_OPENIDS_MAX,
+            min_batch_size=1,
+            idempotent=True,
+            rate_per_second=1.0,
+            address_namespace=client.appid,
+            rules=MASS_RULES,
+        )
+    return ChannelCapabilities(
+        max_batch_size=100,
+        idempotent=False,
+        rate_per_second=None,
+        address_namespace=client.appid,
+        rules=TEMPLATE_RULES if kind == "template" else WINDOW_RULES,
+    )
+
+
+class _SingleSender:
+    """One call per delivery (template, custom)."""
+
+    name = ""
+    _kind = ""
+
+    def __init__(self, client: OfficialAccount, *, name: str | None = None) -> None:
+        self.client = client
+        self.name = name or self.name
+        self.capabilities = _capabilities(client, self._kind)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.client.appid!r})"
+
+    def _build(self, d: Delivery) -> ApiCall[Any]:
+        return _template_call(d) if self._kind == "template" else _custom_call(d)
+
+    def send(self, batch: Sequence[Delivery]) -> Sequence[SendResult]:
+        """Send each delivery; one result per delivery, in order (never raises for a
+        per-delivery failure).
+
+        Raises:
+            UsageError: for a delivery addressed to another channel.
+        """
+        _check_channel(batch, self.name)
+        out: list[SendResult] = []
+        for d in batch:
+            try:
+                platform_id = self.client.call(self._build(d))
+            except (PlatformError, TransportError, QuotaExceeded, UsageError) as exc:
+                out.append(classify_error(d.key, exc, idempotent=False))
+                continue
+            out.append(
+                SendResult(
+                    key=d.key,
+                    outcome=SendOutcome.SENT,
+                    platform_id=platform_id if isinstance(platform_id, str) else None,
+                )
+            )
+        return out
+
+
+class WeChatTemplateChannel(_SingleSender):
+    """``wechat.template``: template messages (payload ``{"template_id", "data", "url"?,
+    "miniprogram"?}``)."""
+
+    name = "wechat.template"
+    _kind = "template"
+
+
+class WeChatCustomChannel(_SingleSender):
+    """``wechat.custom``: customer-service messages inside the 48-hour window (payload
+    ``{"msgtype": "text", "text": {"content": …}}``)."""
+
+    name = "wechat.custom"
+    _kind = "custom"
+
+
+class WeChatMassChannel:
+    """``wechat.mass``: mass send by openid list with a derived ``clientmsgid``.
+
+    Args:
+        client: the account's :class:`OfficialAccount`.
+        single: what to do with a payload group of one delivery: ``"custom"`` (default)
+            or ``"fail"`` (see the module docs).
+        name: the channel name.
+    """
+
+    def __init__(
+        self, client: OfficialAccount, *, single: str = "custom", name: str = "wechat.mass"
+    ) -> None:
+        if single not in ("custom", "fail"):
+            raise UsageError(f"single must be 'custom' or 'fail', got {single!r}")
+        self.client = client
+        self.single = single
+        self.name = name
+        self.capabilities = _capabilities(client, "mass")
+
+    def __repr__(self) -> str:
+        return f"WeChatMassChannel({self.client.appid!r}, single={self.single!r})"
+
+    def send(self, batch: Sequence[Delivery]) -> Sequence[SendResult]:
+        """Send a batch; one result per delivery, in order.
+
+        Raises:
+            UsageError: for a delivery addressed to another channel.
+        """
+        _check_channel(batch, self.name)
+        results: list[SendResult] = []
+        for group in _mass_groups(batch, self.capabilities.max_batch_size):
+            if len(group.deliveries) == 1:
+                results += self._single(group)
+                continue
+            try:
+                sent = self.client.call(_mass_call(group))
+            except (PlatformError, TransportError, QuotaExceeded, UsageError) as exc:
+                results += _failed(group, exc, idempotent=True)
+                continue
+            results += _sent(group, sent.msg_id)
+        return _ordered(batch, results)
+
+    def _single(self, group: _Group) -> list[SendResult]:
+        d = group.deliveries[0]
+        if self.single == "fail":
+            exc = PlatformError(40130, "mass/send needs two openids", "/cgi-bin/message/mass/send")
+            return _failed(group, exc, idempotent=True)
+        try:
+            self.client.call(_custom_call(d))
+        except (PlatformError, TransportError, QuotaExceeded, UsageError) as exc:
+            return _failed(group, exc, idempotent=False)
+        return _sent(group, "custom")
+
+
+class _AsyncSingleSender:
+    name = ""
+    _kind = ""
+
+    def __init__(self, client: AsyncOfficialAccount, *, name: str | None = None) -> None:
+        self.client = client
+        self.name = name or self.name
+        self.capabilities = _capabilities(client, self._kind)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.client.appid!r})"
+
+    def _build(self, d: Delivery) -> ApiCall[Any]:
+        return _template_call(d) if self._kind == "template" else _custom_call(d)
+
+    async def send(self, batch: Sequence[Delivery]) -> Sequence[SendResult]:
+        """See :meth:`WeChatTemplateChannel.send`.
+
+        Raises:
+            UsageError: for a delivery addressed to another channel.
+        """
+        _check_channel(batch, self.name)
+        out: list[SendResult] = []
+        for d in batch:
+            try:
+                platform_id = await self.client.call(self._build(d))
+            except (PlatformError, TransportError, QuotaExceeded, UsageError) as exc:
+                out.append(classify_error(d.key, exc, idempotent=False))
+                continue
+            out.append(
+                SendResult(
+                    key=d.key,
+                    outcome=SendOutcome.SENT,
+                    platform_id=platform_id if isinstance(platform_id, str) else None,
+                )
+            )
+        return out
+
+
+class AsyncWeChatTemplateChannel(_AsyncSingleSender):
+    """The async twin of :class:`WeChatTemplateChannel`."""
+
+    name = "wechat.template"
+    _kind = "template"
+
+
+class AsyncWeChatCustomChannel(_AsyncSingleSender):
+    """The async twin of :class:`WeChatCustomChannel`."""
+
+    name = "wechat.custom"
+    _kind = "custom"
+
+
+class AsyncWeChatMassChannel:
+    """The async twin of :class:`WeChatMassChannel`."""
+
+    def __init__(
+        self, client: AsyncOfficialAccount, *, single: str = "custom", name: str = "wechat.mass"
+    ) -> None:
+        if single not in ("custom", "fail"):
+            raise UsageError(f"single must be 'custom' or 'fail', got {single!r}")
+        self.client = client
+        self.single = single
+        self.name = name
+        self.capabilities = _capabilities(client, "mass")
+
+    def __repr__(self) -> str:
+        return f"AsyncWeChatMassChannel({self.client.appid!r}, single={self.single!r})"
+
+    async def send(self, batch: Sequence[Delivery]) -> Sequence[SendResult]:
+        """See :meth:`WeChatMassChannel.send`.
+
+        Raises:
+            UsageError: for a delivery addressed to another channel.
+        """
+        _check_channel(batch, self.name)
+        results: list[SendResult] = []
+        for group in _mass_groups(batch, self.capabilities.max_batch_size):
+            if len(group.deliveries) == 1:
+                results += await self._single(group)
+                continue
+            try:
+                sent = await self.client.call(_mass_call(group))
+            except (PlatformError, TransportError, QuotaExceeded, UsageError) as exc:
+                results += _failed(group, exc, idempotent=True)
+                continue
+            results += _sent(group, sent.msg_id)
+        return _ordered(batch, results)
+
+    async def _single(self, group: _Group) -> list[SendResult]:
+        d = group.deliveries[0]
+        if self.single == "fail":
+            exc = PlatformError(40130, "mass/send needs two openids", "/cgi-bin/message/mass/send")
+            return _failed(group, exc, idempotent=True)
+        try:
+            await self.client.call(_custom_call(d))
+        except (PlatformError, TransportError, QuotaExceeded, UsageError) as exc:
+            return _failed(group, exc, idempotent=False)
+        return _sent(group, "custom")

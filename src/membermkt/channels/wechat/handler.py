@@ -1,0 +1,370 @@
+"""The callback endpoint: verify, decrypt, parse, record, reply — framework-agnostic.
+
+:class:`CallbackHandler` has one method, ``handle(method, query, body) -> (status, headers,
+body)``; :mod:`membermkt.contrib.asgi` and :mod:`membermkt.contrib.wsgi` mount it in one
+line. For each push it:
+
+1. checks the signature (plaintext mode) or the ``msg_signature`` and decrypts (safe mode);
+2. parses the XML (:func:`~membermkt.channels.wechat.messages.parse_message`);
+3. turns it into core :class:`~membermkt.core.events.Event` values (:func:`events_for`) for
+   the follower's member — resolved through the store, created with
+   :func:`~membermkt.core.identity.member_id_for` when new — and appends them to the
+   ``EventLog``, de-duplicated by key (WeChat re-pushes when it gets no answer in 5 s);
+4. calls your ``on_message`` for a passive reply — once per push (not for re-pushes), with
+   a deadline so the answer always leaves within WeChat's 5 s; a late handler keeps running
+   in the background and the push is answered ``success``.
+
+Several official accounts can share one handler: give one :class:`Endpoint` per account;
+a push is routed by the ``appid`` argument (e.g. from the URL path) or, failing that, by
+whose token signs it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+import attrs
+
+from membermkt.channels.wechat import messages as m
+from membermkt.channels.wechat.crypto import MessageCrypto, sha1_signature
+from membermkt.channels.wechat.replies import SUCCESS, text_reply
+from membermkt.core.events import Event
+from membermkt.core.identity import Identity, member_id_for
+from membermkt.core.members import Member
+from membermkt.errors import ConfigError, DecryptError, MembermktError, SignatureError
+
+__all__ = [
+    "CallbackHandler",
+    "Endpoint",
+    "Incoming",
+    "event_key",
+    "events_for",
+]
+
+log = logging.getLogger(__name__)
+
+Response = tuple[int, list[tuple[str, str]], bytes]
+_TEXT = [("Content-Type", "text/plain; charset=utf-8")]
+_XML = [("Content-Type", "application/xml; charset=utf-8")]
+
+
+class _Store(Protocol):
+    def resolve(self, identity: Identity) -> str | None: ...
+
+    def upsert_members(self, members: Iterable[Member]) -> int: ...
+
+    def append_events(self, events: Iterable[Event]) -> int: ...
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Endpoint:
+    """The callback settings of one official account.
+
+    Attributes:
+        appid: the account's appid (the safe-mode receive id).
+        token: the server-settings Token.
+        encoding_aes_key: the EncodingAESKey (``None``: plaintext mode only).
+        scene_channels: QR scene → acquisition channel name; a follow or scan through a
+            mapped scene records the channel as ``source`` (unmapped: the scene itself).
+    """
+
+    appid: str
+    token: str = attrs.field(repr=False)
+    encoding_aes_key: str | None = attrs.field(default=None, repr=False)
+    scene_channels: Mapping[str, str] = attrs.field(factory=dict)
+
+    def crypto(self, max_body: int) -> MessageCrypto:
+        """The :class:`MessageCrypto` of this endpoint (a dummy key in plaintext mode)."""
+        key = self.encoding_aes_key or "A" * 43
+        return MessageCrypto(self.token, key, self.appid, max_body=max_body)
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Incoming:
+    """What ``on_message`` receives.
+
+    Attributes:
+        appid: the account.
+        message: the parsed push.
+        member_id: the follower's member.
+        events: the core events recorded for it.
+    """
+
+    appid: str
+    message: m.BaseMessage
+    member_id: str
+    events: tuple[Event, ...]
+
+    def reply_text(self, content: str) -> str:
+        """A passive text reply to this push."""
+        return text_reply(self.message, content, create_time=self.message.create_time)
+
+
+def event_key(appid: str, message: m.BaseMessage) -> str:
+    """The de-duplication key: ``wx:{appid}:{MsgId}`` for messages,
+    ``wx:{appid}:{FromUserName}:{CreateTime}:{Event}`` for events."""
+    if isinstance(message, m.BaseEvent):
+        return f"wx:{appid}:{message.openid}:{message.create_time}:{message.raw.get('Event', '')}"
+    mid = message.raw.get("MsgId")
+    if mid:
+        return f"wx:{appid}:{mid}"
+    return f"wx:{appid}:{message.openid}:{message.create_time}:{message.type}"
+
+
+def events_for(
+    message: m.BaseMessage,
+    *,
+    appid: str,
+    member_id: str,
+    scene_channels: Mapping[str, str] | None = None,
+) -> tuple[Event, ...]:
+    """The core events a push means for the follower (the behaviour trail).
+
+    ``follow`` (``source``, ``scene``, ``appid``), ``unfollow``, ``scan`` (``source``,
+    ``scene``), ``menu_click`` (``key``), ``view`` (``url``), ``message`` (``msgtype``),
+    ``location``. Job results and unknown kinds record nothing.
+    """
+    channels = scene_channels or {}
+    at = message.created_at
+    key = event_key(appid, message)
+    props: dict[str, Any]
+
+    def one(event_type: str, props: dict[str, Any]) -> tuple[Event, ...]:
+        clean = {k: v for k, v in props.items() if v is not None and v != ""}
+        return (Event(member_id, event_type, at, clean, key=key),)
+
+    if isinstance(message, m.SubscribeEvent):
+        props = {"appid": appid, "scene": message.scene}
+        if message.scene:
+            props["source"] = channels.get(message.scene, message.scene)
+        return one("follow", props)
+    if isinstance(message, m.UnsubscribeEvent):
+        return one("unfollow", {"appid": appid})
+    if isinstance(message, m.ScanEvent):
+        props = {"appid": appid, "scene": message.scene}
+        if message.scene:
+            props["source"] = channels.get(message.scene, message.scene)
+        return one("scan", props)
+    if isinstance(message, m.ClickEvent):
+        return one("menu_click", {"key": message.key or "", "appid": appid})
+    if isinstance(message, m.ViewEvent):
+        return one("view", {"url": message.url, "appid": appid})
+    if isinstance(message, m.LocationEvent):
+        return one(
+            "location",
+            {
+                "latitude": message.latitude,
+                "longitude": message.longitude,
+                "precision": message.precision,
+                "appid": appid,
+            },
+        )
+    if not isinstance(message, m.BaseEvent) and not isinstance(message, m.UnknownMessage):
+        return one("message", {"msgtype": message.type, "appid": appid})
+    if isinstance(message, m.UnknownMessage):
+        return one("message", {"msgtype": message.type or "unknown", "appid": appid})
+    return ()
+
+
+OnMessage = Callable[[Incoming], str | None]
+
+
+class CallbackHandler:
+    """The WeChat official-account callback endpoint (sync, framework-agnostic).
+
+    Args:
+        endpoints: one :class:`Endpoint` per account.
+        store: a ``MemberStore`` + ``EventLog`` (``InMemoryStore``, ``SqlStore``).
+        on_message: called once per new push; return passive-reply XML (see
+            :meth:`Incoming.reply_text`) or ``None``.
+        reply_timeout: seconds ``on_message`` may take before the push is answered
+            ``success`` without a reply (keep it under WeChat's 5 s).
+        max_body: the largest accepted body, in bytes.
+
+    Raises:
+        ConfigError: without endpoints, with two for one appid, or with a bad key.
+    """
+
+    def __init__(
+        self,
+        endpoints: Endpoint | Iterable[Endpoint],
+        *,
+        store: _Store,
+        on_message: OnMessage | None = None,
+        reply_timeout: float = 4.0,
+        max_body: int = 1 << 20,
+    ) -> None:
+        eps = [endpoints] if isinstance(endpoints, Endpoint) else list(endpoints)
+        if not eps:
+            raise ConfigError("CallbackHandler needs at least one Endpoint")
+        self.endpoints: dict[str, Endpoint] = {}
+        self._crypto: dict[str, MessageCrypto] = {}
+        for ep in eps:
+            if ep.appid in self.endpoints:
+                raise ConfigError(f"two endpoints for appid {ep.appid!r}")
+            self.endpoints[ep.appid] = ep
+            self._crypto[ep.appid] = ep.crypto(max_body)
+        self.store = store
+        self.on_message = on_message
+        self.reply_timeout = reply_timeout
+        self.max_body = max_body
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._recent: dict[str, None] = {}
+
+    def __repr__(self) -> str:
+        return f"CallbackHandler(appids={sorted(self.endpoints)})"
+
+    def close(self) -> None:
+        """Wait for background ``on_message`` calls and release their threads."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    # ------------------------------------------------------------------ routing
+
+    def _route(self, query: Mapping[str, str], appid: str | None) -> str:
+        if appid is not None:
+            if appid not in self.endpoints:
+                raise SignatureError(f"no callback endpoint for appid {appid!r}")
+            return appid
+        if len(self.endpoints) == 1:
+            return next(iter(self.endpoints))
+        ts, nonce = query.get("timestamp", ""), query.get("nonce", "")
+        sig = query.get("signature", "")
+        for aid, ep in self.endpoints.items():
+            if sig and sha1_signature(ep.token, ts, nonce) == sig:
+                return aid
+        raise SignatureError("no endpoint's token signs this push")
+
+    # ------------------------------------------------------------------ entry point
+
+    def handle(
+        self,
+        method: str,
+        query: Mapping[str, str],
+        body: bytes,
+        *,
+        appid: str | None = None,
+    ) -> Response:
+        """Answer one callback request.
+
+        Args:
+            method: ``"GET"`` (URL verification) or ``"POST"`` (a push).
+            query: the query parameters.
+            body: the raw body.
+            appid: the account, when the URL names it (several accounts on one handler).
+
+        Returns:
+            ``(status, headers, body)``: 200 with the echo / reply / ``success``; 403 for a
+            bad signature; 400 for an undecryptable or malformed push; 405 for other
+            methods; 500 when the store fails (WeChat then re-pushes).
+        """
+        try:
+            target = self._route(query, appid)
+            if method == "GET":
+                return self._verify(target, query)
+            if method != "POST":
+                return 405, _TEXT, b"method not allowed"
+            return self._push(target, query, body)
+        except SignatureError as exc:
+            log.warning("wechat callback refused: %s", exc)
+            return 403, _TEXT, b"invalid signature"
+        except DecryptError as exc:
+            log.warning("wechat callback undecodable: %s", exc)
+            return 400, _TEXT, b"bad request"
+        except MembermktError:
+            log.exception("wechat callback failed")
+            return 500, _TEXT, b"error"
+
+    def _verify(self, appid: str, query: Mapping[str, str]) -> Response:
+        crypto = self._crypto[appid]
+        ts, nonce = query.get("timestamp", ""), query.get("nonce", "")
+        echostr = query.get("echostr", "")
+        if "signature" in query:
+            crypto.check_signature(query["signature"], ts, nonce)
+            return 200, _TEXT, echostr.encode("utf-8")
+        if "msg_signature" in query and self.endpoints[appid].encoding_aes_key:
+            return (
+                200,
+                _TEXT,
+                crypto.verify_url(query["msg_signature"], ts, nonce, echostr).encode(),
+            )
+        raise SignatureError("URL verification without a signature")
+
+    def _push(self, appid: str, query: Mapping[str, str], body: bytes) -> Response:
+        ep, crypto = self.endpoints[appid], self._crypto[appid]
+        ts, nonce = query.get("timestamp", ""), query.get("nonce", "")
+        encrypted = query.get("encrypt_type") == "aes"
+        if len(body) > self.max_body:
+            raise DecryptError(f"callback body is {len(body)} bytes, over {self.max_body}")
+        if encrypted:
+            if not ep.encoding_aes_key:
+                raise DecryptError(f"{appid}: encrypted push but no EncodingAESKey configured")
+            xml = crypto.decrypt_bytes(body, query.get("msg_signature", ""), ts, nonce)
+        else:
+            crypto.check_signature(query.get("signature", ""), ts, nonce)
+            xml = body
+        message = m.parse_message(xml, max_size=self.max_body)
+        incoming, new = self._record(ep, message)
+        reply = self._reply(incoming) if new else None
+        if reply is None:
+            return 200, _TEXT, SUCCESS.encode()
+        if encrypted:
+            return 200, _XML, crypto.encrypt(reply, ts or str(message.create_time), nonce).encode()
+        return 200, _XML, reply.encode("utf-8")
+
+    def _record(self, ep: Endpoint, message: m.BaseMessage) -> tuple[Incoming, bool]:
+        identity = Identity.openid(ep.appid, message.openid)
+        member_id = self.store.resolve(identity)
+        if member_id is None:
+            member_id = member_id_for(identity)
+            self.store.upsert_members([Member(member_id, identities=(identity,))])
+        events = events_for(
+            message, appid=ep.appid, member_id=member_id, scene_channels=ep.scene_channels
+        )
+        if events:
+            new = self.store.append_events(events) > 0
+        else:
+            # Job results and unknown events carry no member event; de-duplicate them only by
+            # their own key in a tiny in-memory window (they have no behavioural effect).
+            new = self._seen_once(event_key(ep.appid, message))
+        incoming = Incoming(appid=ep.appid, message=message, member_id=member_id, events=events)
+        return incoming, new
+
+    def _seen_once(self, key: str) -> bool:
+        recent = self._recent
+        with self._pool_lock:
+            if key in recent:
+                return False
+            recent[key] = None
+            if len(recent) > 10_000:
+                del recent[next(iter(recent))]
+            return True
+
+    def _reply(self, incoming: Incoming) -> str | None:
+        if self.on_message is None:
+            return None
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=8, thread_name_prefix="membermkt-wechat-reply"
+                )
+            pool = self._pool
+        future = pool.submit(self.on_message, incoming)
+        try:
+            reply = future.result(timeout=self.reply_timeout)
+        except concurrent.futures.TimeoutError:
+            log.warning("on_message took over %s s; answered 'success'", self.reply_timeout)
+            return None
+        except Exception:
+            log.exception("on_message failed for %s", incoming.message.dedup_id)
+            return None
+        if reply is not None and not isinstance(reply, str):
+            log.error("on_message returned %r; it must return reply XML (str) or None", reply)
+            return None
+        return reply
