@@ -85,6 +85,10 @@ def results(
     ]
 
 
+def _codes(value: Iterable[Any]) -> frozenset[Any]:
+    return frozenset(value)
+
+
 @attrs.frozen(slots=True, kw_only=True)
 class ErrorTable:
     """Platform error codes → outcome (retryable / permanent / unknown), with a default.
@@ -95,9 +99,9 @@ class ErrorTable:
         table.outcome(43004)   # SendOutcome.PERMANENT
     """
 
-    retryable: frozenset[Any] = attrs.field(default=frozenset(), converter=frozenset)
-    permanent: frozenset[Any] = attrs.field(default=frozenset(), converter=frozenset)
-    unknown: frozenset[Any] = attrs.field(default=frozenset(), converter=frozenset)
+    retryable: frozenset[Any] = attrs.field(default=frozenset(), converter=_codes)
+    permanent: frozenset[Any] = attrs.field(default=frozenset(), converter=_codes)
+    unknown: frozenset[Any] = attrs.field(default=frozenset(), converter=_codes)
     default: SendOutcome = attrs.field(default=SendOutcome.PERMANENT, converter=SendOutcome)
 
     def __attrs_post_init__(self) -> None:
