@@ -118,6 +118,23 @@ def histories(
     """Random (member, events) pairs: members folded from their events (some have none)."""
     ids = tuple(sorted(draw(st.sets(st.sampled_from(IDS), min_size=1, max_size=max_members))))
     events = draw(st.lists(_event(ids), max_size=max_events))
+    # WeCom conversations: a customer writes (maybe twice), staff answer (maybe)
+    for _ in range(draw(st.integers(0, 3))):
+        mid, staff = draw(st.sampled_from(ids)), draw(st.sampled_from(STAFF))
+        t0 = AS_OF - dt.timedelta(minutes=draw(st.sampled_from(MINUTES)))
+        msgs = [
+            ("in", 0),
+            *draw(st.lists(st.sampled_from([("in", 2), ("out", 5), ("out", 0)]), max_size=3)),
+        ]
+        events.extend(
+            Event(
+                mid,
+                "message",
+                t0 + dt.timedelta(minutes=m),
+                {"channel": "wecom", "staff": staff, "direction": d},
+            )
+            for d, m in msgs
+        )
     tags = {i: draw(st.sampled_from((frozenset(), frozenset({"member"})))) for i in ids}
     by: dict[str, list[Event]] = {i: [] for i in ids}
     for e in events:

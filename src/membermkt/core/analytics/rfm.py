@@ -44,8 +44,6 @@ __all__ = [
     "score_rfm",
 ]
 
-_DAY = 86400
-
 
 def _check_range(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if (
@@ -324,7 +322,7 @@ def score_rfm(
         scores.append(
             RFMScore(
                 member_id=i.member_id,
-                recency_days=math.floor(recency.total_seconds() / _DAY),
+                recency_days=recency // dt.timedelta(days=1),
                 frequency=i.orders,
                 monetary_fen=i.monetary_fen,
                 r=r,

@@ -187,10 +187,10 @@ class _Acc:
 def staff_rows(
     *,
     messages: Iterable[tuple[str, str, dt.datetime, str]],
-    contacts: Iterable[tuple[str, str, str | None]],
+    contacts: Iterable[tuple[str, str, str | None, int]],
 ) -> tuple[tuple[StaffRow, ...], tuple[tuple[str, dt.date, int], ...]]:
     """Build rows from **ordered** message tuples ``(staff, member_id, at, direction)``
-    (by staff, member, time, direction) and contact tuples ``(staff, type, by)``.
+    (by staff, member, time, direction) and contact counts ``(staff, type, by, n)``.
 
     Raises:
         UsageError: when the messages are not in that order.
@@ -214,14 +214,14 @@ def staff_rows(
         if secs is not None:
             a.replies += 1
             a.reply_total += secs
-    for staff, etype, by in contacts:
+    for staff, etype, by, n in contacts:
         a = acc.setdefault(staff, _Acc())
         if etype == "contact_added":
-            a.added += 1
+            a.added += n
         elif by == "staff":
-            a.lost_staff += 1
+            a.lost_staff += n
         else:
-            a.lost_customer += 1
+            a.lost_customer += n
     rows = tuple(
         StaffRow(
             staff=s,
@@ -255,7 +255,7 @@ def staff_metrics(
     as_of = check_as_of(as_of)
     lo = check_as_of(since, "since") if since is not None else None
     msgs: list[tuple[str, str, dt.datetime, str]] = []
-    contacts: list[tuple[str, str, str | None]] = []
+    contacts: list[tuple[str, str, str | None, int]] = []
     for e in events:
         if not _in_period(e.at, lo, as_of):
             continue
@@ -266,7 +266,7 @@ def staff_metrics(
             staff = e.properties.get("staff")
             if isinstance(staff, str) and staff:
                 by = e.properties.get("by")
-                contacts.append((staff, e.type, by if isinstance(by, str) else None))
+                contacts.append((staff, e.type, by if isinstance(by, str) else None, 1))
     msgs.sort()
     rows, daily = staff_rows(messages=msgs, contacts=contacts)
     return StaffResult(since=lo, as_of=as_of, rows=rows, daily=daily)
