@@ -538,7 +538,11 @@ class AsyncOfficialAccount(_Base):
             sleep=self._sleep,
             reraise=True,
         )
-        return await retrying(lambda: self._run(self._flow(call)))
+
+        async def attempt() -> T:
+            return await self._run(self._flow(call))
+
+        return await retrying(attempt)
 
     async def run(self, op: flows.Op[T]) -> T:
         """Run an operation flow (a generator of :class:`ApiCall`)."""

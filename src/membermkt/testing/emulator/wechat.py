@@ -205,6 +205,8 @@ class Account:
         self.stable: tuple[str, float] | None = None
         self.valid_tokens: dict[str, float] = {}
         self.token_fetches = 0
+        self.token_repeats = 0
+        """Stable-token fetches answered with the still-current token (redundant fetches)."""
 
     def __repr__(self) -> str:
         return f"Account({self.appid!r}, {len(self.followers)} followers, {len(self.tags)} tags)"
@@ -418,6 +420,8 @@ class WeChatEmulator:
         self._receipt_counts: collections.Counter[tuple[str, str, str, str]] = collections.Counter()
         self.duplicates = 0
         """Receipts that repeated an earlier (appid, openid, kind, content)."""
+        self.errcodes: collections.Counter[int] = collections.Counter()
+        """How often each non-zero errcode was answered."""
 
     def __repr__(self) -> str:
         return f"WeChatEmulator({len(self.accounts)} accounts, {len(self.receipts)} receipts)"
@@ -486,10 +490,12 @@ class WeChatEmulator:
             raise DroppedConnection(api)
         if fault == "http5xx":
             return httpx.Response(502, text="<html>502 Bad Gateway</html>")
-        if fault == "busy":
-            return _json({"errcode": -1, "errmsg": "system error"})
-        if fault == "throttle":
-            return _json({"errcode": 45009, "errmsg": "reach max api daily quota limit"})
+        if fault in ("busy", "throttle"):
+            code = -1 if fault == "busy" else 45009
+            with self.lock:
+                self.errcodes[code] += 1
+            msg = "system error" if code == -1 else "reach max api daily quota limit"
+            return _json({"errcode": code, "errmsg": msg})
         try:
             body = json.loads(request.content) if request.content else {}
         except ValueError:
@@ -499,6 +505,7 @@ class WeChatEmulator:
                 result = self._dispatch(api, request, body, fault)
             except _Refuse as r:
                 result = {"errcode": r.errcode, "errmsg": r.errmsg, **r.extra}
+                self.errcodes[r.errcode] += 1
         if fault == "timeout":
             raise LostResponse(api)
         return _json(result)
@@ -558,6 +565,7 @@ class WeChatEmulator:
                 acct.valid_tokens.pop(cur[0], None)
             cur = None
         if cur is not None and cur[0] in acct.valid_tokens and cur[1] - now > self.token_overlap:
+            acct.token_repeats += 1
             return {"access_token": cur[0], "expires_in": int(cur[1] - now)}
         token = self._issue(acct, now)
         acct.stable = (token, now + self.token_ttl)
