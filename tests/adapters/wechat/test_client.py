@@ -352,11 +352,11 @@ async def test_qrcodes(twin: Twin):
     perm = await twin.create_qrcode("store-7", permanent=True)
     assert perm.expire_seconds is None
     for bad in [
-        dict(scene=0),
-        dict(scene=100_001, permanent=True),
-        dict(scene="x" * 65),
-        dict(scene=1, expire_seconds=2_592_001),
-        dict(scene=True),
+        {"scene": 0},
+        {"scene": 100_001, "permanent": True},
+        {"scene": "x" * 65},
+        {"scene": 1, "expire_seconds": 2_592_001},
+        {"scene": True},
     ]:
         with pytest.raises(UsageError):
             await twin.create_qrcode(**bad)
