@@ -461,7 +461,9 @@ def _make_cmp(name: str, op: str, values: Iterable[object]) -> Cmp:
     ftype = field_type(name)
     vals = [_norm_value(name, ftype, op, v, "$") for v in values]
     if op in ("in", "not_in"):
-        vals = sorted(set(vals), key=_sort_key)
+        # dedupe by (type class, value): 1, 1.0 and True are not the same operand here
+        unique = {(_type_class(v), v): v for v in vals}
+        vals = sorted(unique.values(), key=_sort_key)
     return Cmp(name, op, tuple(vals))
 
 
