@@ -372,15 +372,11 @@ def _planted_events(
                 props["amount_fen"] = 990
         # distinct edges, one event each: a pile-up on one edge would push counts past
         # both readings of a boundary and hide the difference
-        for at in draw(st.lists(st.sampled_from(edges), min_size=1, max_size=3, unique=True)):
-            out.append(
-                Event(
-                    draw(st.sampled_from(ids)),
-                    node.event,
-                    at,
-                    props if draw(st.booleans()) else {},
-                )
-            )
+        edge_times = draw(st.lists(st.sampled_from(edges), min_size=1, max_size=3, unique=True))
+        out.extend(
+            Event(draw(st.sampled_from(ids)), node.event, at, props if draw(st.booleans()) else {})
+            for at in edge_times
+        )
     return out
 
 
