@@ -55,19 +55,23 @@ def make_store(backend: str, **kwargs: object) -> SqlStore:
     return SqlStore(backend_url(backend), table_prefix=unique_prefix(), **kwargs)  # type: ignore[arg-type]
 
 
-@pytest.fixture(params=SQL_BACKENDS)
+@pytest.fixture(scope="module", params=SQL_BACKENDS)
 def sql_backend(request: pytest.FixtureRequest) -> str:
     """Each SQL backend available here."""
     return str(request.param)
 
 
-@pytest.fixture
-def sql_store(sql_backend: str) -> Iterator[SqlStore]:
-    """A fresh SqlStore on each available backend; its tables are dropped afterwards."""
+@pytest.fixture(scope="module")
+def _shared_store(sql_backend: str) -> Iterator[SqlStore]:
     store = make_store(sql_backend)
-    try:
-        yield store
-    finally:
-        if sql_backend != "sqlite":
-            store.drop_tables()
-        store.close()
+    yield store
+    store.drop_tables()
+    store.close()
+
+
+@pytest.fixture
+def sql_store(_shared_store: SqlStore) -> SqlStore:
+    """An empty SqlStore on each available backend (tables shared within a module and
+    emptied before each test; dropped at the end)."""
+    _shared_store.delete_all()
+    return _shared_store

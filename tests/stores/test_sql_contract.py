@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from membermkt.stores.sql import SqlStore
@@ -12,5 +10,5 @@ from membermkt.testing.store_contract import StoreContract
 
 class TestSqlContract(StoreContract):
     @pytest.fixture
-    def store(self, sql_store: SqlStore) -> Iterator[SqlStore]:
-        yield sql_store
+    def store(self, sql_store: SqlStore) -> SqlStore:
+        return sql_store

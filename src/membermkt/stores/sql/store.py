@@ -310,6 +310,20 @@ class SqlStore:
             conn.close()
         self._ready = False
 
+    def delete_all(self) -> None:
+        """Delete every row of this store's tables, keeping the schema (tests, demos).
+
+        Raises:
+            StoreUnavailable: when the database cannot be reached.
+        """
+
+        def run(conn: Connection) -> None:
+            for table in reversed(self.tables.all_tables()):
+                if table is not self.tables.schema_version:
+                    conn.execute(sa.delete(table))
+
+        self._write(run)
+
     def close(self) -> None:
         """Release the connection pool."""
         self._engine.dispose()
