@@ -163,8 +163,9 @@ def test_outcomes_are_classified_and_retried() -> None:
 
 
 @pytest.mark.parametrize("idempotent", [True, False])
-def test_uncertain_sends(idempotent: bool) -> None:
-    """Rule: an uncertain send is retried with the same key only on idempotent channels."""
+def test_unknown_answers_are_final(idempotent: bool) -> None:
+    """Rule: a per-delivery `unknown` is never blindly re-sent (the channel reports it only
+    when a re-send could duplicate)."""
     store, c = planned_store(20)
 
     def script(d: Delivery, attempt: int) -> SendOutcome | None:
@@ -175,12 +176,26 @@ def test_uncertain_sends(idempotent: bool) -> None:
         capabilities=ChannelCapabilities(max_batch_size=5, idempotent=idempotent),
     )
     runner(store, ch).run(c.id)
+    assert store.status_counts(c.id)["unknown"] == 20
+    assert set(ch.attempts.values()) == {1}
+    assert ch.duplicates == 0
+
+
+@pytest.mark.parametrize("idempotent", [True, False])
+def test_missing_results(idempotent: bool) -> None:
+    """Rule: a delivery missing from the channel's answer is retried with its key on an
+    idempotent channel, reported unknown otherwise."""
+
+    class Forgetful(RecordingChannel):
+        def send(self, batch: Sequence[Delivery]) -> list[SendResult]:
+            res = super().send(batch)
+            return res[:-1] if len(self.batches) == 1 else res
+
+    store, c = planned_store(6)
+    ch = Forgetful(capabilities=ChannelCapabilities(max_batch_size=6, idempotent=idempotent))
+    runner(store, ch, concurrency=1).run(c.id)
     counts = store.status_counts(c.id)
-    if idempotent:
-        assert counts["sent"] == 20
-    else:
-        assert counts["unknown"] == 20
-        assert set(ch.attempts.values()) == {1}, "never blindly re-sent"
+    assert counts["sent" if idempotent else "unknown"] == 6
     assert ch.duplicates == 0
 
 

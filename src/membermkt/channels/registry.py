@@ -44,9 +44,9 @@ GROUP = "membermkt.channels"
 
 BUILTIN: dict[str, tuple[str, str]] = {
     # name: ("module:attribute", install hint)
-    "wechat.mass": ("membermkt.channels.wechat.channel:MassChannel", "membermkt"),
-    "wechat.template": ("membermkt.channels.wechat.channel:TemplateChannel", "membermkt"),
-    "wechat.custom": ("membermkt.channels.wechat.channel:CustomChannel", "membermkt"),
+    "wechat.mass": ("membermkt.channels.wechat.channel:WeChatMassChannel", "membermkt"),
+    "wechat.template": ("membermkt.channels.wechat.channel:WeChatTemplateChannel", "membermkt"),
+    "wechat.custom": ("membermkt.channels.wechat.channel:WeChatCustomChannel", "membermkt"),
 }
 """Channels shipped with membermkt, as import paths (loaded lazily like plugins)."""
 

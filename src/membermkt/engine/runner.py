@@ -11,7 +11,10 @@ Guarantees (DESIGN §4):
   re-sent *with the same key* (the platform de-duplicates), on a non-idempotent one they are
   marked ``unknown`` and never blindly re-sent.
 * Retryable failures are retried with exponential backoff (honouring the platform's
-  ``retry_after``); a send whose result is uncertain is retried only on idempotent channels.
+  ``retry_after``). A per-delivery ``unknown`` answer is final: the channel reports it when
+  re-sending could duplicate (an idempotent call that timed out is ``retryable`` instead). A
+  ``send`` that raises leaves the whole batch uncertain: retried with the same keys on an
+  idempotent channel, ``unknown`` otherwise.
 
 The runner is async (bounded concurrency, a per-channel rate limit); :meth:`CampaignRunner.run`
 drives it from sync code.
@@ -450,9 +453,10 @@ class CampaignRunner:
                     await self._finish(stats, key, DeliveryStatus.PENDING, platform_id=pid)
                 elif outcome is SendOutcome.PERMANENT:
                     await self._finish(stats, key, DeliveryStatus.FAILED, why or "permanent")
-                elif outcome is SendOutcome.UNKNOWN and not self.idempotent:
+                elif outcome is SendOutcome.UNKNOWN and (res is not None or not self.idempotent):
+                    # the channel says re-sending could duplicate: final
                     await self._finish(stats, key, DeliveryStatus.UNKNOWN, why or "unknown")
-                else:  # retryable, or uncertain on an idempotent channel
+                else:  # retryable, or missing from an idempotent channel's answer
                     retry[key] = delivery
                     reasons[key] = why or outcome.value
                     if outcome is SendOutcome.UNKNOWN:
