@@ -132,8 +132,11 @@ class SqlStore:
             )
         self.url = parsed
         options: dict[str, Any] = dict(engine_options or {})
+        # an in-memory SQLite database is one connection shared by every thread: serialise
+        self._serial: threading.RLock | None = None
         if backend == "sqlite":
             if parsed.database in (None, "", ":memory:"):
+                self._serial = threading.RLock()
                 options.setdefault("poolclass", StaticPool)
                 options.setdefault("connect_args", {"check_same_thread": False})
         elif backend in ("mysql", "mariadb"):
@@ -208,6 +211,15 @@ class SqlStore:
 
     @contextmanager
     def _tx(self, *, write: bool = False) -> Iterator[Connection]:
+        if self._serial is None:
+            with self._tx_unserialised(write=write) as conn:
+                yield conn
+        else:
+            with self._serial, self._tx_unserialised(write=write) as conn:
+                yield conn
+
+    @contextmanager
+    def _tx_unserialised(self, *, write: bool) -> Iterator[Connection]:
         self._ensure_schema()
         conn = self._connect()
         try:
