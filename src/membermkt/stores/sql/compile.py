@@ -247,9 +247,8 @@ class SqlCompiler(Compiler[Expr]):
             )
         raise SegmentError(f"custom attributes cannot be compared with {values!r}", path)
 
-    @staticmethod
-    def _exists(table: sa.Table, where: Sequence[Any]) -> Expr:
-        return sa.exists().where(*where)
+    def _exists(self, table: sa.Table, where: Sequence[Any]) -> Expr:
+        return sa.exists().where(*where).correlate(self.m)
 
     # -- tags ----------------------------------------------------------------
 
@@ -286,8 +285,14 @@ class SqlCompiler(Compiler[Expr]):
         for name, value in node.where:
             where.append(self.property_equals(e.c.props, name, value))
         if hi_n is None and lo_n == 1:
-            return sa.exists().where(*where)
-        n = sa.select(sa.func.count()).select_from(e).where(*where).scalar_subquery()
+            return self._exists(e, where)
+        n = (
+            sa.select(sa.func.count())
+            .select_from(e)
+            .where(*where)
+            .correlate(self.m)
+            .scalar_subquery()
+        )
         conds = []
         if lo_n > 0:
             conds.append(n >= lo_n)
