@@ -1,0 +1,293 @@
+"""Benchmark: the full analytics bundle over a large store, on SQLite and PostgreSQL.
+
+The issue's size is 1M members / 20M events (the defaults). The data set is synthetic and
+seeded: acquisition sources, follows/unfollows, menu paths, page views with dwell times,
+red-packet claims, purchases with categories, WeCom conversations and contacts, spread over
+a year. It is bulk-loaded once (members through ``SqlStore.upsert_members`` with their folded
+state, events straight into the events table — ``COPY`` on PostgreSQL), then every analysis
+runs in a *fresh process* so its peak memory is the analytics' own, not the loader's.
+
+Each step prints wall time and the process's peak RSS after it; no step loads the event log
+into Python (the SQL runner aggregates in the database; RFM streams one row per buyer,
+staff metrics stream WeCom conversation messages only).
+
+Run (from the repository root)::
+
+    .venv/bin/python benchmarks/analytics.py                         # 1M / 20M, SQLite + PG
+    .venv/bin/python benchmarks/analytics.py --members 100000 --events 2000000 --db sqlite
+    .venv/bin/python benchmarks/analytics.py --db postgresql \\
+        --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+Options: ``--members``, ``--events``, ``--db sqlite|postgresql|both``, ``--sqlite-path``
+(default ``/tmp/membermkt-bench-<members>-<events>.db``, reused when already loaded),
+``--pg-url`` (default ``$MEMBERMKT_TEST_POSTGRES_URL`` or the local test server),
+``--reload`` (load again), ``--seed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+AS_OF = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+YEAR_US = 365 * 86_400_000_000
+AS_OF_US = (AS_OF - EPOCH) // dt.timedelta(microseconds=1)
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PREFIX = "anbench_"
+
+SOURCES = ("qr:parcel", "qr:store", "qr:poster", "wecom:shop", "wecom:live", "platform:douyin")
+CATEGORIES = ("durian", "apple", "cherry", "mango", "kiwi", "orange")
+MENUS = ("new", "deals", "shop", "vip", "help")
+PAGES = ("/home", "/item", "/cart", "/pay", "/vip")
+STAFF = tuple(f"staff{i}" for i in range(20))
+
+
+def member_events(
+    rng: random.Random, mid: str, n: int
+) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """About ``n`` events of one member as (type, at_us, props), roughly in time order."""
+    src = rng.choice(SOURCES)
+    t = AS_OF_US - rng.randrange(YEAR_US)
+    wecom = src.startswith("wecom")
+    yield ("scan", t, {"source": src, "scene": src})
+    yield ("follow", t + 1_000_000, {"source": src})
+    if wecom:
+        yield ("contact_added", t + 2_000_000, {"source": src, "staff": rng.choice(STAFF)})
+    emitted = 3 if wecom else 2
+    menu_step = 60_000_000
+    while emitted < n:
+        t += rng.randrange(3_600_000_000, 4 * 86_400_000_000)
+        if t > AS_OF_US:
+            break
+        kind = rng.random()
+        if kind < 0.55:  # a browsing session: menu clicks and page views
+            for _ in range(rng.randrange(2, 6)):
+                t += rng.randrange(5_000_000, menu_step)
+                if rng.random() < 0.5:
+                    yield ("menu_click", t, {"key": rng.choice(MENUS)})
+                else:
+                    page = rng.choice(PAGES)
+                    yield ("view", t, {"url": page, "dwell_seconds": rng.randrange(1, 400)})
+                emitted += 1
+        elif kind < 0.7:
+            yield ("redpacket_claim", t, {"rule": "welcome"})
+            emitted += 1
+        elif kind < 0.88:
+            cat = rng.choice(CATEGORIES)
+            yield (
+                "purchase",
+                t,
+                {
+                    "order_id": f"{mid}-{t}",
+                    "amount_fen": rng.randrange(990, 30000),
+                    "category": cat,
+                },
+            )
+            emitted += 1
+        else:
+            staff = rng.choice(STAFF)
+            yield ("message", t, {"channel": "wecom", "staff": staff, "direction": "in"})
+            if rng.random() < 0.8:
+                yield (
+                    "message",
+                    t + rng.randrange(10_000_000, 3_600_000_000),
+                    {"channel": "wecom", "staff": staff, "direction": "out"},
+                )
+                emitted += 1
+            emitted += 1
+    if rng.random() < 0.1:
+        yield ("unfollow", min(t + 86_400_000_000, AS_OF_US), {})
+
+
+def generate(
+    members: int, events: int, seed: int
+) -> Iterator[tuple[str, list[tuple[str, int, dict[str, Any]]]]]:
+    rng = random.Random(seed)
+    mean = events / members
+    for i in range(members):
+        mid = f"m{i:08d}"
+        n = max(3, int(rng.expovariate(1 / mean)))
+        yield mid, list(member_events(rng, mid, n))
+
+
+def load(url: str, members: int, events: int, seed: int) -> None:
+    from membermkt import Event, Member, fold
+    from membermkt.stores.sql import SqlStore
+
+    store = SqlStore(url, table_prefix=PREFIX)
+    store.drop_tables()
+    store.create_schema()
+    engine = store._engine  # benchmark set-up: bulk insert below the store API
+    ev_table = store.tables.events
+    pg = engine.dialect.name == "postgresql"
+    t0 = time.perf_counter()
+    n_events = 0
+    batch_m: list[Any] = []
+    batch_e: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        store.upsert_members(batch_m)
+        if pg:
+            raw = engine.raw_connection()
+            try:
+                copy_sql = f"COPY {ev_table.name} (member_id, type, at, props) FROM STDIN"
+                with raw.cursor() as cur, cur.copy(copy_sql) as cp:
+                    for r in batch_e:
+                        cp.write_row((r["member_id"], r["type"], r["at"], r["props"]))
+                raw.commit()
+            finally:
+                raw.close()
+        else:
+            with engine.begin() as conn:
+                conn.execute(ev_table.insert(), batch_e)
+        batch_m.clear()
+        batch_e.clear()
+
+    for mid, evs in generate(members, events, seed):
+        # fold a light-weight sample of the member's state from real Event values
+        folded = fold(
+            Member(mid),
+            (Event(mid, t, EPOCH + dt.timedelta(microseconds=at), p) for t, at, p in evs),
+        )
+        batch_m.append(folded)
+        for t, at, p in evs:
+            batch_e.append(
+                {
+                    "key": None,
+                    "member_id": mid,
+                    "type": t,
+                    "at": at,
+                    "props": json.dumps(p, separators=(",", ":")),
+                }
+            )
+        n_events += len(evs)
+        if len(batch_e) >= 200_000:
+            flush()
+            print(
+                f"  loaded {len(batch_m) + int(mid[1:]):>9,} members, {n_events:>11,} events "
+                f"({time.perf_counter() - t0:6.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+    flush()
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    else:
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                f"VACUUM ANALYZE {ev_table.name}"
+            )
+    print(
+        f"loaded {members:,} members and {n_events:,} events into {engine.dialect.name} "
+        f"in {time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
+    store.close()
+
+
+def _rss_mb() -> float:
+    """This process's peak resident memory (MB) — ``VmHWM``, which, unlike ``ru_maxrss``,
+    does not carry over the parent's peak across ``exec``."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(url: str) -> None:
+    """Every analysis, timed, in this (fresh) process."""
+    from membermkt import analytics
+    from membermkt.core import analytics as core
+    from membermkt.stores.sql import SqlStore
+
+    store = SqlStore(url, table_prefix=PREFIX)
+    sql = analytics.sql_runner(store)
+    assert sql is not None, "benchmark needs SQLite or PostgreSQL"
+    rules = (
+        core.affinity_offer("durian", offer="durian-coupon", at_least=3),
+        core.trial_offer("apple", offer="apple-new-variant"),
+        core.membership_offer(offer="membership"),
+    )
+    steps = [
+        ("activity classes", lambda: analytics.activity_counts(store, as_of=AS_OF, by="source")),
+        ("rfm", lambda: analytics.rfm(store, as_of=AS_OF)),
+        ("funnel (5 steps)", lambda: analytics.funnel(store, as_of=AS_OF)),
+        ("attribution", lambda: analytics.attribution(store, as_of=AS_OF)),
+        ("cohorts (week)", lambda: analytics.cohorts(store, as_of=AS_OF)),
+        ("cohorts (month)", lambda: analytics.cohorts(store, as_of=AS_OF, period="month")),
+        ("paths", lambda: analytics.paths(store, as_of=AS_OF)),
+        ("staff", lambda: analytics.staff_metrics(store, as_of=AS_OF)),
+        ("next offers", lambda: analytics.recommend(store, rules, as_of=AS_OF)),
+    ]
+    print(f"{store.dialect}: {'step':<18} {'seconds':>9} {'peak RSS MB':>12}", flush=True)
+    total = 0.0
+    for name, fn in steps:
+        t0 = time.perf_counter()
+        fn()
+        secs = time.perf_counter() - t0
+        total += secs
+        print(f"{store.dialect}: {name:<18} {secs:9.1f} {_rss_mb():12.0f}", flush=True)
+    print(f"{store.dialect}: {'total':<18} {total:9.1f} {_rss_mb():12.0f}", flush=True)
+    store.close()
+
+
+def _loaded(url: str, members: int) -> bool:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            n = conn.exec_driver_sql(f"SELECT count(*) FROM {PREFIX}members").scalar()
+        return n == members
+    except sa.exc.SQLAlchemyError:
+        return False
+    finally:
+        engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--members", type=int, default=1_000_000)
+    p.add_argument("--events", type=int, default=20_000_000)
+    p.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    p.add_argument("--sqlite-path")
+    p.add_argument("--pg-url", default=os.environ.get("MEMBERMKT_TEST_POSTGRES_URL", PG_DEFAULT))
+    p.add_argument("--reload", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-only", help=argparse.SUPPRESS)  # internal: analyse URL in this process
+    args = p.parse_args(argv)
+    if args.run_only:
+        run(args.run_only)
+        return
+    path = args.sqlite_path or f"/tmp/membermkt-bench-{args.members}-{args.events}.db"
+    urls = []
+    if args.db in ("sqlite", "both"):
+        urls.append(f"sqlite:///{path}")
+    if args.db in ("postgresql", "both"):
+        urls.append(args.pg_url)
+    print(f"analytics benchmark: {args.members:,} members, ~{args.events:,} events", flush=True)
+    for url in urls:
+        if args.reload or not _loaded(url, args.members):
+            load(url, args.members, args.events, args.seed)
+        subprocess.run([sys.executable, __file__, "--run-only", url], check=True)
+
+
+if __name__ == "__main__":
+    main()
