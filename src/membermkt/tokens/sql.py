@@ -66,6 +66,7 @@ class SqlTokenCache:
         if not table_prefix.replace("_", "").isalnum():
             raise UsageError(f"table_prefix must be letters, digits and _, got {table_prefix!r}")
         self.engine = _engine(url_or_engine)
+        self._own_engine = not isinstance(url_or_engine, Engine)
         self._dialect = self.engine.dialect.name
         self._lease = lease
         md = sa.MetaData()
@@ -74,16 +75,17 @@ class SqlTokenCache:
             md,
             sa.Column("key", sa.String(191), primary_key=True),
             sa.Column("token", sa.String(1024), nullable=False),
-            sa.Column("expires_at", sa.Float, nullable=False),
+            sa.Column("expires_at", sa.Double, nullable=False),
         )
         self.locks = sa.Table(
             f"{table_prefix}token_locks",
             md,
             sa.Column("key", sa.String(191), primary_key=True),
             sa.Column("holder", sa.String(64), nullable=False),
-            sa.Column("until", sa.Float, nullable=False),
+            sa.Column("until", sa.Double, nullable=False),
         )
         self._prefix = table_prefix
+        self._metadata = md
         if create:
             try:
                 md.create_all(self.engine)
@@ -92,6 +94,22 @@ class SqlTokenCache:
 
     def __repr__(self) -> str:
         return f"SqlTokenCache({self._dialect}, prefix={self._prefix!r})"
+
+    def close(self) -> None:
+        """Release pooled connections (when the cache created its own engine)."""
+        if self._own_engine:
+            self.engine.dispose()
+
+    def drop_tables(self) -> None:
+        """Drop the cache's tables (tests, uninstall).
+
+        Raises:
+            StoreError: when the database fails.
+        """
+        try:
+            self._metadata.drop_all(self.engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"SqlTokenCache: cannot drop tables: {exc}") from exc
 
     def get(self, key: str) -> TokenEntry | None:
         """The cached entry, or ``None``.

@@ -5,7 +5,8 @@ can share an appid without a central fetcher; the classic ``token`` endpoint iss
 token on every call (and kills the previous one 5 minutes later), so it must be fetched by
 one process at a time. Either way the token lives in a ``TokenCache`` and refreshes are
 single-flight: the cache's lock is held while one caller fetches; the others wait, then
-re-read. On 40001/40014/42001 the failed token is expired *only if it is still the cached
+re-read. Each provider also keeps the last entry it saw, so a valid token costs no cache
+round-trip. On 40001/40014/42001 the failed token is expired *only if it is still the cached
 one* (compare-then-expire), so a late failure never throws away a newer token.
 """
 
@@ -93,6 +94,7 @@ class TokenProvider:
     ) -> None:
         self.policy, self.cache, self._fetch, self._now = policy, cache, fetch, now
         self.fetches = 0
+        self._local: TokenEntry | None = None
 
     def get(self) -> str:
         """A valid token (cached, or fetched by exactly one caller at a time).
@@ -102,9 +104,13 @@ class TokenProvider:
             TransportError: when the token endpoint cannot be reached.
         """
         p = self.policy
+        local = self._local
+        if local is not None and p.fresh(local, self._now()):
+            return local.token
         entry = self.cache.get(p.key)
         if p.fresh(entry, self._now()):
             assert entry is not None
+            self._local = entry
             return entry.token
         lock = self.cache.lock(p.key, timeout=p.lock_timeout)
         try:
@@ -122,15 +128,19 @@ class TokenProvider:
         entry = self.cache.get(p.key)
         if p.fresh(entry, self._now()):
             assert entry is not None
+            self._local = entry
             return entry.token
         token = self._fetch(p.fetch_call())
         self.fetches += 1
         new = p.entry(token, self._now())
         self.cache.set(p.key, new)
+        self._local = new
         return new.token
 
     def refresh(self, failed: str) -> str:
         """Expire ``failed`` if it is still the cached token, then :meth:`get`."""
+        if self._local is not None and self._local.token == failed:
+            self._local = None
         self.cache.expire_if(self.policy.key, failed)
         return self.get()
 
@@ -147,6 +157,7 @@ class AsyncTokenProvider:
     ) -> None:
         self.policy, self.cache, self._fetch, self._now = policy, cache, fetch, now
         self.fetches = 0
+        self._local: TokenEntry | None = None
 
     async def get(self) -> str:
         """A valid token (see :meth:`TokenProvider.get`).
@@ -156,9 +167,13 @@ class AsyncTokenProvider:
             TransportError: when the token endpoint cannot be reached.
         """
         p = self.policy
+        local = self._local
+        if local is not None and p.fresh(local, self._now()):
+            return local.token
         entry = await self.cache.get(p.key)
         if p.fresh(entry, self._now()):
             assert entry is not None
+            self._local = entry
             return entry.token
         lock = self.cache.lock(p.key, timeout=p.lock_timeout)
         try:
@@ -176,14 +191,18 @@ class AsyncTokenProvider:
         entry = await self.cache.get(p.key)
         if p.fresh(entry, self._now()):
             assert entry is not None
+            self._local = entry
             return entry.token
         token = await self._fetch(p.fetch_call())
         self.fetches += 1
         new = p.entry(token, self._now())
         await self.cache.set(p.key, new)
+        self._local = new
         return new.token
 
     async def refresh(self, failed: str) -> str:
         """Expire ``failed`` if it is still the cached token, then :meth:`get`."""
+        if self._local is not None and self._local.token == failed:
+            self._local = None
         await self.cache.expire_if(self.policy.key, failed)
         return await self.get()
