@@ -32,16 +32,16 @@ from sqlalchemy.engine import Engine
 
 from membermkt.analytics._extras import MissingExtraError
 from membermkt.analytics.results import (
-    RFM,
-    Activity,
-    Attribution,
-    Cohorts,
-    Funnel,
-    Lift,
+    ActivityResult,
+    AttributionResult,
+    CohortResult,
+    FunnelResult,
+    LiftResult,
     NotebookResult,
-    Offers,
-    Paths,
-    Staff,
+    OfferResult,
+    PathResult,
+    RFMResult,
+    StaffResult,
     notebook,
 )
 from membermkt.analytics.sql import SUPPORTED_DIALECTS, SqlAnalytics
@@ -51,6 +51,8 @@ from membermkt.core.analytics import (
     ACTIVITY_CLASSES,
     DEFAULT_RFM_GROUPS,
     ActivityWindows,
+    Funnel,
+    FunnelStep,
     OfferRule,
     PathConfig,
     RFMGroup,
@@ -69,23 +71,25 @@ __all__ = [
     "ACQUISITION_FUNNEL",
     "ACTIVITY_CLASSES",
     "DEFAULT_RFM_GROUPS",
-    "RFM",
-    "Activity",
+    "ActivityResult",
     "ActivityWindows",
     "AnalyticsBundle",
-    "Attribution",
-    "Cohorts",
+    "AttributionResult",
+    "CohortResult",
     "Funnel",
-    "Lift",
+    "FunnelResult",
+    "FunnelStep",
+    "LiftResult",
     "MissingExtraError",
     "NotebookResult",
+    "OfferResult",
     "OfferRule",
-    "Offers",
     "PathConfig",
-    "Paths",
+    "PathResult",
     "RFMGroup",
+    "RFMResult",
     "SqlAnalytics",
-    "Staff",
+    "StaffResult",
     "activity",
     "activity_counts",
     "affinity_offer",
@@ -159,7 +163,7 @@ def rfm(
     as_of: dt.datetime,
     bins: int = 5,
     groups: Sequence[RFMGroup] = DEFAULT_RFM_GROUPS,
-) -> RFM:
+) -> RFMResult:
     """RFM scores and groups; see :func:`membermkt.core.analytics.rfm`."""
     sql = sql_runner(source)
     if sql is not None:
@@ -200,7 +204,7 @@ def activity_counts(
     as_of: dt.datetime,
     windows: ActivityWindows | None = None,
     by: str | None = None,
-) -> Activity:
+) -> ActivityResult:
     """Members per activity class; see :func:`membermkt.core.analytics.activity_counts`."""
     w = windows or ActivityWindows()
     sql = sql_runner(source)
@@ -220,7 +224,7 @@ def funnel(
     as_of: dt.datetime,
     since: dt.datetime | None = None,
     by: str | None = "source",
-) -> Funnel:
+) -> FunnelResult:
     """Funnel counts per step (and per ``by`` group); see
     :func:`membermkt.core.analytics.funnel`."""
     sql = sql_runner(source)
@@ -236,7 +240,7 @@ def paths(
     as_of: dt.datetime,
     since: dt.datetime | None = None,
     config: PathConfig | None = None,
-) -> Paths:
+) -> PathResult:
     """Transitions, top paths and dwell times; see :func:`membermkt.core.analytics.paths`."""
     sql = sql_runner(source)
     if sql is not None:
@@ -245,7 +249,7 @@ def paths(
     return notebook(result)
 
 
-def attribution(source: object, *, as_of: dt.datetime) -> Attribution:
+def attribution(source: object, *, as_of: dt.datetime) -> AttributionResult:
     """Source → followers → buyers → revenue; see
     :func:`membermkt.core.analytics.attribution`."""
     sql = sql_runner(source)
@@ -271,7 +275,7 @@ def campaign_lift(
     end: dt.datetime,
     event: str = "purchase",
     where: Mapping[str, object] | None = None,
-) -> Lift:
+) -> LiftResult:
     """Campaign conversions in ``(start, end]`` against the holdout; arms are member ids or
     segments (evaluated as of ``start``)."""
     t = _ids(source, treatment, start)
@@ -298,7 +302,7 @@ def campaign_lift(
 
 def cohorts(
     source: object, *, as_of: dt.datetime, period: str = "week", max_periods: int = 12
-) -> Cohorts:
+) -> CohortResult:
     """Retention by follow week/month; see :func:`membermkt.core.analytics.cohorts`."""
     sql = sql_runner(source)
     if sql is not None:
@@ -309,7 +313,9 @@ def cohorts(
     return notebook(result)
 
 
-def staff_metrics(source: object, *, as_of: dt.datetime, since: dt.datetime | None = None) -> Staff:
+def staff_metrics(
+    source: object, *, as_of: dt.datetime, since: dt.datetime | None = None
+) -> StaffResult:
     """WeCom staff metrics; see :func:`membermkt.core.analytics.staff_metrics`."""
     sql = sql_runner(source)
     if sql is not None:
@@ -318,7 +324,7 @@ def staff_metrics(source: object, *, as_of: dt.datetime, since: dt.datetime | No
     return notebook(core.staff_metrics(events, as_of=as_of, since=since))
 
 
-def recommend(source: object, rules: Sequence[OfferRule], *, as_of: dt.datetime) -> Offers:
+def recommend(source: object, rules: Sequence[OfferRule], *, as_of: dt.datetime) -> OfferResult:
     """The next offer per member. On a store each rule's segment is evaluated by the store
     (``store.select``, compiled to SQL on a SQL store)."""
     if _is_store(source):
@@ -333,15 +339,15 @@ class AnalyticsBundle:
     """Every analysis of one source as of one time (what :mod:`membermkt.report` renders)."""
 
     as_of: dt.datetime
-    activity: Activity
-    rfm: RFM
-    funnel: Funnel
-    attribution: Attribution
-    cohorts: Cohorts
-    paths: Paths
-    staff: Staff
-    offers: Offers | None = None
-    lift: Lift | None = None
+    activity: ActivityResult
+    rfm: RFMResult
+    funnel: FunnelResult
+    attribution: AttributionResult
+    cohorts: CohortResult
+    paths: PathResult
+    staff: StaffResult
+    offers: OfferResult | None = None
+    lift: LiftResult | None = None
 
     def results(self) -> list[tuple[str, NotebookResult]]:
         """``(title, result)`` pairs in report order (absent ones left out)."""

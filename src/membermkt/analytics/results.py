@@ -19,16 +19,16 @@ from membermkt.core import analytics as core
 from membermkt.errors import UsageError
 
 __all__ = [
-    "RFM",
-    "Activity",
-    "Attribution",
-    "Cohorts",
-    "Funnel",
-    "Lift",
+    "ActivityResult",
+    "AttributionResult",
+    "CohortResult",
+    "FunnelResult",
+    "LiftResult",
     "NotebookResult",
-    "Offers",
-    "Paths",
-    "Staff",
+    "OfferResult",
+    "PathResult",
+    "RFMResult",
+    "StaffResult",
     "notebook",
 ]
 
@@ -63,63 +63,63 @@ class NotebookResult:
         return type(self)._plotter(self, ax)
 
 
-class RFM(core.RFMResult, NotebookResult):
+class RFMResult(core.RFMResult, NotebookResult):
     """:class:`~membermkt.core.analytics.RFMResult` with the notebook bridge (RFM grid)."""
 
     __slots__ = ()
     _plotter = staticmethod(plots.plot_rfm)
 
 
-class Activity(core.ActivityResult, NotebookResult):
+class ActivityResult(core.ActivityResult, NotebookResult):
     """Activity classes with the notebook bridge (bars)."""
 
     __slots__ = ()
     _plotter = staticmethod(plots.plot_activity)
 
 
-class Funnel(core.FunnelResult, NotebookResult):
+class FunnelResult(core.FunnelResult, NotebookResult):
     """Funnel result with the notebook bridge (funnel bars)."""
 
     __slots__ = ()
     _plotter = staticmethod(plots.plot_funnel)
 
 
-class Paths(core.PathResult, NotebookResult):
+class PathResult(core.PathResult, NotebookResult):
     """Paths with the notebook bridge (transition heat map)."""
 
     __slots__ = ()
     _plotter = staticmethod(plots.plot_paths)
 
 
-class Attribution(core.AttributionResult, NotebookResult):
+class AttributionResult(core.AttributionResult, NotebookResult):
     """Attribution with the notebook bridge (bars per source)."""
 
     __slots__ = ()
     _plotter = staticmethod(plots.plot_attribution)
 
 
-class Lift(core.LiftResult, NotebookResult):
+class LiftResult(core.LiftResult, NotebookResult):
     """Campaign lift with the notebook bridge (treatment vs holdout)."""
 
     __slots__ = ()
     _plotter = staticmethod(plots.plot_lift)
 
 
-class Cohorts(core.CohortResult, NotebookResult):
+class CohortResult(core.CohortResult, NotebookResult):
     """Cohorts with the notebook bridge (retention triangle)."""
 
     __slots__ = ()
     _plotter = staticmethod(plots.plot_cohorts)
 
 
-class Staff(core.StaffResult, NotebookResult):
+class StaffResult(core.StaffResult, NotebookResult):
     """Staff metrics with the notebook bridge (reply time and interactions)."""
 
     __slots__ = ()
     _plotter = staticmethod(plots.plot_staff)
 
 
-class Offers(core.OfferResult, NotebookResult):
+class OfferResult(core.OfferResult, NotebookResult):
     """Next offers with the notebook bridge (members per offer)."""
 
     __slots__ = ()
@@ -127,52 +127,52 @@ class Offers(core.OfferResult, NotebookResult):
 
 
 _CLASSES: dict[type, type] = {
-    core.RFMResult: RFM,
-    core.ActivityResult: Activity,
-    core.FunnelResult: Funnel,
-    core.PathResult: Paths,
-    core.AttributionResult: Attribution,
-    core.LiftResult: Lift,
-    core.CohortResult: Cohorts,
-    core.StaffResult: Staff,
-    core.OfferResult: Offers,
+    core.RFMResult: RFMResult,
+    core.ActivityResult: ActivityResult,
+    core.FunnelResult: FunnelResult,
+    core.PathResult: PathResult,
+    core.AttributionResult: AttributionResult,
+    core.LiftResult: LiftResult,
+    core.CohortResult: CohortResult,
+    core.StaffResult: StaffResult,
+    core.OfferResult: OfferResult,
 }
 
 
 @overload
-def notebook(result: core.RFMResult) -> RFM: ...
+def notebook(result: core.RFMResult) -> RFMResult: ...
 
 
 @overload
-def notebook(result: core.ActivityResult) -> Activity: ...
+def notebook(result: core.ActivityResult) -> ActivityResult: ...
 
 
 @overload
-def notebook(result: core.FunnelResult) -> Funnel: ...
+def notebook(result: core.FunnelResult) -> FunnelResult: ...
 
 
 @overload
-def notebook(result: core.PathResult) -> Paths: ...
+def notebook(result: core.PathResult) -> PathResult: ...
 
 
 @overload
-def notebook(result: core.AttributionResult) -> Attribution: ...
+def notebook(result: core.AttributionResult) -> AttributionResult: ...
 
 
 @overload
-def notebook(result: core.LiftResult) -> Lift: ...
+def notebook(result: core.LiftResult) -> LiftResult: ...
 
 
 @overload
-def notebook(result: core.CohortResult) -> Cohorts: ...
+def notebook(result: core.CohortResult) -> CohortResult: ...
 
 
 @overload
-def notebook(result: core.StaffResult) -> Staff: ...
+def notebook(result: core.StaffResult) -> StaffResult: ...
 
 
 @overload
-def notebook(result: core.OfferResult) -> Offers: ...
+def notebook(result: core.OfferResult) -> OfferResult: ...
 
 
 def notebook(result: Any) -> Any:
