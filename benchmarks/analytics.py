@@ -185,10 +185,8 @@ def load(url: str, members: int, events: int, seed: int) -> None:
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
     else:
-        with engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-                f"VACUUM ANALYZE {ev_table.name}"
-            )
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"VACUUM ANALYZE {ev_table.name}")
     print(
         f"loaded {members:,} members and {n_events:,} events into {engine.dialect.name} "
         f"in {time.perf_counter() - t0:.0f} s",
@@ -228,13 +226,9 @@ def copy_tables(src_url: str, dst_url: str) -> None:
         finally:
             raw.close()
         print(f"  copied {name} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
-    with dst_engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-            f"VACUUM ANALYZE {dst.tables.events.name}"
-        )
-        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-            f"VACUUM ANALYZE {dst.tables.members.name}"
-        )
+    with dst_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in (dst.tables.events, dst.tables.members):
+            conn.exec_driver_sql(f"VACUUM ANALYZE {table.name}")
     print(
         f"copied the SQLite data set into {dst.dialect} in {time.perf_counter() - t0:.0f} s",
         flush=True,
