@@ -149,8 +149,10 @@ def error_for(
     """The :class:`~membermkt.errors.PlatformError` subclass for a platform error answer."""
     rule = decide(errcode, table)
     kwargs: dict[str, Any] = {"request_id": rid_of(errmsg), "payload": payload}
-    if rule.action is Action.REFRESH_TOKEN or (
-        rule.scope is Scope.CONFIG and errcode in (40164, 40125, 41001)
+    if (
+        rule.action is Action.REFRESH_TOKEN
+        or rule.scope is Scope.TOKEN
+        or (rule.scope is Scope.CONFIG and errcode in (40164, 40125, 41001))
     ):
         return TokenError(errcode, errmsg, api, **kwargs)
     if rule.action is Action.THROTTLE:

@@ -21,7 +21,7 @@ from membermkt.channels.wechat.api.messaging import MassSend
 from membermkt.channels.wechat.api.users import FollowerPage, UserInfo
 from membermkt.channels.wechat.tagsync import TagSyncPlan, plan_tag_sync
 from membermkt.errors import PlatformError, UsageError
-from membermkt.wire.errcodes import TOKEN_ERRCODES
+from membermkt.wire.errcodes import Action, decide
 from membermkt.wire.http import Flow, GetToken, HttpResponse, RefreshToken, Send
 
 __all__ = [
@@ -57,11 +57,17 @@ def authorized(call: ApiCall[T], *, max_replays: int = 1) -> Flow[T]:
         try:
             return decode_response(call, response)
         except PlatformError as exc:
-            if exc.errcode in TOKEN_ERRCODES and replays < max_replays:
+            if _is_token_error(exc, call) and replays < max_replays:
                 replays += 1
                 token = yield RefreshToken(token)
                 continue
             raise
+
+
+def _is_token_error(exc: PlatformError, call: ApiCall[Any]) -> bool:
+    # The call's own errcode table decides (OA: 40001/40014/42001; WeCom: 40014/42001).
+    code = exc.errcode
+    return isinstance(code, int) and decide(code, call.table).action is Action.REFRESH_TOKEN
 
 
 def chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:

@@ -30,6 +30,7 @@ class ApiCall(Generic[T]):
             cause a second effect (reads; mass sends carrying a ``clientmsgid``).
         needs_token: ``False`` for the token endpoints themselves.
         ok_codes: errcodes that mean success for this call (mass send 45065).
+        table: the platform's errcode decision table (WeCom calls carry their own).
     """
 
     request: HttpRequest
@@ -37,6 +38,7 @@ class ApiCall(Generic[T]):
     idempotent: bool = False
     needs_token: bool = True
     ok_codes: frozenset[int] = frozenset()
+    table: ErrcodeTable = attrs.field(default=OA_ERRCODES, repr=False)
 
     @property
     def api(self) -> str:
@@ -63,15 +65,16 @@ def decode_json(response: HttpResponse, api: str) -> Mapping[str, Any]:
 
 
 def decode_response(
-    call: ApiCall[T], response: HttpResponse, *, table: ErrcodeTable = OA_ERRCODES
+    call: ApiCall[T], response: HttpResponse, *, table: ErrcodeTable | None = None
 ) -> T:
-    """Check the errcode of an answer and parse it.
+    """Check the errcode of an answer and parse it (``table`` defaults to ``call.table``).
 
     Raises:
         PlatformError: (or a subclass from :func:`membermkt.wire.errcodes.error_for`) when
             the errcode is not a success.
         TransportError: when the answer is not a JSON object.
     """
+    table = call.table if table is None else table
     data = decode_json(response, call.api)
     code = data.get("errcode", 0)
     if code and code not in call.ok_codes:
