@@ -17,6 +17,7 @@ Per-delivery outcomes come from the errcode table (:mod:`membermkt.wire.errcodes
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
@@ -108,11 +109,12 @@ class _Group:
 
 
 def _mass_groups(batch: Sequence[Delivery], max_size: int) -> list[_Group]:
-    by_payload: dict[Any, list[Delivery]] = {}
+    by_payload: dict[str, list[Delivery]] = {}
     for d in batch:
-        by_payload.setdefault(d.payload, []).append(d)
+        by_payload.setdefault(_canonical(d.payload), []).append(d)
     groups: list[_Group] = []
-    for payload, ds in by_payload.items():
+    for ds in by_payload.values():
+        payload = ds[0].payload
         seen: dict[str, Delivery] = {}
         dups: list[Delivery] = []
         for d in ds:
@@ -124,6 +126,11 @@ def _mass_groups(batch: Sequence[Delivery], max_size: int) -> list[_Group]:
             groups.append(_Group(payload, tuple(part), tuple(dups)))
             dups = []
     return groups
+
+
+def _canonical(payload: Mapping[str, Any]) -> str:
+    # Payloads hold nested JSON values (not hashable): group by their canonical JSON.
+    return json.dumps(dict(payload), sort_keys=True, ensure_ascii=False, default=str)
 
 
 def _mass_call(group: _Group) -> ApiCall[messaging.MassSend]:
