@@ -478,6 +478,15 @@ _MESSAGES: dict[str, _Factory] = {
     "link": LinkMessage.from_xml_fields,
 }
 
+
+def _wecom_event(f: Fields, root: ET.Element) -> BaseMessage:
+    # WeCom customer-contact events share this envelope; typed in the WeCom package
+    # (imported lazily: it builds on this module).
+    from membermkt.channels.wecom.messages import event_from_fields
+
+    return event_from_fields(f, root)
+
+
 _EVENTS: dict[str, _Factory] = {
     "subscribe": SubscribeEvent.from_xml_fields,
     "unsubscribe": UnsubscribeEvent.from_xml_fields,
@@ -490,6 +499,10 @@ _EVENTS: dict[str, _Factory] = {
     "subscribe_msg_popup_event": SubscribeMsgPopupEvent.from_xml_fields,
     "subscribe_msg_change_event": SubscribeMsgChangeEvent.from_xml_fields,
     "subscribe_msg_sent_event": SubscribeMsgSentEvent.from_xml_fields,
+    "change_external_contact": _wecom_event,
+    "change_external_chat": _wecom_event,
+    "change_external_tag": _wecom_event,
+    "customer_acquisition": _wecom_event,
 }
 
 
