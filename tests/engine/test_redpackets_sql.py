@@ -12,7 +12,6 @@ import datetime as dt
 import multiprocessing
 import os
 import random
-import ssl
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -34,11 +33,23 @@ PACKET = 500
 PACKETS = 100
 CLAIMS = 500
 MEMBERS = 450
+PROCESSES = 4
+THREADS = 16  # PROCESSES x THREADS = 64 concurrent claimants
 
 SERVERS = [
     pytest.param("MEMBERMKT_TEST_POSTGRES_URL", marks=pytest.mark.postgres, id="postgres"),
     pytest.param("MEMBERMKT_TEST_MYSQL_URL", marks=pytest.mark.mysql, id="mariadb"),
 ]
+
+
+def engine_options(url: str, pool_size: int) -> dict[str, object]:
+    """Test-only speed-up: PostgreSQL commits without waiting for the disk flush
+    (``synchronous_commit=off`` changes durability after a crash, not atomicity or isolation,
+    so the concurrency guarantees under test are the same)."""
+    options: dict[str, object] = {"pool_size": pool_size}
+    if url.startswith("postgresql"):
+        options["connect_args"] = {"options": "-c synchronous_commit=off"}
+    return options
 
 
 class WallClock:
@@ -78,15 +89,15 @@ def config() -> RedPacketConfig:
 
 
 def _worker(args: tuple[str, str, str, dict[str, str], list[Claim]]) -> list[tuple[str, str]]:
-    """One claimant process: its own store connection pool and gateway, 8 threads."""
+    """One claimant process: its own store connection pool and gateway, THREADS threads."""
     url, prefix, base_url, files, claims = args
-    store = SqlStore(url, table_prefix=prefix, engine_options={"pool_size": 8})
+    store = SqlStore(url, table_prefix=prefix, engine_options=engine_options(url, THREADS))
     cert = MerchantCertificate.load(files["merchant_cert"], files["merchant_key"])
     gateway = WeChatPayV2Gateway(config(), cert, base_url=base_url, ca_file=files["ca_cert"])
     svc = RedPacketService(store, gateway, clock=WallClock(), sleep=lambda s: None, max_attempts=8)
     rule = the_rule()
     try:
-        with ThreadPoolExecutor(max_workers=8) as pool:
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
             outs = list(pool.map(lambda c: svc.claim(rule, c), claims))
     finally:
         gateway.close()
@@ -105,7 +116,7 @@ def server_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def store(server_url: str) -> Iterator[SqlStore]:
     prefix = f"rp{uuid.uuid4().hex[:10]}_"
-    s = SqlStore(server_url, table_prefix=prefix, engine_options={"pool_size": 16})
+    s = SqlStore(server_url, table_prefix=prefix, engine_options=engine_options(server_url, 64))
     try:
         yield s
     finally:
@@ -129,21 +140,25 @@ def check(store: SqlStore, emulator: WeChatPayEmulator, svc: RedPacketService) -
     assert report.ok, report.mismatches
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("server_url", SERVERS, indirect=True)
-@pytest.mark.parametrize("fault_rate", [0.0, 0.3], ids=["clean", "ambiguous"])
-def test_processes_and_threads(
-    store: SqlStore, server_url: str, tmp_path: Path, fault_rate: float
+def test_processes_and_threads_with_ambiguous_answers(
+    store: SqlStore, server_url: str, tmp_path: Path
 ) -> None:
+    """4 processes x 16 threads over real mutual TLS to the loopback emulator, which answers
+    30% of requests with SYSTEMERROR / PROCESSING / a dropped connection (before or after
+    the payment took effect)."""
+    fault_rate = 0.3
     creds = make_test_credentials(MCH_ID)
     files = creds.write(tmp_path)
     emulator = WeChatPayEmulator(creds, appid=APPID, api_key=API_KEY, fault_rate=fault_rate, seed=3)
     claims = the_claims()
-    chunks = [claims[i::8] for i in range(8)]
+    chunks = [claims[i::PROCESSES] for i in range(PROCESSES)]
     prefix = store.tables.payouts.name[: -len("payouts")]
     store.budget("warm-up")  # create the schema once, before the claimants race
     with emulator.serve(directory=str(tmp_path)) as base_url:
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=8, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=PROCESSES, mp_context=ctx) as pool:
             args = [(server_url, prefix, base_url, files, chunk) for chunk in chunks]
             outcomes = [o for part in pool.map(_worker, args) for o in part]
         cert = MerchantCertificate.load(files["merchant_cert"], files["merchant_key"])
@@ -152,17 +167,15 @@ def test_processes_and_threads(
             check(store, emulator, svc)
     assert len(outcomes) == CLAIMS
     assert len({b for s, b in outcomes if s == "paid"}) <= PACKETS
-    assert ssl  # TLS was used end to end (base_url is https)
-    assert base_url.startswith("https://")
+    assert base_url.startswith("https://")  # mutual TLS end to end
 
 
 @pytest.mark.parametrize("server_url", SERVERS, indirect=True)
-def test_64_threads_with_ambiguous_answers(
-    store: SqlStore, server_url: str, tmp_path: Path
-) -> None:
+def test_64_threads(store: SqlStore, server_url: str, tmp_path: Path) -> None:
+    """64 threads, a clean platform: exactly the budget, each member at most once."""
     creds = make_test_credentials(MCH_ID)
     files = creds.write(tmp_path)
-    emulator = WeChatPayEmulator(creds, appid=APPID, api_key=API_KEY, fault_rate=0.3, seed=9)
+    emulator = WeChatPayEmulator(creds, appid=APPID, api_key=API_KEY, seed=9)
     cert = MerchantCertificate.load(files["merchant_cert"], files["merchant_key"])
     rule = the_rule()
     with WeChatPayV2Gateway(config(), cert, transport=emulator.transport()) as gw:
