@@ -74,7 +74,7 @@ def check_all(source, hist) -> None:
     assert lift == a.campaign_lift(hist, treatment=ids[::2], holdout=ids[1::2], **window)
 
 
-@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, suppress_health_check=[HealthCheck.too_slow])
 @given(histories())
 def test_sqlite_pushdown_equals_pure(hist) -> None:
     store = SqlStore("sqlite://")

@@ -131,6 +131,7 @@ def plot_attribution(result: AttributionResult, ax: Any) -> Any:
     ax2 = ax.twinx()
     ax2.plot(x, [r.revenue_fen / 100 for r in rows], "o-", color="#e76f51", label="revenue (¥)")
     ax2.set_ylabel("revenue (yuan)")
+    ax2.set_ylim(bottom=0)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, fontsize=8)
@@ -181,6 +182,7 @@ def plot_staff(result: StaffResult, ax: Any) -> Any:
         label="interactions / day",
     )
     ax2.set_ylabel("interactions per active day")
+    ax2.set_ylim(bottom=0)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, fontsize=8)
