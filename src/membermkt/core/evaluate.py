@@ -19,7 +19,9 @@ from membermkt.core.compiler import Compiler
 from membermkt.core.events import Event
 from membermkt.core.members import Member
 from membermkt.core.segments import (
+    BUCKETS,
     FIELD_TYPES,
+    HASH_PRIME,
     And,
     Cmp,
     Const,
@@ -87,8 +89,38 @@ _ORDER: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-class PredicateCompiler(Compiler[Predicate]):
-    """Segment → ``predicate(member, events)``, for one ``as_of``."""
+# expressions reading built-in fields of ``m`` (the generated code's member argument)
+_FIELD_EXPR: dict[str, str] = {
+    "gender": "m.profile.gender",
+    "city": "m.profile.city",
+    "province": "m.profile.province",
+    "country": "m.profile.country",
+    "birthday": "m.profile.birthday",
+    "income_band": "m.profile.income_band",
+    "tier": "m.profile.tier",
+    "subscribed": "m.state.subscribed",
+    "followed_at": "m.state.followed_at",
+    "source": "m.state.source",
+    "last_active_at": "m.state.last_active_at",
+    "orders_count": "m.state.purchases.count",
+    "orders_total_fen": "m.state.purchases.total_fen",
+    "first_order_at": "m.state.purchases.first_at",
+    "last_order_at": "m.state.purchases.last_at",
+    "wecom_contact": "m.state.wecom_contact",
+}
+
+_PY_OPS = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+
+class PredicateCompiler(Compiler[str]):
+    """Segment → ``predicate(member, events)``, for one ``as_of``.
+
+    The tree is compiled once into a single Python expression over ``m`` (the member) and
+    ``e`` (its events); every operand is bound as a named constant in the expression's
+    namespace (values are never formatted into the source), so evaluation costs about what
+    a hand-written ``if`` chain costs. Behaviour leaves and custom-attribute comparisons
+    are closures called from the expression.
+    """
 
     backends: ClassVar[tuple[str, ...]] = ("python",)
 
@@ -97,33 +129,56 @@ class PredicateCompiler(Compiler[Predicate]):
             raise SegmentError(f"as_of must be a timezone-aware datetime, got {as_of!r}")
         self.as_of = as_of.astimezone(dt.UTC)
         self.as_of_date = as_of.date()
+        self.namespace: dict[str, Any] = {}
+        self._n = 0
+
+    def bind(self, value: Any) -> str:
+        """Bind ``value`` as a constant of the generated code; returns its name."""
+        name = f"_k{self._n}"
+        self._n += 1
+        self.namespace[name] = value
+        return name
+
+    def temp(self) -> str:
+        """A fresh local name for an assignment expression."""
+        self._n += 1
+        return f"_t{self._n}"
+
+    def call(self, fn: Predicate) -> str:
+        """An expression calling a closure ``fn(m, e)``."""
+        return f"{self.bind(fn)}(m, e)"
+
+    def process(self, node: Segment, path: str = "$") -> str:
+        out: Any = super().process(node, path)
+        if callable(out):  # a plugin's @compiles function returned a closure
+            return self.call(out)
+        if not isinstance(out, str):
+            raise SegmentError(f"python backend got {type(out).__name__} for {node.kind}", path)
+        return out
+
+    def build(self, segment: Segment) -> Predicate:
+        """Compile ``segment`` and return the predicate."""
+        expr = self.process(segment)
+        code = compile(f"lambda m, e: bool({expr})", "<membermkt segment>", "eval")
+        scope = {"__builtins__": {"bool": bool}, **self.namespace}
+        fn: Predicate = eval(code, scope)
+        return fn
 
     # -- combinators ---------------------------------------------------------
 
-    def visit_const(self, node: Const, path: str) -> Predicate:
-        value = node.value
-        return lambda m, e: value
+    def visit_const(self, node: Const, path: str) -> str:
+        return "True" if node.value else "False"
 
-    def visit_and(self, node: And, path: str) -> Predicate:
-        parts = tuple(self.process(p, self.child_path(path, i)) for i, p in enumerate(node.parts))
-        if len(parts) == 2:
-            a, b = parts
-            return lambda m, e: a(m, e) and b(m, e)
-        if len(parts) == 3:
-            a, b, c = parts
-            return lambda m, e: a(m, e) and b(m, e) and c(m, e)
-        return lambda m, e: all(p(m, e) for p in parts)
+    def visit_and(self, node: And, path: str) -> str:
+        parts = [self.process(p, self.child_path(path, i)) for i, p in enumerate(node.parts)]
+        return "(" + " and ".join(parts) + ")"
 
-    def visit_or(self, node: Or, path: str) -> Predicate:
-        parts = tuple(self.process(p, self.child_path(path, i)) for i, p in enumerate(node.parts))
-        if len(parts) == 2:
-            a, b = parts
-            return lambda m, e: a(m, e) or b(m, e)
-        return lambda m, e: any(p(m, e) for p in parts)
+    def visit_or(self, node: Or, path: str) -> str:
+        parts = [self.process(p, self.child_path(path, i)) for i, p in enumerate(node.parts)]
+        return "(" + " or ".join(parts) + ")"
 
-    def visit_not(self, node: Not, path: str) -> Predicate:
-        inner = self.process(node.part, self.child_path(path))
-        return lambda m, e: not inner(m, e)
+    def visit_not(self, node: Not, path: str) -> str:
+        return f"(not {self.process(node.part, self.child_path(path))})"
 
     # -- leaves --------------------------------------------------------------
 
@@ -132,43 +187,36 @@ class PredicateCompiler(Compiler[Predicate]):
             return v.resolve(self.as_of)
         return v
 
-    def visit_cmp(self, node: Cmp, path: str) -> Predicate:
+    def visit_cmp(self, node: Cmp, path: str) -> str:
         if node.field == "age":
             return self.process(expand_age(node, self.as_of_date), path)
-        get = field_getter(node.field)
-        ftype = FIELD_TYPES.get(node.field, FieldType.CUSTOM)
         op = node.op
         values = tuple(self._resolve(v) for v in node.values)
-        if op == "exists":
-            return lambda m, e: get(m) is not None
+        ftype = FIELD_TYPES.get(node.field, FieldType.CUSTOM)
         if ftype is FieldType.CUSTOM:
-            return self._custom_cmp(get, op, values)
-        # built-in fields: value types are guaranteed by validation; only None is missing
+            get = field_getter(node.field)
+            return self.call(self._custom_cmp(get, op, values))
+        x = _FIELD_EXPR[node.field]
+        t = self.temp()
+        present = f"(({t} := {x}) is not None"
+        if op == "exists":
+            return f"({x} is not None)"
         if op == "eq":
-            (v,) = values
-            return lambda m, e: (x := get(m)) is not None and x == v
-        if op == "ne":
-            (v,) = values
-            return lambda m, e: (x := get(m)) is not None and x != v
-        if op in _ORDER:
-            (v,) = values
-            f = _ORDER[op]
-            return lambda m, e: (x := get(m)) is not None and f(x, v)
+            # the operand is never None, so a missing value compares unequal by itself
+            return f"({x} == {self.bind(values[0])})"
+        if op in _PY_OPS:
+            return f"{present} and {t} {_PY_OPS[op]} {self.bind(values[0])})"
         if op == "in":
-            s = frozenset(values)
-            return lambda m, e: (x := get(m)) is not None and x in s
+            return f"({x} in {self.bind(frozenset(values))})"
         if op == "not_in":
-            s = frozenset(values)
-            return lambda m, e: (x := get(m)) is not None and x not in s
+            return f"{present} and {t} not in {self.bind(frozenset(values))})"
         if op == "between":
             lo, hi = values
-            return lambda m, e: (x := get(m)) is not None and lo <= x <= hi
+            return f"{present} and {self.bind(lo)} <= {t} <= {self.bind(hi)})"
         if op == "contains":
-            (v,) = values
-            return lambda m, e: (x := get(m)) is not None and v in x
+            return f"{present} and {self.bind(values[0])} in {t})"
         if op == "startswith":
-            (v,) = values
-            return lambda m, e: (x := get(m)) is not None and x.startswith(v)
+            return f"{present} and {t}.startswith({self.bind(values[0])}))"
         raise SegmentError(f"unknown comparison {op!r}", path)
 
     def _custom_cmp(self, get: _Getter, op: str, values: tuple[Any, ...]) -> Predicate:
@@ -178,6 +226,8 @@ class PredicateCompiler(Compiler[Predicate]):
         def same(x: Any, i: int = 0) -> bool:
             return x is not None and _type_class(x) == classes[i]
 
+        if op == "exists":
+            return lambda m, e: get(m) is not None
         if op == "eq":
             (v,) = values
             return lambda m, e: same(x := get(m)) and x == v
@@ -212,68 +262,73 @@ class PredicateCompiler(Compiler[Predicate]):
             return lambda m, e: isinstance(x := get(m), str) and x.startswith(v)
         raise SegmentError(f"unknown comparison {op!r}")
 
-    def visit_tags(self, node: Tags, path: str) -> Predicate:
+    def visit_tags(self, node: Tags, path: str) -> str:
         names = frozenset(node.names)
         if node.mode == "any":
             if len(names) == 1:
                 (only,) = names
-                return lambda m, e: only in m.tags
-            return lambda m, e: not names.isdisjoint(m.tags)
-        return lambda m, e: names <= m.tags
+                return f"({self.bind(only)} in m.tags)"
+            return f"(not {self.bind(names)}.isdisjoint(m.tags))"
+        return f"({self.bind(names)} <= m.tags)"
 
-    def visit_did(self, node: Did, path: str) -> Predicate:
-        etype = node.event
-        upper = self.as_of
-        lower = None if node.within is None else upper - dt.timedelta(seconds=node.within)
-        where = tuple((k, v, _type_class(v)) for k, v in node.where)
-        lo_n = node.at_least
-        hi_n = node.at_most
+    def visit_did(self, node: Did, path: str) -> str:
+        return self.call(_did_closure(node, self.as_of))
 
-        def matches(ev: Event) -> bool:
-            if ev.type != etype:
+    def visit_sample(self, node: Sample, path: str) -> str:
+        a, b = salt_coefficients(node.salt)
+        h = self.bind(member_hash)
+        return (
+            f"((({self.bind(a)} * {h}(m.id) + {self.bind(b)}) % {HASH_PRIME}) % {BUCKETS}"
+            f" < {self.bind(node.threshold)})"
+        )
+
+
+def _did_closure(node: Did, as_of: dt.datetime) -> Predicate:
+    etype = node.event
+    upper = as_of
+    lower = None if node.within is None else upper - dt.timedelta(seconds=node.within)
+    where = tuple((k, v, _type_class(v)) for k, v in node.where)
+    lo_n = node.at_least
+    hi_n = node.at_most
+
+    def matches(ev: Event) -> bool:
+        if ev.type != etype:
+            return False
+        at = ev.at
+        if at > upper or (lower is not None and at <= lower):
+            return False
+        props = ev.properties
+        for k, v, cls in where:
+            x = props.get(k)
+            if x is None or _type_class(x) != cls or x != v:
                 return False
-            at = ev.at
-            if at > upper or (lower is not None and at <= lower):
-                return False
-            props = ev.properties
-            for k, v, cls in where:
-                x = props.get(k)
-                if x is None or _type_class(x) != cls or x != v:
-                    return False
-            return True
+        return True
 
-        if hi_n is None:
-            if lo_n == 0:
-                return lambda m, e: True
+    if hi_n is None:
+        if lo_n == 0:
+            return lambda m, e: True
 
-            def at_least(m: Member, events: Sequence[Event]) -> bool:
-                n = 0
-                for ev in events:
-                    if matches(ev):
-                        n += 1
-                        if n >= lo_n:
-                            return True
-                return False
-
-            return at_least
-
-        def bounded(m: Member, events: Sequence[Event]) -> bool:
+        def at_least(m: Member, events: Sequence[Event]) -> bool:
             n = 0
             for ev in events:
                 if matches(ev):
                     n += 1
-                    if n > hi_n:
-                        return False
-            return n >= lo_n
+                    if n >= lo_n:
+                        return True
+            return False
 
-        return bounded
+        return at_least
 
-    def visit_sample(self, node: Sample, path: str) -> Predicate:
-        a, b = salt_coefficients(node.salt)
-        threshold = node.threshold
-        from membermkt.core.segments import BUCKETS, HASH_PRIME
+    def bounded(m: Member, events: Sequence[Event]) -> bool:
+        n = 0
+        for ev in events:
+            if matches(ev):
+                n += 1
+                if n > hi_n:
+                    return False
+        return n >= lo_n
 
-        return lambda m, e: ((a * member_hash(m.id) + b) % HASH_PRIME) % BUCKETS < threshold
+    return bounded
 
 
 def compile_predicate(segment: Segment, as_of: dt.datetime) -> Predicate:
@@ -287,4 +342,4 @@ def compile_predicate(segment: Segment, as_of: dt.datetime) -> Predicate:
     """
     if not isinstance(segment, Segment):
         raise SegmentError(f"expected a segment, got {type(segment).__name__}")
-    return PredicateCompiler(as_of).process(segment)
+    return PredicateCompiler(as_of).build(segment)
