@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _oracle import interpret
@@ -70,6 +70,7 @@ def module_store(request: pytest.FixtureRequest) -> Iterator[SqlStore]:
     store.close()
 
 
+@settings(max_examples=max(10, settings.default.max_examples // 2))
 @given(data=mst.histories(), segs=st.lists(mst.segments(), min_size=1, max_size=4))
 def test_sql_store_matches_the_oracle(
     module_store: SqlStore,

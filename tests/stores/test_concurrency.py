@@ -26,8 +26,8 @@ from membermkt.stores.sql import SqlStore
 from .conftest import MYSQL_URL, POSTGRES_URL, SQL_BACKENDS, backend_url, unique_prefix
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
-N_EVENTS = 1200
-N_MEMBERS = 40
+N_EVENTS = 800
+N_MEMBERS = 30
 
 
 def _events() -> list[Event]:
@@ -49,8 +49,8 @@ def _append_worker(url: str, prefix: str, seed: int) -> int:
     random.Random(seed).shuffle(evs)
     store = SqlStore(url, table_prefix=prefix)
     new = 0
-    for i in range(0, len(evs), 150):
-        new += store.append_events(evs[i : i + 150])
+    for i in range(0, len(evs), 100):
+        new += store.append_events(evs[i : i + 100])
     store.close()
     return new
 

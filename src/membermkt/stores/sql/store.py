@@ -651,21 +651,82 @@ class SqlStore:
             StoreError: when the database fails.
         """
         seen: set[str] = set()
-        batch: list[tuple[Event, dict[str, Any]]] = []
+        batch: list[tuple[Event, tuple[Any, ...]]] = []
         for e in events:
             if not isinstance(e, Event):
                 raise UsageError(f"append_events takes Event values, got {e!r}")
-            if e.key is not None:
-                if e.key in seen:
+            key = e.key
+            if key is not None:
+                if key in seen:
                     continue
-                seen.add(e.key)
+                seen.add(key)
             batch.append((e, rows.event_row(e)))
         total = 0
         for chunk in _chunks(batch, batch_size):
             total += self._write(lambda conn, chunk=chunk: self._append_chunk(conn, chunk))  # type: ignore[misc]
         return total
 
-    def _append_chunk(self, conn: Connection, chunk: Sequence[tuple[Event, dict[str, Any]]]) -> int:
+    def _quote(self, name: str) -> str:
+        return str(self._engine.dialect.identifier_preparer.quote(name))
+
+    def _existing(
+        self, conn: Connection, table: sa.Table, col: str, values: Sequence[str]
+    ) -> list[str]:
+        """Which of ``values`` are in ``table.col`` (driver SQL, big IN lists)."""
+        out: list[str] = []
+        sql = (
+            f"SELECT {self._quote(col)} FROM {self._quote(table.name)} WHERE {self._quote(col)} IN "
+        )
+        for chunk in _chunks(values, 4000):
+            ph = ", ".join([self._placeholder] * len(chunk))
+            out.extend(r[0] for r in conn.exec_driver_sql(f"{sql}({ph})", tuple(chunk)))
+        return out
+
+    def _insert_many(
+        self,
+        conn: Connection,
+        table: sa.Table,
+        cols: Sequence[str],
+        values: list[tuple[Any, ...]],
+        *,
+        ignore: bool = False,
+    ) -> None:
+        """Bulk insert through the driver (executemany; COPY on PostgreSQL)."""
+        names = ", ".join(self._quote(c) for c in cols)
+        if ignore:
+            ph = ", ".join([self._placeholder] * len(cols))
+            head, tail = "INSERT", ""
+            if self.dialect == "sqlite":
+                head = "INSERT OR IGNORE"
+            elif self.dialect == "postgresql":
+                tail = " ON CONFLICT DO NOTHING"
+            else:
+                head = "INSERT IGNORE"
+            conn.exec_driver_sql(
+                f"{head} INTO {self._quote(table.name)} ({names}) VALUES ({ph}){tail}", values
+            )
+            return
+        if self.dialect == "postgresql":
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            with raw.cursor() as cur:
+                copy_sql = f"COPY {self._quote(table.name)} ({names}) FROM STDIN"
+                with cur.copy(copy_sql) as copy:
+                    for v in values:
+                        copy.write_row(v)
+            return
+        ph = ", ".join([self._placeholder] * len(cols))
+        conn.exec_driver_sql(
+            f"INSERT INTO {self._quote(table.name)} ({names}) VALUES ({ph})", values
+        )
+
+    @property
+    def _placeholder(self) -> str:
+        return "?" if self.dialect == "sqlite" else "%s"
+
+    def _append_chunk(
+        self, conn: Connection, chunk: Sequence[tuple[Event, tuple[Any, ...]]]
+    ) -> int:
         t = self.tables
         m = t.members
         mids = sorted({e.member_id for e, _ in chunk})
@@ -689,28 +750,30 @@ class SqlStore:
         stored = lock(mids)
         missing = [i for i in mids if i not in stored]
         if missing:
-            conn.execute(self._insert_ignore(m), [rows.new_member_row(i) for i in missing])
+            new_rows = [rows.new_member_row(i) for i in missing]
+            cols = list(new_rows[0])
+            self._insert_many(
+                conn, m, cols, [tuple(r[c] for c in cols) for r in new_rows], ignore=True
+            )
             stored.update(lock(missing))
-        keys = [e.key for e, _ in chunk if e.key is not None]
-        existing: set[str] = set()
         ev = t.events
-        for r in self._in(conn, lambda c: sa.select(ev.c.key).where(ev.c.key.in_(c)), keys):
-            existing.add(r["key"])
+        existing = set(self._existing(conn, ev, "key", [e.key for e, _ in chunk if e.key]))
         new = [(e, row) for e, row in chunk if e.key is None or e.key not in existing]
         if not new:
             return 0
-        conn.execute(sa.insert(ev), [row for _, row in new])
+        self._insert_many(conn, ev, rows.EVENT_COLS, [row for _, row in new])
         per_member: dict[str, list[Event]] = defaultdict(list)
         for e, _ in new:
             per_member[e.member_id].append(e)
         updates = []
         for mid, evs in per_member.items():
             state = rows.state_from_row(stored[mid]).combine(rows.fold_events(evs))
-            updates.append({"b_id": mid, **rows.state_row(state)})
-        conn.execute(
-            sa.update(m)
-            .where(m.c.id == sa.bindparam("b_id"))
-            .values({c: sa.bindparam(c) for c in rows.STATE_COLS}),
+            srow = rows.state_row(state)
+            updates.append((*(srow[c] for c in rows.STATE_COLS), mid))
+        sets = ", ".join(f"{self._quote(c)} = {self._placeholder}" for c in rows.STATE_COLS)
+        conn.exec_driver_sql(
+            f"UPDATE {self._quote(m.name)} SET {sets} WHERE {self._quote('id')} = "
+            f"{self._placeholder}",
             updates,
         )
         return len(new)

@@ -1,0 +1,31 @@
+"""The SQL store's one-pass fold equals the core fold (it is on the ingest hot path)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from membermkt.core.events import Event
+from membermkt.stores.sql._rows import fold_events, fold_events_reference, state_from_row, state_row
+from membermkt.testing import strategies as mst
+
+TZ8 = dt.timezone(dt.timedelta(hours=8))
+
+
+@given(st.lists(mst.events(), max_size=30), st.booleans())
+def test_fast_fold_equals_the_reference_fold(events: list[Event], shift_tz: bool) -> None:
+    """fold_events == reduce(combine, map(event_state, events)), also for non-UTC times."""
+    if shift_tz:
+        events = [
+            Event(e.member_id, e.type, e.at.astimezone(TZ8), e.properties, e.key) for e in events
+        ]
+    assert fold_events(events) == fold_events_reference(events)
+
+
+@given(st.lists(mst.events(), max_size=30))
+def test_state_round_trips_through_a_row(events: list[Event]) -> None:
+    """A member state stored in a row reads back equal."""
+    state = fold_events_reference(events)
+    assert state_from_row(state_row(state)) == state
