@@ -50,7 +50,7 @@ from membermkt.core.segments import (
 )
 from membermkt.errors import SegmentError
 
-__all__ = ["node_to_json", "segment_from_json"]
+__all__ = ["json_schema", "node_to_json", "segment_from_json"]
 
 _DURATION_UNITS = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
 
@@ -321,3 +321,17 @@ def _parse_did(obj: dict[str, Any], path: str) -> Did:
         return Did(event, tuple(where.items()), at_least, at_most, within)
     except SegmentError as exc:
         raise SegmentError(exc.reason, path) from None
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the version-1 segment form, as shipped in
+    ``membermkt/schemas/segment-v1.schema.json``."""
+    from importlib import resources
+
+    text = (
+        resources.files("membermkt")
+        .joinpath("schemas/segment-v1.schema.json")
+        .read_text(encoding="utf-8")
+    )
+    schema: dict[str, Any] = json.loads(text)
+    return schema
