@@ -55,6 +55,14 @@ def _check_value(instance: Identity, attribute: attrs.Attribute[str], value: str
         raise UsageError(f"Identity.value is too long ({len(value)} > 256 characters)")
 
 
+def _to_kind(value: object) -> IdentityKind:
+    try:
+        return IdentityKind(value)
+    except ValueError:
+        kinds = ", ".join(k.value for k in IdentityKind)
+        raise UsageError(f"unknown identity kind {value!r} (expected one of: {kinds})") from None
+
+
 @attrs.frozen(slots=True)
 class Identity:
     """One platform identity of a person.
@@ -69,7 +77,7 @@ class Identity:
             phone identity whose value is not a digest (raw phone numbers are refused).
     """
 
-    kind: IdentityKind = attrs.field(converter=IdentityKind)
+    kind: IdentityKind = attrs.field(converter=_to_kind)
     value: str = attrs.field(validator=_check_value)
     namespace: str = attrs.field(default="")
 
