@@ -55,7 +55,7 @@ def _check_value(instance: Identity, attribute: attrs.Attribute[str], value: str
         raise UsageError(f"Identity.value is too long ({len(value)} > 256 characters)")
 
 
-def _to_kind(value: object) -> IdentityKind:
+def _to_kind(value: str) -> IdentityKind:
     try:
         return IdentityKind(value)
     except ValueError:
