@@ -118,6 +118,18 @@ def histories(
     """Random (member, events) pairs: members folded from their events (some have none)."""
     ids = tuple(sorted(draw(st.sets(st.sampled_from(IDS), min_size=1, max_size=max_members))))
     events = draw(st.lists(_event(ids), max_size=max_events))
+    # browsing sessions: a few menu clicks / page views minutes apart (ties sometimes)
+    for _ in range(draw(st.integers(0, 2))):
+        mid = draw(st.sampled_from(ids))
+        t0 = AS_OF - dt.timedelta(minutes=draw(st.sampled_from(MINUTES)))
+        for step in range(draw(st.integers(2, 4))):
+            at = t0 + dt.timedelta(minutes=step * draw(st.sampled_from((0, 1, 2))))
+            if draw(st.booleans()):
+                events.append(Event(mid, "menu_click", at, {"key": draw(st.sampled_from(MENUS))}))
+            else:
+                events.append(
+                    Event(mid, "view", at, {"url": draw(st.sampled_from(URLS)), "dwell_seconds": 9})
+                )
     # WeCom conversations: a customer writes (maybe twice), staff answer (maybe)
     for _ in range(draw(st.integers(0, 3))):
         mid, staff = draw(st.sampled_from(ids)), draw(st.sampled_from(STAFF))

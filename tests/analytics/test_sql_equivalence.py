@@ -69,6 +69,10 @@ def check_all(source, hist) -> None:
     )
     assert a.recommend(source, RULES, as_of=AS_OF) == a.recommend(hist, RULES, as_of=AS_OF)
     ids = [m.id for m, _ in hist]
+    if hasattr(source, "select"):  # the activity segments select what activity_class says
+        for c in core.ACTIVITY_CLASSES:
+            want = [m.id for m, _ in hist if core.activity_class(m, AS_OF) == c]
+            assert list(source.select(core.activity(c), AS_OF)) == want
     window = {"start": AS_OF - 5 * DAY, "end": AS_OF}
     lift = a.campaign_lift(source, treatment=ids[::2], holdout=ids[1::2], **window)
     assert lift == a.campaign_lift(hist, treatment=ids[::2], holdout=ids[1::2], **window)
