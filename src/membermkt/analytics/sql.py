@@ -414,24 +414,25 @@ class SqlAnalytics:
             for i in range(1, k)
         ]
         seq = sa.select(sessions.c.node, *lags).subquery("seq")
-        trans_q = (
-            sa.select(seq.c.p1, seq.c.node, sa.func.count())
-            .where(seq.c.p1.is_not(None))
-            .group_by(seq.c.p1, seq.c.node)
-        )
+        # one pass: every (p_{k-1}, ..., p1, node) with at least a predecessor; transitions
+        # are the (p1, node) margins, paths the rows whose deepest lag is present
         path_cols = [seq.c[f"p{i}"] for i in range(k - 1, 0, -1)] + [seq.c.node]
-        gram_q = (
-            sa.select(*path_cols, sa.func.count())
-            .where(seq.c[f"p{k - 1}"].is_not(None))
-            .group_by(*path_cols)
+        runs_q = (
+            sa.select(*path_cols, sa.func.count()).where(seq.c.p1.is_not(None)).group_by(*path_cols)
         )
         dwell_q = (
             sa.select(valid.c.node, valid.c.dwell, sa.func.count())
             .where(valid.c.dwell.is_not(None), valid.c.dwell >= 0)
             .group_by(valid.c.node, valid.c.dwell)
         )
-        transitions = {(a, b): int(n) for a, b, n in self._rows(trans_q)}
-        grams = {tuple(r[:-1]): int(r[-1]) for r in self._rows(gram_q)}
+        transitions: dict[tuple[str, str], int] = {}
+        grams: dict[tuple[str, ...], int] = {}
+        for row in self._rows(runs_q):
+            *nodes, n = row
+            pair = (nodes[-2], nodes[-1])
+            transitions[pair] = transitions.get(pair, 0) + int(n)
+            if nodes[0] is not None:
+                grams[tuple(nodes)] = int(n)
         dwell: dict[str, dict[float, int]] = {}
         for node, d, n in self._rows(dwell_q):
             dwell.setdefault(node, {})[d] = int(n)
