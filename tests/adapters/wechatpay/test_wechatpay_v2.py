@@ -9,7 +9,6 @@ import attrs
 import httpx
 import pytest
 
-from conftest import v2_config
 from membermkt.errors import ConfigError, UsageError
 from membermkt.payouts.base import PayoutGateway, PayoutRequest, PayoutStatus
 from membermkt.payouts.wechatpay.gateway import (
@@ -19,6 +18,8 @@ from membermkt.payouts.wechatpay.gateway import (
 )
 from membermkt.payouts.wechatpay.v2 import build_sendredpack
 from membermkt.testing.emulator.wechatpay import Fault, TestCredentials, WeChatPayEmulator
+
+from .conftest import v2_config
 
 BILL = "1900000109202611230000000001"
 

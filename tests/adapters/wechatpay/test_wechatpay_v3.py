@@ -10,7 +10,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import API_V3_KEY, APPID, MCH_ID, v3_config
 from membermkt.errors import ConfigError, DecryptError, SignatureError
 from membermkt.payouts.base import HttpResponse, PayoutGateway, PayoutRequest, PayoutStatus
 from membermkt.payouts.wechatpay import v3
@@ -22,6 +21,8 @@ from membermkt.payouts.wechatpay.gateway import (
 )
 from membermkt.payouts.wechatpay.signing import load_private_key, verify_v3_response
 from membermkt.testing.emulator.wechatpay import Fault, TestCredentials, WeChatPayEmulator
+
+from .conftest import API_V3_KEY, APPID, MCH_ID, v3_config
 
 BILL = "20261123abcdef0123456789abcdef01"
 
