@@ -467,13 +467,6 @@ def validate(
                     f"{rules.max_batch_size} per call",
                 )
             )
-        if capabilities.min_batch_size < rules.min_batch_size:
-            problems.append(
-                Problem(
-                    "channel.min_batch_size",
-                    f"platform needs at least {rules.min_batch_size} recipients per call",
-                )
-            )
         if capabilities.address_kind != campaign.address_kind:
             problems.append(
                 Problem(

@@ -32,6 +32,7 @@ from membermkt.core.members import Member
 from membermkt.errors import UsageError
 
 __all__ = [
+    "FrozenDict",
     "MissingField",
     "Template",
     "compile_payload",
@@ -224,8 +225,25 @@ def compile_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _compile_value(v, f"$.{k}") for k, v in payload.items()}
 
 
+class FrozenDict(dict[str, Any]):
+    """A read-only, hashable ``dict`` (JSON encoders see a plain dict): rendered payloads
+    hash and compare by content, so channels can group deliveries by payload."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a rendered payload is read-only")
+
+    __setitem__ = __delitem__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+
 def render_payload(compiled: Any, member: Member) -> Any:
-    """Render a payload compiled by :func:`compile_payload` for ``member`` (plain dicts/lists).
+    """Render a payload compiled by :func:`compile_payload` for ``member``: mappings become
+    :class:`FrozenDict`, lists become tuples (hashable and JSON-able).
 
     Raises:
         MissingField: when a required field is missing on the member.
@@ -233,9 +251,9 @@ def render_payload(compiled: Any, member: Member) -> Any:
     if isinstance(compiled, Template):
         return compiled.render(member)
     if isinstance(compiled, dict):
-        return {k: render_payload(v, member) for k, v in compiled.items()}
+        return FrozenDict({k: render_payload(v, member) for k, v in compiled.items()})
     if isinstance(compiled, list):
-        return [render_payload(v, member) for v in compiled]
+        return tuple(render_payload(v, member) for v in compiled)
     return compiled
 
 

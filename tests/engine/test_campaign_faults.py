@@ -1,0 +1,151 @@
+"""Fault injection against the WeChat official-account emulator: transient errors, token
+invalidations, 45009 throttles and lost answers → every delivery final, no duplicates
+(counted by the emulator)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+
+from membermkt import Identity, Member, MemberState
+from membermkt.channels.wechat.channel import WeChatMassChannel, WeChatTemplateChannel
+from membermkt.channels.wechat.client import OfficialAccount
+from membermkt.core.campaigns import Campaign, Variant, check
+from membermkt.core.delivery import DeliveryStatus
+from membermkt.engine.campaigns import CampaignReport, CampaignRunner, DeliveryRetry, prepare
+from membermkt.segments import TRUE
+from membermkt.stores import InMemoryStore
+from membermkt.testing.emulator.wechat import WeChatEmulator
+from membermkt.wire.retry import RetryPolicy
+
+APPID = "wxfaults0000001"
+AS_OF = dt.datetime(2026, 3, 10, 12, tzinfo=dt.UTC)
+
+
+async def no_sleep(seconds: float) -> None:
+    """Waits are skipped (the emulator's clock does not need them)."""
+
+
+def no_sleep_sync(seconds: float) -> None:
+    """Waits are skipped."""
+
+
+def _members(n: int) -> Iterator[Member]:
+    return (
+        Member(
+            f"m{i:06d}",
+            identities=[Identity("openid", f"o{i:06d}", APPID)],
+            state=MemberState(subscribed=True),
+        )
+        for i in range(n)
+    )
+
+
+@pytest.mark.slow
+async def test_mass_send_to_100k_with_faults_is_exactly_once() -> None:
+    """Rule: 100k recipients, ~10 % transient errors, token invalidations, 45009 throttles
+    and lost answers → every delivery sent, each follower received the message once."""
+    n = 100_000
+    emu = WeChatEmulator(seed=11, limits=())
+    acct = emu.add_account(APPID, "secret")
+    acct.add_followers(f"o{i:06d}" for i in range(n))
+    mass_api = "/cgi-bin/message/mass/send"
+    emu.faults.set(busy=0.10, token_invalidate=0.05, throttle=0.05, timeout=0.05, apis=[mass_api])
+    # every kind at least once, whatever order concurrent requests arrive in
+    emu.faults.next("busy", "token_invalidate", "throttle", "timeout", api=mass_api)
+    client = OfficialAccount(
+        APPID,
+        "secret",
+        transport=emu.transport(),
+        sleep=no_sleep_sync,
+        retry=RetryPolicy(attempts=1),
+        budgets=(),  # the emulator's per-minute mass limit would need real minutes to pass
+    )
+    channel = WeChatMassChannel(client)
+    c = Campaign(
+        id="spring-mass",
+        audience=TRUE,
+        channel="wechat.mass",
+        variants=(Variant(name="A", content={"msgtype": "text", "text": {"content": "春季上新"}}),),
+        address_namespace=APPID,
+    )
+    check(c, capabilities=channel.capabilities)
+    store = InMemoryStore()
+    summary = prepare(store, c, _members(n), None, AS_OF)
+    assert summary.total_deliveries == n
+    result = await CampaignRunner(
+        store,
+        channel,
+        batch_size=1000,
+        concurrency=8,
+        rate_per_second=None,
+        sleep=no_sleep,
+        retry=DeliveryRetry(attempts=30),
+    ).arun(c.id)
+    counts = store.status_counts(c.id)
+    assert counts["sent"] == n, counts
+    assert result.retried > 0
+    assert sum(emu.faults.injected.values()) >= 6, emu.faults.injected
+    assert {"busy", "token_invalidate", "throttle", "timeout"} <= set(emu.faults.injected)
+    assert emu.duplicates == 0
+    assert len(emu.receipts) == n
+    assert {r.openid for r in emu.receipts} == {f"o{i:06d}" for i in range(n)}
+    report = CampaignReport.build(c, store.deliveries(c.id), summary)
+    assert report.group("A").sent == n
+
+
+@pytest.mark.slow
+def test_template_messages_with_faults_never_duplicate() -> None:
+    """Rule: template sends carry no idempotency key — lost answers end `unknown`, never
+    re-sent; every other delivery is sent exactly once despite busy/throttle/token faults."""
+    n = 1500
+    emu = WeChatEmulator(seed=5, limits=())
+    acct = emu.add_account(APPID, "secret")
+    acct.add_followers(f"o{i:06d}" for i in range(n))
+    acct.add_template("TPL1")
+    emu.faults.set(
+        busy=0.10,
+        token_invalidate=0.02,
+        throttle=0.03,
+        timeout=0.02,
+        apis=["/cgi-bin/message/template/send"],
+    )
+    client = OfficialAccount(
+        APPID,
+        "secret",
+        transport=emu.transport(),
+        sleep=no_sleep_sync,
+        retry=RetryPolicy(attempts=1),
+        budgets=(),
+    )
+    channel = WeChatTemplateChannel(client)
+    c = Campaign(
+        id="tpl",
+        audience=TRUE,
+        channel="wechat.template",
+        variants=(
+            Variant(
+                name="A",
+                content={"template_id": "TPL1", "data": {"first": {"value": "您好 {{ id }}"}}},
+            ),
+        ),
+        address_namespace=APPID,
+    )
+    check(c, capabilities=channel.capabilities)
+    store = InMemoryStore()
+    prepare(store, c, _members(n), None, AS_OF)
+    CampaignRunner(
+        store, channel, concurrency=8, sleep=no_sleep, retry=DeliveryRetry(attempts=30)
+    ).run(c.id)
+    counts = store.status_counts(c.id)
+    assert counts["planned"] == counts["sending"] == 0
+    assert counts["sent"] + counts["unknown"] == n
+    assert counts["unknown"] > 0
+    assert emu.duplicates == 0
+    received = {r.openid for r in emu.receipts}
+    for rec in store.deliveries(c.id):
+        if rec.status is DeliveryStatus.SENT:
+            assert rec.delivery.address in received
+    assert len(emu.receipts) >= counts["sent"]
