@@ -58,3 +58,23 @@ def test_population_has_the_story_in_it():
     )
     assert after_a.most_common(1)[0][0] == "C"
     assert sum(1 for m in members if m.state.purchases.count >= 3) > 0
+
+
+def test_generated_values_equal_validated_construction():
+    """The generator skips validation for speed; rebuilding through the checked
+    constructors must give equal values."""
+    from membermkt import Event, Member
+
+    for m, events in generate(300, seed=2):
+        rebuilt = Member(
+            m.id,
+            m.profile,
+            tags=m.tags,
+            attributes=dict(m.attributes),
+            identities=list(m.identities),
+            state=m.state,
+            consent=m.consent,
+        )
+        assert rebuilt == m
+        for e in events:
+            assert Event(e.member_id, e.type, e.at, dict(e.properties), key=e.key) == e

@@ -30,8 +30,8 @@ import attrs
 
 from membermkt.core._frozen import FrozenMap
 from membermkt.core.events import INTERACTION_TYPES, Event
-from membermkt.core.identity import Identity
-from membermkt.core.members import Member, MemberState, Profile, PurchaseStats
+from membermkt.core.identity import Identity, IdentityKind, phone_digest
+from membermkt.core.members import Consent, Member, MemberState, Profile, PurchaseStats
 from membermkt.errors import UsageError
 
 T = TypeVar("T")
@@ -346,11 +346,12 @@ def _member(
         tier=None,
     )
     digest = hashlib.sha256(f"{cfg.seed}:{idx}".encode()).hexdigest()
-    identities = [Identity.openid(cfg.appid, "o" + digest[:27])]
+    identities = [_identity(IdentityKind.OPENID, "o" + digest[:27], cfg.appid)]
     if has_wecom:
-        identities.append(Identity.external_userid(cfg.corpid, "wm" + digest[27:55]))
+        identities.append(_identity(IdentityKind.EXTERNAL_USERID, "wm" + digest[27:55], cfg.corpid))
     if rng.random() < 0.4:
-        identities.append(Identity.phone(f"13{idx % 1_000_000_000:09d}"))
+        identities.append(_identity(IdentityKind.PHONE, phone_digest(f"13{idx % 10**9:09d}"), ""))
+    identities.sort(key=_token)
     state = _state(events)
     tags = set()
     if state.purchases.total_fen >= 50_000:
@@ -360,14 +361,32 @@ def _member(
     attributes: dict[str, str | int | float | bool] = {"member_level": _randint(rng, 0, 3)}
     if rng.random() < 0.3:
         attributes["platform"] = rng.choice(("tmall", "jd", "pdd", "douyin"))
-    return Member(
-        mid,
-        profile,
-        tags=frozenset(tags),
-        attributes=attributes,
-        identities=identities,
-        state=state,
-    )
+    # Built without re-validating what the generator made itself (the tests check that
+    # these values equal validated ones).
+    member = _new(Member)
+    _set(member, "id", mid)
+    _set(member, "profile", profile)
+    _set(member, "tags", frozenset(tags))
+    _set(member, "attributes", FrozenMap(attributes))
+    _set(member, "identities", tuple(identities))
+    _set(member, "state", state)
+    _set(member, "consent", _CONSENT)
+    return member
+
+
+_CONSENT = Consent()
+
+
+def _token(i: Identity) -> str:
+    return i.token
+
+
+def _identity(kind: IdentityKind, value: str, namespace: str) -> Identity:
+    ident = _new(Identity)
+    _set(ident, "kind", kind)
+    _set(ident, "value", value)
+    _set(ident, "namespace", namespace)
+    return ident
 
 
 def population(
