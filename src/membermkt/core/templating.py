@@ -83,50 +83,58 @@ _Part = tuple[str, str | None, str | None]
 """(literal text, field or None, fallback or None)."""
 
 
-_OPEN, _CLOSE = "\ue000", "\ue001"
-
-
-def _literal(chunk: str) -> str:
-    return chunk.replace(_OPEN, "{{").replace(_CLOSE, "}}")
+def _malformed(source: str, at: int) -> UsageError:
+    return UsageError(
+        f"template {source!r} at offset {at}: malformed placeholder; write "
+        '{{ field }} or {{ field | "fallback" }}, and {{{{ / }}}} for literal braces'
+    )
 
 
 def _parse(source: str) -> tuple[_Part, ...]:
-    if _OPEN in source or _CLOSE in source:
-        raise UsageError("template text may not contain the private-use characters U+E000/E001")
-    escaped = source.replace("{{{{", _OPEN).replace("}}}}", _CLOSE)
     parts: list[_Part] = []
-    pos = 0
-    for m in _PLACEHOLDER_RE.finditer(escaped):
-        chunk = escaped[pos : m.start()]
-        _check_literal(source, chunk)
-        name = m.group("field")
-        if name == "age":
-            raise UsageError(
-                f"template {source!r}: field 'age' depends on a time and cannot be rendered"
-            )
-        if not _FIELD_RE.fullmatch(name):
-            raise UsageError(
-                f"template {source!r}: {name!r} is not a field name "
-                "(only plain names like {{ city }} are allowed: no dots, calls or filters)"
-            )
-        fb = m.group("fallback")
-        fallback = None
-        if fb is not None:
-            fallback = re.sub(r"\\.", lambda e: _FALLBACK_ESCAPES.get(e.group(0), ""), fb[1:-1])
-        parts.append((_literal(chunk), name, fallback))
-        pos = m.end()
-    tail = escaped[pos:]
-    _check_literal(source, tail)
-    parts.append((_literal(tail), None, None))
+    text: list[str] = []
+    i, n = 0, len(source)
+    while i < n:
+        if source.startswith("{{{{", i):
+            text.append("{{")
+            i += 4
+        elif source.startswith("}}}}", i):
+            text.append("}}")
+            i += 4
+        elif source.startswith("{{", i):
+            m = _PLACEHOLDER_RE.match(source, i)
+            if m is None:
+                raise _malformed(source, i)
+            name = m.group("field")
+            if name == "age":
+                raise UsageError(
+                    f"template {source!r}: field 'age' depends on a time and cannot be rendered"
+                )
+            if not _FIELD_RE.fullmatch(name):
+                raise UsageError(
+                    f"template {source!r} at offset {i}: {name!r} is not a field name "
+                    "(only plain names like {{ city }} are allowed: no dots, calls or filters)"
+                )
+            fb = m.group("fallback")
+            fallback = None
+            if fb is not None:
+                fallback = re.sub(r"\\.", lambda e: _FALLBACK_ESCAPES.get(e.group(0), ""), fb[1:-1])
+            parts.append(("".join(text), name, fallback))
+            text = []
+            i = m.end()
+        elif source.startswith("}}", i):
+            raise _malformed(source, i)
+        else:
+            j = i + 1
+            while j < n and source[j] not in "{}":
+                j += 1
+            if j == i + 1 and source[i] in "{}":
+                text.append(source[i])
+            else:
+                text.append(source[i:j])
+            i = j
+    parts.append(("".join(text), None, None))
     return tuple(parts)
-
-
-def _check_literal(source: str, chunk: str) -> None:
-    if "{{" in chunk or "}}" in chunk:
-        raise UsageError(
-            f"template {source!r}: malformed placeholder; write "
-            '{{ field }} or {{ field | "fallback" }}, and {{{{ / }}}} for literal braces'
-        )
 
 
 @attrs.frozen(slots=True)
