@@ -137,6 +137,23 @@ class InMemoryStore:
         with self._lock:
             return self._members.get(member_id)
 
+    def get_members(self, member_ids: Iterable[str]) -> dict[str, Member]:
+        """The known members among ``member_ids``, by id."""
+        with self._lock:
+            return {i: self._members[i] for i in sorted(set(member_ids)) if i in self._members}
+
+    def iter_members(self) -> Iterator[Member]:
+        """Every member, by id (a snapshot; for export)."""
+        with self._lock:
+            snapshot = [self._members[k] for k in sorted(self._members)]
+        return iter(snapshot)
+
+    def iter_events(self) -> Iterator[Event]:
+        """Every stored event, by member id then time (a snapshot; for export)."""
+        with self._lock:
+            snapshot = [sorted(self._events[k], key=_event_order) for k in sorted(self._events)]
+        return (e for evs in snapshot for e in evs)
+
     def resolve(self, identity: Identity) -> str | None:
         """The member id owning ``identity``, or ``None``.
 

@@ -114,12 +114,8 @@ class Tables:
             sa.Column("marketing", sa.Boolean, nullable=False),
             sa.Column("opted_out", _long_text()),
             sa.Index(f"{p}ix_members_city", "city"),
-            sa.Index(f"{p}ix_members_tier", "tier"),
             sa.Index(f"{p}ix_members_birthday", "birthday"),
             sa.Index(f"{p}ix_members_last_active", "last_active_at"),
-            sa.Index(f"{p}ix_members_orders", "orders_count"),
-            sa.Index(f"{p}ix_members_last_order", "last_order_at"),
-            sa.Index(f"{p}ix_members_source", "source"),
             **opts,
         )
         self.identities = sa.Table(

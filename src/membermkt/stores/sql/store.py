@@ -418,7 +418,7 @@ class SqlStore:
                     rows.identity_rows(m),
                 )
             )
-        for chunk in _chunks(prepared, 500):
+        for chunk in _chunks(prepared, 2000):
             self._write(lambda conn, chunk=chunk: self._upsert_chunk(conn, chunk))  # type: ignore[misc]
         return len(batch)
 
@@ -429,10 +429,10 @@ class SqlStore:
         keep_state = [item[0].id for item in chunk if item[0].state == EMPTY_STATE]
         stored: dict[str, dict[str, Any]] = {}
         if keep_state:
-            cols = [m.c.id, *(m.c[c] for c in rows.STATE_COLS)]
+            state_cols = [m.c.id, *(m.c[c] for c in rows.STATE_COLS)]
             for r in self._in(
                 conn,
-                lambda c: sa.select(*cols).where(m.c.id.in_(c)).with_for_update(),
+                lambda c: sa.select(*state_cols).where(m.c.id.in_(c)).with_for_update(),
                 keep_state,
             ):
                 stored[r["id"]] = {c: r[c] for c in rows.STATE_COLS}
@@ -454,13 +454,15 @@ class SqlStore:
             conn.execute(sa.delete(t.identities).where(t.identities.c.token.in_(c)))
         # the same identity listed twice in one batch: the later member wins
         ident_rows = list({r["token"]: r for r in ident_rows}.values())
-        conn.execute(sa.insert(m), member_rows)
-        if tag_rows:
-            conn.execute(sa.insert(t.tags), tag_rows)
-        if attr_rows:
-            conn.execute(sa.insert(t.attrs), attr_rows)
-        if ident_rows:
-            conn.execute(sa.insert(t.identities), ident_rows)
+        for table, dict_rows in (
+            (m, member_rows),
+            (t.tags, tag_rows),
+            (t.attrs, attr_rows),
+            (t.identities, ident_rows),
+        ):
+            if dict_rows:
+                cols: list[str] = list(dict_rows[0])
+                self._insert_many(conn, table, cols, [tuple(r[c] for c in cols) for r in dict_rows])
 
     def get_member(self, member_id: str) -> Member | None:
         """The member with that id, or ``None``.

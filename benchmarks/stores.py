@@ -1,0 +1,216 @@
+"""Store benchmarks: SQLite ingest rate, and count() of a segment vs hand-written SQL.
+
+    .venv/bin/python benchmarks/stores.py                      # 1M events, 1M members
+    .venv/bin/python benchmarks/stores.py --events 200000 --members 100000
+    MEMBERMKT_TEST_POSTGRES_URL=postgresql+psycopg://... .venv/bin/python benchmarks/stores.py
+
+(a) Ingest ``--events`` synthetic events (``membermkt.testing.synthetic``) into a SQLite
+    file with ``SqlStore.append_events`` (de-duplication, member creation, state fold
+    included) — events/s (goal ≥ 100k/s). For scale, the same rows are also inserted with
+    raw ``sqlite3.executemany`` into an identically indexed table: that is the storage
+    ceiling of this machine, and the ratio shows what membermkt adds on top.
+(b) ``count()`` of the foundation issue's benchmark segment (female, city in {Shanghai,
+    Hangzhou}, age 25–40, tag vip or ≥ 3 purchases in 90 days, active in 30 days) over
+    ``--members`` members in SQLite, vs a hand-written SQL query of the same meaning on the
+    same database; best of ``--repeat``; ratio printed (goal ≤ 1.5×). The same on PostgreSQL
+    when ``MEMBERMKT_TEST_POSTGRES_URL`` (or ``--postgres-url``) is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from membermkt.core.events import Event
+from membermkt.core.members import Member
+from membermkt.core.segments import shift_years
+from membermkt.segments import ago, attr, did, tag
+from membermkt.stores.sql import SqlStore
+from membermkt.stores.sql._rows import event_row
+from membermkt.stores.sql.compile import to_epoch_us
+from membermkt.testing.synthetic import SyntheticConfig, generate
+
+
+def segment():
+    return (
+        (attr("gender") == "female")
+        & attr("city").isin(["Shanghai", "Hangzhou"])
+        & attr("age").between(25, 40)
+        & (tag("vip") | did("purchase", at_least=3, within=dt.timedelta(days=90)))
+        & (attr("last_active_at") >= ago(days=30))
+    )
+
+
+def hand_written_sql(prefix: str) -> str:
+    p = prefix
+    return f"""
+        SELECT count(*) FROM {p}members m
+        WHERE m.gender = 'female'
+          AND m.city IN ('Shanghai', 'Hangzhou')
+          AND m.birthday > :oldest AND m.birthday <= :youngest
+          AND (EXISTS (SELECT 1 FROM {p}tags t WHERE t.member_id = m.id AND t.tag = 'vip')
+               OR (SELECT count(*) FROM {p}events e
+                   WHERE e.member_id = m.id AND e.type = 'purchase'
+                     AND e.at > :cut90 AND e.at <= :as_of) >= 3)
+          AND m.last_active_at >= :cut30
+    """
+
+
+def hand_params(as_of: dt.datetime) -> dict[str, int]:
+    today = as_of.date()
+    return {
+        "oldest": shift_years(today, -41).toordinal(),  # age <= 40
+        "youngest": shift_years(today, -25).toordinal(),  # age >= 25
+        "cut90": to_epoch_us(as_of - dt.timedelta(days=90)),
+        "cut30": to_epoch_us(as_of - dt.timedelta(days=30)),
+        "as_of": to_epoch_us(as_of),
+    }
+
+
+def best_of(repeat: int, fn: Callable[[], int]) -> tuple[float, int]:
+    best, result = float("inf"), 0
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, result
+
+
+def bench_ingest(n_events: int, workdir: Path, seed: int) -> None:
+    events: list[Event] = []
+    cfg = SyntheticConfig(seed=seed)
+    for _, evs in generate(n_events, config=cfg):
+        events.extend(evs)
+        if len(events) >= n_events:
+            break
+    events = events[:n_events]
+    print(f"(a) ingest {len(events):,} synthetic events into SQLite")
+
+    store = SqlStore(f"sqlite:///{workdir / 'ingest.db'}")
+    store.create_schema()
+    t = time.perf_counter()
+    stored = store.append_events(events)
+    t_store = time.perf_counter() - t
+    again = store.append_events(events[:10_000])
+    store.close()
+    assert stored == len(events) and again == 0
+
+    raw = sqlite3.connect(workdir / "raw.db", isolation_level=None)
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute("PRAGMA synchronous=NORMAL")
+    raw.execute(
+        "CREATE TABLE ev (seq INTEGER PRIMARY KEY, key VARCHAR(200), member_id VARCHAR(128),"
+        " type VARCHAR(64), at BIGINT, props TEXT)"
+    )
+    raw.execute("CREATE UNIQUE INDEX ux_ev_key ON ev (key)")
+    raw.execute("CREATE INDEX ix_ev_member ON ev (member_id, type, at)")
+    tuples = [event_row(e) for e in events]
+    t = time.perf_counter()
+    for i in range(0, len(tuples), 5000):
+        raw.execute("BEGIN IMMEDIATE")
+        raw.executemany(
+            "INSERT INTO ev (key, member_id, type, at, props) VALUES (?, ?, ?, ?, ?)",
+            tuples[i : i + 5000],
+        )
+        raw.execute("COMMIT")
+    t_raw = time.perf_counter() - t
+    raw.close()
+    print(
+        f"    SqlStore.append_events : {t_store:7.2f}s  {len(events) / t_store:>10,.0f} events/s"
+        "  (goal >= 100,000/s)"
+    )
+    print(
+        f"    raw sqlite3 executemany: {t_raw:7.2f}s  {len(events) / t_raw:>10,.0f} rows/s"
+        "  (storage ceiling: no de-dup, no state)"
+    )
+    print(f"    ratio append_events / raw insert: {t_store / t_raw:.2f}x")
+
+
+def load_members(store: SqlStore, n_members: int, seed: int) -> dt.datetime:
+    cfg = SyntheticConfig(seed=seed)
+    members: list[Member] = []
+    purchases: list[Event] = []
+    t = time.perf_counter()
+    for m, evs in generate(n_members, config=cfg):
+        members.append(m)
+        purchases.extend(e for e in evs if e.type == "purchase")
+        if len(members) >= 50_000:
+            store.append_events(purchases)
+            # the synthetic state is the fold of every event: it replaces the partial one
+            store.upsert_members(members)
+            members, purchases = [], []
+    store.append_events(purchases)
+    store.upsert_members(members)
+    print(f"    loaded {n_members:,} members (+ their purchases) in {time.perf_counter() - t:.0f}s")
+    return cfg.as_of
+
+
+def bench_count(name: str, url: str, n_members: int, repeat: int, seed: int) -> None:
+    prefix = f"b{uuid.uuid4().hex[:8]}_"
+    store = SqlStore(url, table_prefix=prefix)
+    print(f"(b) count() vs hand-written SQL on {name}, {n_members:,} members")
+    try:
+        as_of = load_members(store, n_members, seed)
+        seg = segment()
+        engine = sa.create_engine(url)
+        query = sa.text(hand_written_sql(prefix))
+        params = hand_params(as_of)
+        with engine.connect() as conn:
+            if name == "postgresql":
+                conn.exec_driver_sql(f"ANALYZE {prefix}members")
+                conn.exec_driver_sql(f"ANALYZE {prefix}events")
+                conn.exec_driver_sql(f"ANALYZE {prefix}tags")
+            else:
+                conn.exec_driver_sql("ANALYZE")
+            conn.commit()
+
+            def hand() -> int:
+                return int(conn.execute(query, params).scalar_one())
+
+            t_hand, n_hand = best_of(repeat, hand)
+        engine.dispose()
+        t_store, n_store = best_of(repeat, lambda: store.count(seg, as_of))
+        assert n_hand == n_store, (n_hand, n_store)
+        print(f"    selected {n_store:,} members (both agree)")
+        print(f"    hand-written SQL : {t_hand:.3f}s")
+        print(f"    SqlStore.count() : {t_store:.3f}s")
+        print(f"    ratio count()/hand-written: {t_store / t_hand:.2f}x (goal <= 1.5x)")
+    finally:
+        if name != "sqlite":
+            store.drop_tables()
+        store.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--members", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--postgres-url", default=os.environ.get("MEMBERMKT_TEST_POSTGRES_URL"))
+    ap.add_argument("--skip-ingest", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if not args.skip_ingest:
+            bench_ingest(args.events, work, args.seed)
+        bench_count(
+            "sqlite", f"sqlite:///{work / 'count.db'}", args.members, args.repeat, args.seed
+        )
+    if args.postgres_url:
+        bench_count("postgresql", args.postgres_url, args.members, args.repeat, args.seed)
+    else:
+        print("(b) PostgreSQL: skipped (set MEMBERMKT_TEST_POSTGRES_URL)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,586 @@
+"""Import and export members and events: CSV files and (extra ``pandas``) DataFrames.
+
+The "move members into your own CRM" path, and the way in from a spreadsheet. Every store
+with ``iter_members()`` / ``iter_events()`` (both built-in stores) can be exported.
+
+Member columns: ``id, gender, city, province, country, birthday`` (ISO date),
+``income_band, tier, tags`` (JSON list), ``attributes`` (JSON object — keeps int / float /
+bool / str apart), ``identities`` (JSON list of ``kind:namespace:value`` tokens),
+``marketing`` (true/false), ``opted_out_channels`` (JSON list), then read-only state columns
+(``subscribed, source, last_active_at, orders_count, orders_total_fen, first_order_at,
+last_order_at, wecom_contact``) that exports carry and imports ignore (state is folded
+from events).
+
+Event columns: ``member_id, type, at`` (ISO 8601 with a UTC offset), ``key``,
+``properties`` (JSON object).
+
+Imports never stop at a bad row: each bad row is reported with its row number and the
+reason, and every good row is written (:class:`ImportReport`).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, Protocol, TypeVar
+
+import attrs
+
+from membermkt.core.events import Event
+from membermkt.core.identity import Identity
+from membermkt.core.members import Consent, Member, Profile
+from membermkt.core.ports import EventLog, MemberStore
+from membermkt.errors import MembermktError, UsageError
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "MEMBER_COLUMNS",
+    "ImportReport",
+    "RowError",
+    "events_from_dataframe",
+    "events_to_dataframe",
+    "export_events_csv",
+    "export_members_csv",
+    "import_events_csv",
+    "import_members_csv",
+    "members_from_dataframe",
+    "members_to_dataframe",
+]
+
+MEMBER_COLUMNS = (
+    "id",
+    "gender",
+    "city",
+    "province",
+    "country",
+    "birthday",
+    "income_band",
+    "tier",
+    "tags",
+    "attributes",
+    "identities",
+    "marketing",
+    "opted_out_channels",
+)
+"""Member columns read on import (only ``id`` is required)."""
+
+STATE_COLUMNS = (
+    "subscribed",
+    "source",
+    "last_active_at",
+    "orders_count",
+    "orders_total_fen",
+    "first_order_at",
+    "last_order_at",
+    "wecom_contact",
+)
+"""Read-only member columns written on export (ignored on import)."""
+
+EVENT_COLUMNS = ("member_id", "type", "at", "key", "properties")
+"""Event columns (``member_id``, ``type`` and ``at`` are required)."""
+
+_BATCH = 1000
+T = TypeVar("T")
+
+
+class Exportable(Protocol):
+    """A store that can list everything it holds (both built-in stores)."""
+
+    def iter_members(self) -> Iterator[Member]: ...
+
+    def iter_events(self) -> Iterator[Event]: ...
+
+
+@attrs.frozen(slots=True)
+class RowError:
+    """A row that could not be imported.
+
+    Attributes:
+        row: the row number — the line number in a CSV file (the header is line 1), the
+            index label in a DataFrame.
+        reason: what was wrong.
+    """
+
+    row: int | str
+    reason: str
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ImportReport:
+    """What an import did.
+
+    Attributes:
+        read: rows read.
+        written: members upserted / events newly stored (duplicates by key not counted).
+        errors: the rows refused, in order.
+    """
+
+    read: int = 0
+    written: int = 0
+    errors: tuple[RowError, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """No row was refused."""
+        return not self.errors
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _missing(v: Any) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, float) and math.isnan(v):
+        return True
+    if isinstance(v, str) and not v.strip():
+        return True
+    try:  # pandas NA / NaT
+        import pandas as pd
+
+        return bool(pd.isna(v)) if not isinstance(v, list | dict | tuple) else False
+    except (ImportError, TypeError, ValueError):
+        return False
+
+
+def _text(rec: Mapping[str, Any], name: str) -> str | None:
+    v = rec.get(name)
+    if _missing(v):
+        return None
+    if not isinstance(v, str):
+        raise UsageError(f"{name}: expected text, got {v!r}")
+    return v
+
+
+def _json(rec: Mapping[str, Any], name: str, kind: type[T]) -> T | None:
+    v = rec.get(name)
+    if isinstance(v, kind):
+        return v
+    if _missing(v):
+        return None
+    if isinstance(v, str):
+        try:
+            parsed = json.loads(v)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{name}: not valid JSON ({exc.msg})") from None
+        if isinstance(parsed, kind):
+            return parsed
+    expected = "a JSON list" if kind is list else "a JSON object"
+    raise UsageError(f"{name}: expected {expected}, got {v!r}")
+
+
+def _date(rec: Mapping[str, Any], name: str) -> dt.date | None:
+    v: Any = rec.get(name)
+    if _missing(v):
+        return None
+    if isinstance(v, dt.datetime) or hasattr(v, "to_pydatetime"):
+        d: dt.date = v.date()
+        return d
+    if isinstance(v, dt.date):
+        return v
+    try:
+        return dt.date.fromisoformat(str(v).strip())
+    except ValueError:
+        raise UsageError(f"{name}: not an ISO date (YYYY-MM-DD): {v!r}") from None
+
+
+def _instant(rec: Mapping[str, Any], name: str) -> dt.datetime:
+    v: Any = rec.get(name)
+    if _missing(v):
+        raise UsageError(f"{name}: missing")
+    if hasattr(v, "to_pydatetime"):
+        v = v.to_pydatetime()
+    if not isinstance(v, dt.datetime):
+        try:
+            v = dt.datetime.fromisoformat(str(v).strip())
+        except ValueError:
+            raise UsageError(f"{name}: not an ISO 8601 time: {v!r}") from None
+    if v.utcoffset() is None:
+        raise UsageError(f"{name}: time has no UTC offset: {v!r} (write e.g. +08:00 or Z)")
+    out: dt.datetime = v
+    return out
+
+
+def _bool(rec: Mapping[str, Any], name: str, default: bool) -> bool:
+    v = rec.get(name)
+    if _missing(v):
+        return default
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in ("true", "1", "yes", "y", "t"):
+        return True
+    if s in ("false", "0", "no", "n", "f"):
+        return False
+    raise UsageError(f"{name}: expected true/false, got {v!r}")
+
+
+def member_from_record(rec: Mapping[str, Any]) -> Member:
+    """A :class:`Member` from one import record (CSV strings or native values).
+
+    Raises:
+        UsageError: naming the column that is wrong.
+    """
+    mid = _text(rec, "id")
+    if mid is None:
+        raise UsageError("id: missing")
+    tags = _json(rec, "tags", list) or []
+    attributes = _json(rec, "attributes", dict) or {}
+    tokens = _json(rec, "identities", list) or []
+    opted = _json(rec, "opted_out_channels", list) or []
+    profile = Profile(
+        gender=_text(rec, "gender"),
+        city=_text(rec, "city"),
+        province=_text(rec, "province"),
+        country=_text(rec, "country"),
+        birthday=_date(rec, "birthday"),
+        income_band=_text(rec, "income_band"),
+        tier=_text(rec, "tier"),
+    )
+    identities = []
+    for tok in tokens:
+        if not isinstance(tok, str):
+            raise UsageError(f"identities: expected identity tokens, got {tok!r}")
+        identities.append(Identity.from_token(tok))
+    return Member(
+        mid,
+        profile,
+        tags,
+        attributes,
+        identities,
+        consent=Consent(marketing=_bool(rec, "marketing", True), opted_out_channels=opted),
+    )
+
+
+def event_from_record(rec: Mapping[str, Any]) -> Event:
+    """An :class:`Event` from one import record.
+
+    Raises:
+        UsageError: naming the column that is wrong.
+    """
+    mid = _text(rec, "member_id")
+    etype = _text(rec, "type")
+    if mid is None:
+        raise UsageError("member_id: missing")
+    if etype is None:
+        raise UsageError("type: missing")
+    props = _json(rec, "properties", dict) or {}
+    return Event(mid, etype, _instant(rec, "at"), props, key=_text(rec, "key"))
+
+
+def _iso(v: dt.datetime | None) -> str:
+    return "" if v is None else v.astimezone(dt.UTC).isoformat()
+
+
+def _dump(v: Any) -> str:
+    return json.dumps(v, ensure_ascii=False, sort_keys=True)
+
+
+def member_record(m: Member) -> dict[str, Any]:
+    """The export record of a member (CSV-ready strings)."""
+    p, s = m.profile, m.state
+    return {
+        "id": m.id,
+        "gender": p.gender or "",
+        "city": p.city or "",
+        "province": p.province or "",
+        "country": p.country or "",
+        "birthday": p.birthday.isoformat() if p.birthday else "",
+        "income_band": p.income_band or "",
+        "tier": p.tier or "",
+        "tags": _dump(sorted(m.tags)),
+        "attributes": _dump(m.attributes.to_dict()),
+        "identities": _dump([i.token for i in m.identities]),
+        "marketing": "true" if m.consent.marketing else "false",
+        "opted_out_channels": _dump(sorted(m.consent.opted_out_channels)),
+        "subscribed": "" if s.subscribed is None else str(s.subscribed).lower(),
+        "source": s.source or "",
+        "last_active_at": _iso(s.last_active_at),
+        "orders_count": s.purchases.count,
+        "orders_total_fen": s.purchases.total_fen,
+        "first_order_at": _iso(s.purchases.first_at),
+        "last_order_at": _iso(s.purchases.last_at),
+        "wecom_contact": "" if s.wecom_contact is None else str(s.wecom_contact).lower(),
+    }
+
+
+def event_record(e: Event) -> dict[str, Any]:
+    """The export record of an event (CSV-ready strings)."""
+    return {
+        "member_id": e.member_id,
+        "type": e.type,
+        "at": _iso(e.at),
+        "key": e.key or "",
+        "properties": _dump(e.properties.to_dict()),
+    }
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _write_members(
+    store: MemberStore, records: Iterable[tuple[int | str, Mapping[str, Any]]]
+) -> ImportReport:
+    def parse(rec: Mapping[str, Any]) -> Member:
+        return member_from_record(rec)
+
+    def write(batch: Sequence[Member]) -> int:
+        return store.upsert_members(batch)
+
+    return _run(records, parse, write)
+
+
+def _write_events(
+    store: EventLog, records: Iterable[tuple[int | str, Mapping[str, Any]]]
+) -> ImportReport:
+    return _run(records, event_from_record, store.append_events)
+
+
+def _run(
+    records: Iterable[tuple[int | str, Mapping[str, Any]]],
+    parse: Any,
+    write: Any,
+) -> ImportReport:
+    read = written = 0
+    errors: list[RowError] = []
+    batch: list[tuple[int | str, Any]] = []
+
+    def flush() -> None:
+        nonlocal written
+        if not batch:
+            return
+        try:
+            written += write([v for _, v in batch])
+        except UsageError:
+            # find the bad rows one by one; the good ones are still written
+            for row, v in batch:
+                try:
+                    written += write([v])
+                except UsageError as exc:
+                    errors.append(RowError(row, str(exc)))
+        batch.clear()
+
+    for row, rec in records:
+        read += 1
+        try:
+            batch.append((row, parse(rec)))
+        except (MembermktError, ValueError, TypeError) as exc:
+            errors.append(RowError(row, str(exc)))
+            continue
+        if len(batch) >= _BATCH:
+            flush()
+    flush()
+    errors.sort(key=lambda e: (isinstance(e.row, str), e.row))
+    return ImportReport(read=read, written=written, errors=tuple(errors))
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _open_read(source: str | Path | IO[str]) -> tuple[IO[str], bool]:
+    if isinstance(source, str | Path):
+        return open(source, newline="", encoding="utf-8-sig"), True
+    return source, False
+
+
+def _open_write(target: str | Path | IO[str]) -> tuple[IO[str], bool]:
+    if isinstance(target, str | Path):
+        return open(target, "w", newline="", encoding="utf-8"), True
+    return target, False
+
+
+def _csv_records(
+    f: IO[str], required: Sequence[str]
+) -> Iterator[tuple[int | str, Mapping[str, Any]]]:
+    reader = csv.DictReader(f)
+    header = reader.fieldnames or []
+    lacking = [c for c in required if c not in header]
+    if lacking:
+        raise UsageError(f"CSV header lacks required column(s) {lacking}; it has {header}")
+    for rec in reader:
+        yield reader.line_num, rec
+
+
+def import_members_csv(store: MemberStore, source: str | Path | IO[str]) -> ImportReport:
+    """Upsert members from a CSV file (see the module docs for the columns).
+
+    Args:
+        store: any :class:`~membermkt.core.ports.MemberStore`.
+        source: a path or an open text file.
+
+    Returns:
+        An :class:`ImportReport`; bad rows are listed with their line number and reason,
+        good rows are written.
+
+    Raises:
+        UsageError: when the header lacks the ``id`` column.
+        StoreError: when the store fails.
+    """
+    f, close = _open_read(source)
+    try:
+        return _write_members(store, _csv_records(f, ("id",)))
+    finally:
+        if close:
+            f.close()
+
+
+def import_events_csv(store: EventLog, source: str | Path | IO[str]) -> ImportReport:
+    """Append events from a CSV file (de-duplicated by ``key`` as always).
+
+    Raises:
+        UsageError: when the header lacks ``member_id``, ``type`` or ``at``.
+        StoreError: when the store fails.
+    """
+    f, close = _open_read(source)
+    try:
+        return _write_events(store, _csv_records(f, ("member_id", "type", "at")))
+    finally:
+        if close:
+            f.close()
+
+
+def export_members_csv(store: Exportable, target: str | Path | IO[str]) -> int:
+    """Write every member to a CSV file; returns how many.
+
+    Raises:
+        StoreError: when the store fails.
+    """
+    f, close = _open_write(target)
+    try:
+        w = csv.DictWriter(f, fieldnames=[*MEMBER_COLUMNS, *STATE_COLUMNS])
+        w.writeheader()
+        n = 0
+        for m in store.iter_members():
+            w.writerow(member_record(m))
+            n += 1
+        return n
+    finally:
+        if close:
+            f.close()
+
+
+def export_events_csv(store: Exportable, target: str | Path | IO[str]) -> int:
+    """Write every event to a CSV file; returns how many.
+
+    Raises:
+        StoreError: when the store fails.
+    """
+    f, close = _open_write(target)
+    try:
+        w = csv.DictWriter(f, fieldnames=list(EVENT_COLUMNS))
+        w.writeheader()
+        n = 0
+        for e in store.iter_events():
+            w.writerow(event_record(e))
+            n += 1
+        return n
+    finally:
+        if close:
+            f.close()
+
+
+# --------------------------------------------------------------------------- pandas
+
+
+def _pandas() -> Any:
+    try:
+        import pandas as pd
+    except ImportError:
+        raise UsageError(
+            "DataFrame import/export needs pandas: pip install 'membermkt[pandas]'"
+        ) from None
+    return pd
+
+
+def _frame_records(df: Any, required: Sequence[str]) -> Iterator[tuple[int | str, Any]]:
+    lacking = [c for c in required if c not in df.columns]
+    if lacking:
+        raise UsageError(f"DataFrame lacks required column(s) {lacking}")
+    cols = list(df.columns)
+    for label, values in zip(df.index, df.itertuples(index=False, name=None), strict=True):
+        yield (
+            (label if isinstance(label, int | str) else str(label)),
+            dict(zip(cols, values, strict=True)),
+        )
+
+
+def members_to_dataframe(store: Exportable) -> Any:
+    """Every member as a ``pandas.DataFrame`` (one row per member; the CSV columns, with
+    lists/dicts as Python objects, dates as ``datetime.date`` and times as UTC timestamps).
+
+    Raises:
+        UsageError: when pandas is not installed.
+        StoreError: when the store fails.
+    """
+    pd = _pandas()
+    out = []
+    for m in store.iter_members():
+        r: dict[str, Any] = member_record(m)
+        r["tags"] = sorted(m.tags)
+        r["attributes"] = m.attributes.to_dict()
+        r["identities"] = [i.token for i in m.identities]
+        r["opted_out_channels"] = sorted(m.consent.opted_out_channels)
+        r["marketing"] = m.consent.marketing
+        r["birthday"] = m.profile.birthday
+        s = m.state
+        r["subscribed"] = s.subscribed
+        r["wecom_contact"] = s.wecom_contact
+        for col, v in (
+            ("last_active_at", s.last_active_at),
+            ("first_order_at", s.purchases.first_at),
+            ("last_order_at", s.purchases.last_at),
+        ):
+            r[col] = pd.Timestamp(v) if v is not None else pd.NaT
+        for col in ("gender", "city", "province", "country", "income_band", "tier", "source"):
+            r[col] = r[col] or None
+        out.append(r)
+    return pd.DataFrame(out, columns=[*MEMBER_COLUMNS, *STATE_COLUMNS])
+
+
+def events_to_dataframe(store: Exportable) -> Any:
+    """Every event as a ``pandas.DataFrame`` (``at`` as UTC timestamps, ``properties`` as
+    dicts).
+
+    Raises:
+        UsageError: when pandas is not installed.
+        StoreError: when the store fails.
+    """
+    pd = _pandas()
+    out = [
+        {
+            "member_id": e.member_id,
+            "type": e.type,
+            "at": pd.Timestamp(e.at.astimezone(dt.UTC)),
+            "key": e.key,
+            "properties": e.properties.to_dict(),
+        }
+        for e in store.iter_events()
+    ]
+    return pd.DataFrame(out, columns=list(EVENT_COLUMNS))
+
+
+def members_from_dataframe(store: MemberStore, df: Any) -> ImportReport:
+    """Upsert members from a DataFrame with the member columns (values may be native —
+    lists, dicts, dates — or the CSV text forms). Rows are reported by index label.
+
+    Raises:
+        UsageError: when pandas is not installed or the ``id`` column is missing.
+        StoreError: when the store fails.
+    """
+    _pandas()
+    return _write_members(store, _frame_records(df, ("id",)))
+
+
+def events_from_dataframe(store: EventLog, df: Any) -> ImportReport:
+    """Append events from a DataFrame with the event columns.
+
+    Raises:
+        UsageError: when pandas is not installed or a required column is missing.
+        StoreError: when the store fails.
+    """
+    _pandas()
+    return _write_events(store, _frame_records(df, ("member_id", "type", "at")))
