@@ -41,6 +41,7 @@ import json
 import os
 import random
 import secrets
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -819,6 +820,21 @@ class WeChatPayEmulator:
             class Handler(http.server.BaseHTTPRequestHandler):
                 protocol_version = "HTTP/1.1"
 
+                def setup(self) -> None:
+                    # Small writes are not held back by Nagle + delayed ACK.
+                    self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    super().setup()
+
+                def handle(self) -> None:
+                    # The TLS handshake runs here, in the connection's own thread (not in
+                    # the accept loop); a failed handshake just closes the connection.
+                    try:
+                        if isinstance(self.request, ssl.SSLSocket):
+                            self.request.do_handshake()
+                        super().handle()
+                    except (ssl.SSLError, ConnectionError, TimeoutError):
+                        self.close_connection = True
+
                 def log_message(self, format: str, *args: Any) -> None:
                     return None
 
@@ -864,7 +880,9 @@ class WeChatPayEmulator:
                 ctx.load_cert_chain(paths["server_cert"], paths["server_key"])
                 ctx.load_verify_locations(paths["ca_cert"])
                 ctx.verify_mode = ssl.CERT_OPTIONAL
-                server.socket = ctx.wrap_socket(server.socket, server_side=True)
+                server.socket = ctx.wrap_socket(
+                    server.socket, server_side=True, do_handshake_on_connect=False
+                )
             thread = threading.Thread(target=server.serve_forever, daemon=True)
             thread.start()
             try:
