@@ -1,0 +1,54 @@
+"""WeCom (企业微信) customer-contact adapter: callbacks, welcome fast path, API client,
+channels and staff service data.
+
+* Callbacks: :class:`WeComCallbackHandler` (URL verification, decryption with receive id =
+  corpid through the shared :class:`~membermkt.channels.wechat.MessageCrypto`, typed events
+  from :func:`parse_message`, core events, de-duplication) and :class:`WelcomeSender`.
+* API: :class:`WeCom` / :class:`AsyncWeCom`.
+* Attribution: :func:`encode_state` / :func:`decode_state`.
+* Channels: ``wecom.mass`` (:class:`WeComMassChannel`) and ``wecom.welcome``.
+* Staff data: :func:`import_archive`.
+"""
+
+from membermkt.channels.wecom.client import AsyncWeCom, WeCom
+from membermkt.channels.wecom.handler import (
+    WeComCallbackHandler,
+    WeComEndpoint,
+    WeComIncoming,
+    events_for,
+)
+from membermkt.channels.wecom.messages import (
+    ExternalChatEvent,
+    ExternalContactEvent,
+    ExternalTagEvent,
+    parse_message,
+)
+from membermkt.channels.wecom.state import ChannelState, decode_state, encode_state
+from membermkt.channels.wecom.welcome import (
+    WelcomeConfig,
+    WelcomeMessage,
+    WelcomeOutcome,
+    WelcomeSender,
+    WelcomeStatus,
+)
+
+__all__ = [
+    "AsyncWeCom",
+    "ChannelState",
+    "ExternalChatEvent",
+    "ExternalContactEvent",
+    "ExternalTagEvent",
+    "WeCom",
+    "WeComCallbackHandler",
+    "WeComEndpoint",
+    "WeComIncoming",
+    "WelcomeConfig",
+    "WelcomeMessage",
+    "WelcomeOutcome",
+    "WelcomeSender",
+    "WelcomeStatus",
+    "decode_state",
+    "encode_state",
+    "events_for",
+    "parse_message",
+]

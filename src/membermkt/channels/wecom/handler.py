@@ -1,0 +1,308 @@
+"""The WeCom callback endpoint: verify, decrypt, parse, record, welcome — framework-agnostic.
+
+:class:`WeComCallbackHandler` has the same shape as the official-account
+:class:`~membermkt.channels.wechat.CallbackHandler` — ``handle(method, query, body) ->
+(status, headers, body)`` — so :mod:`membermkt.contrib.asgi` / ``wsgi`` mount it the same way.
+
+* ``GET ?msg_signature&timestamp&nonce&echostr`` (URL verification): the echo is decrypted
+  and returned as the body, plaintext, no newline (reference §2.5).
+* ``POST ?msg_signature&timestamp&nonce``: decrypted with receive id = corpid (the shared
+  :class:`~membermkt.channels.wechat.crypto.MessageCrypto`), parsed
+  (:func:`~membermkt.channels.wecom.messages.parse_message`), turned into core events
+  (:func:`events_for`) for the customer's member — resolved by
+  ``Identity.external_userid(corpid, id)``, created when new — and appended to the store,
+  de-duplicated by key (WeCom re-pushes after 5 s without an answer, 3 attempts).
+* A *new* ``add_external_contact`` with a ``WelcomeCode`` goes to the
+  :class:`~membermkt.channels.wecom.welcome.WelcomeSender` (once).
+
+Core events: ``contact_added`` (``source`` = the decoded channel, ``staff``, ``state``,
+``campaign``), ``contact_deleted`` (``staff``, ``by`` = ``"customer"`` for ``del_follow_user``
+— a churn signal — or ``"staff"`` for ``del_external_contact``), ``tags_changed``
+(``edit_external_contact``: remark or corp tags edited), ``contact_transfer_failed``
+(``reason``). Group-chat and tag-definition events have no member: they reach ``on_event``
+only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+import attrs
+
+from membermkt.channels.wechat.crypto import MessageCrypto
+from membermkt.channels.wechat.messages import BaseMessage
+from membermkt.channels.wechat.replies import SUCCESS
+from membermkt.channels.wecom import messages as m
+from membermkt.channels.wecom.state import ChannelState, decode_state
+from membermkt.channels.wecom.welcome import WelcomeJob, WelcomeSender
+from membermkt.core.events import Event
+from membermkt.core.identity import Identity, member_id_for
+from membermkt.core.members import Member
+from membermkt.errors import ConfigError, DecryptError, MembermktError, SignatureError
+
+__all__ = ["WeComCallbackHandler", "WeComEndpoint", "WeComIncoming", "event_key", "events_for"]
+
+log = logging.getLogger(__name__)
+
+Response = tuple[int, list[tuple[str, str]], bytes]
+_TEXT = [("Content-Type", "text/plain; charset=utf-8")]
+
+
+class _Store(Protocol):
+    def resolve(self, identity: Identity) -> str | None: ...
+
+    def upsert_members(self, members: Iterable[Member]) -> int: ...
+
+    def append_events(self, events: Iterable[Event]) -> int: ...
+
+    def get_member(self, member_id: str) -> Member | None: ...
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class WeComEndpoint:
+    """The callback settings of one corp app.
+
+    Attributes:
+        corpid: the corp (the receive id).
+        token: the callback Token.
+        encoding_aes_key: the EncodingAESKey.
+    """
+
+    corpid: str
+    token: str = attrs.field(repr=False)
+    encoding_aes_key: str = attrs.field(repr=False)
+
+    def crypto(self, max_body: int) -> MessageCrypto:
+        """The :class:`MessageCrypto` (receive id = corpid).
+
+        Raises:
+            ConfigError: for a bad token or key.
+        """
+        return MessageCrypto(self.token, self.encoding_aes_key, self.corpid, max_body=max_body)
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class WeComIncoming:
+    """What ``on_event`` receives: the parsed push, the member (if any), the events."""
+
+    corpid: str
+    message: BaseMessage
+    member_id: str | None
+    events: tuple[Event, ...]
+    new: bool
+
+
+def event_key(corpid: str, message: BaseMessage) -> str:
+    """The de-duplication key of a push: ``wc:{corpid}:{Event}:{ChangeType}:…:{CreateTime}``."""
+    if isinstance(message, m.ExternalContactEvent):
+        parts = (message.change_type, message.user_id, message.external_userid)
+    elif isinstance(message, m.ExternalChatEvent):
+        parts = (message.change_type, message.chat_id, message.update_detail or "")
+    elif isinstance(message, m.ExternalTagEvent):
+        parts = (message.change_type, message.tag_type, message.tag_id)
+    else:
+        parts = (message.raw.get("ChangeType", ""), message.openid, message.msg_id or "")
+    ev = message.raw.get("Event", message.type)
+    return f"wc:{corpid}:{ev}:{':'.join(parts)}:{message.create_time}"[:200]
+
+
+def events_for(
+    message: BaseMessage, *, corpid: str, member_id: str, state: ChannelState | None = None
+) -> tuple[Event, ...]:
+    """The core events a customer-contact push means for the customer's member."""
+    if not isinstance(message, m.ExternalContactEvent):
+        return ()
+    at = message.created_at
+    key = event_key(corpid, message)
+    ct = message.change_type
+    props: dict[str, Any] = {"corpid": corpid, "staff": message.user_id, "channel": "wecom"}
+    if ct in ("add_external_contact", "add_half_external_contact"):
+        st = state if state is not None else decode_state(message.state)
+        if st is not None:
+            props.update(source=st.channel, state=st.raw, campaign=st.campaign)
+        if ct == "add_half_external_contact":
+            props["half"] = True
+        kind = "contact_added"
+    elif ct == "del_follow_user":
+        props["by"] = "customer"
+        kind = "contact_deleted"
+    elif ct == "del_external_contact":
+        props.update(by="staff", reason=message.source)
+        kind = "contact_deleted"
+    elif ct == "edit_external_contact":
+        kind = "tags_changed"
+    elif ct == "transfer_fail":
+        props["reason"] = message.fail_reason
+        kind = "contact_transfer_failed"
+    else:
+        props["change_type"] = ct
+        kind = "contact_changed"
+    clean = {k: v for k, v in props.items() if v is not None and v != ""}
+    return (Event(member_id, kind, at, clean, key=key),)
+
+
+OnEvent = Callable[[WeComIncoming], None]
+
+
+class WeComCallbackHandler:
+    """The WeCom customer-contact callback endpoint (sync, framework-agnostic).
+
+    Args:
+        endpoint: the corp app's :class:`WeComEndpoint`.
+        store: a ``MemberStore`` + ``EventLog`` (``InMemoryStore``, ``SqlStore``).
+        welcome: a :class:`~membermkt.channels.wecom.welcome.WelcomeSender` (``None``: no
+            welcomes).
+        on_event: called once per new push (exceptions are logged, never propagated).
+        clock: unix-seconds clock stamping receipt (the welcome deadline runs from it).
+        max_body: the largest accepted body, in bytes.
+
+    Raises:
+        ConfigError: for a bad token or EncodingAESKey.
+    """
+
+    def __init__(
+        self,
+        endpoint: WeComEndpoint,
+        *,
+        store: _Store,
+        welcome: WelcomeSender | None = None,
+        on_event: OnEvent | None = None,
+        clock: Callable[[], float] = time.time,
+        max_body: int = 1 << 20,
+    ) -> None:
+        if welcome is not None and welcome.client.corpid != endpoint.corpid:
+            raise ConfigError("the WelcomeSender's client is for another corp")
+        self.endpoint = endpoint
+        self.corpid = endpoint.corpid
+        self.crypto = endpoint.crypto(max_body)
+        self.store = store
+        self.welcome = welcome
+        self.on_event = on_event
+        self.clock = clock
+        self.max_body = max_body
+        self._recent: dict[str, None] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"WeComCallbackHandler(corpid={self.corpid!r})"
+
+    def close(self) -> None:
+        """Wait for queued welcomes."""
+        if self.welcome is not None:
+            self.welcome.close()
+
+    def handle(
+        self,
+        method: str,
+        query: Mapping[str, str],
+        body: bytes,
+        *,
+        received_at: float | None = None,
+    ) -> Response:
+        """Answer one callback request.
+
+        Args:
+            method: ``"GET"`` (URL verification) or ``"POST"`` (a push).
+            query: the (URL-decoded) query parameters.
+            body: the raw body.
+            received_at: when the request arrived (default: now on ``clock``).
+
+        Returns:
+            ``(status, headers, body)``: 200 with the echo or ``success``; 403 for a bad
+            signature; 400 for an undecryptable push; 405 for other methods; 500 when the
+            store fails (WeCom then re-pushes).
+        """
+        perf = time.perf_counter()
+        at = self.clock() if received_at is None else received_at
+        try:
+            if method == "GET":
+                echo = self.crypto.verify_url(
+                    query.get("msg_signature", ""),
+                    query.get("timestamp", ""),
+                    query.get("nonce", ""),
+                    query.get("echostr", ""),
+                )
+                return 200, _TEXT, echo.encode("utf-8")
+            if method != "POST":
+                return 405, _TEXT, b"method not allowed"
+            if len(body) > self.max_body:
+                raise DecryptError(f"callback body is {len(body)} bytes, over {self.max_body}")
+            xml = self.crypto.decrypt_bytes(
+                body,
+                query.get("msg_signature", ""),
+                query.get("timestamp", ""),
+                query.get("nonce", ""),
+            )
+            self._push(m.parse_message(xml, max_size=self.max_body), at, perf)
+            return 200, _TEXT, SUCCESS.encode()
+        except SignatureError as exc:
+            log.warning("wecom callback refused: %s", exc)
+            return 403, _TEXT, b"invalid signature"
+        except DecryptError as exc:
+            log.warning("wecom callback undecodable: %s", exc)
+            return 400, _TEXT, b"bad request"
+        except MembermktError:
+            log.exception("wecom callback failed")
+            return 500, _TEXT, b"error"
+
+    def _member(self, external_userid: str) -> str:
+        identity = Identity.external_userid(self.corpid, external_userid)
+        member_id = self.store.resolve(identity)
+        if member_id is None:
+            member_id = member_id_for(identity)
+            self.store.upsert_members([Member(member_id, identities=(identity,))])
+        return member_id
+
+    def _push(self, message: BaseMessage, at: float, perf: float) -> None:
+        member_id: str | None = None
+        events: tuple[Event, ...] = ()
+        state: ChannelState | None = None
+        if isinstance(message, m.ExternalContactEvent) and message.external_userid:
+            member_id = self._member(message.external_userid)
+            state = decode_state(message.state)
+            events = events_for(message, corpid=self.corpid, member_id=member_id, state=state)
+        if events:
+            new = self.store.append_events(events) > 0
+        else:
+            new = self._seen_once(event_key(self.corpid, message))
+        if (
+            new
+            and self.welcome is not None
+            and member_id is not None
+            and isinstance(message, m.ExternalContactEvent)
+            and message.welcome_code
+            and message.change_type in ("add_external_contact", "add_half_external_contact")
+        ):
+            self.welcome.submit(
+                WelcomeJob(
+                    corpid=self.corpid,
+                    staff=message.user_id,
+                    external_userid=message.external_userid,
+                    member_id=member_id,
+                    welcome_code=message.welcome_code,
+                    state=state,
+                    received_at=at,
+                    received_perf=perf,
+                )
+            )
+        if self.on_event is not None:
+            incoming = WeComIncoming(
+                corpid=self.corpid, message=message, member_id=member_id, events=events, new=new
+            )
+            try:
+                self.on_event(incoming)
+            except Exception:
+                log.exception("on_event failed for %s", event_key(self.corpid, message))
+
+    def _seen_once(self, key: str) -> bool:
+        with self._lock:
+            if key in self._recent:
+                return False
+            self._recent[key] = None
+            if len(self._recent) > 10_000:
+                del self._recent[next(iter(self._recent))]
+            return True
