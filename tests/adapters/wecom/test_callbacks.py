@@ -62,7 +62,10 @@ def test_wc1_url_verification():
 
 def test_wc1_message_decrypt():
     """WC-1: the official pushed message decrypts (receive id = corpid) to the exact XML."""
-    body = f"<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName><Encrypt><![CDATA[{WC1_ENCRYPT}]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>"
+    body = (
+        "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName>"
+        f"<Encrypt><![CDATA[{WC1_ENCRYPT}]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>"
+    )
     plain = WC1.decrypt(
         body, "477715d11cdb4164915debcba66cb864d751f3e6", "1409659813", "1372623149"
     )
@@ -140,13 +143,18 @@ def test_wc2_decrypt_vector():
         "MS6td7vXUaWOMZnYZlF3So2SjHnwh4jYFxdgpkHHqIrH/54SNdshoQgWYEvccTKe7FS709/5t6NMxuGhcUGAPOQi"
         "pvWTT4dShyqio7mlsl5noTrb++x6En749zCpQVhDpbV6GDnTbcX2e8K9QaNWHp91eBdCRxthuL0="
     )
-    body = f"<xml><ToUserName><![CDATA[wx49f0ab532d5d035a]]></ToUserName><Encrypt><![CDATA[{enc}]]></Encrypt><AgentID><![CDATA[1]]></AgentID></xml>"
+    body = (
+        "<xml><ToUserName><![CDATA[wx49f0ab532d5d035a]]></ToUserName>"
+        f"<Encrypt><![CDATA[{enc}]]></Encrypt><AgentID><![CDATA[1]]></AgentID></xml>"
+    )
     plain = WC2.decrypt(body, "74d92dfeb87ba7c714f89d98870ae5eb62dff26d", "1411525903", "461056294")
     msg = parse_message(plain)
     assert isinstance(msg, TextMessage)
-    assert msg.content == "test" and msg.openid == "messense"
+    assert msg.content == "test"
+    assert msg.openid == "messense"
     assert msg.to_user == "wx49f0ab532d5d035a"
-    assert msg.raw["MsgId"] == "4363689963896700987" and msg.raw["AgentID"] == "1"
+    assert msg.raw["MsgId"] == "4363689963896700987"
+    assert msg.raw["AgentID"] == "1"
 
 
 def test_receive_id_must_be_the_corpid():
@@ -169,10 +177,12 @@ def test_every_change_type_parses(change_type: str):
     for parse in (parse_message, oa_parse_message):
         ev = parse(xml)
         assert isinstance(ev, ExternalContactEvent)
-        assert ev.event == "change_external_contact" and ev.change_type == change_type
+        assert ev.event == "change_external_contact"
+        assert ev.change_type == change_type
         assert ev.user_id == "zhangsan"
         assert ev.external_userid == "woAJ2GCAAAXtWyujaWJHDDGi0mACAAAA"
-        assert ev.corpid == "ww5823bf96d3bd56c7" and ev.openid == "sys"
+        assert ev.corpid == "ww5823bf96d3bd56c7"
+        assert ev.openid == "sys"
         assert ev.create_time == 1403610513
     adds = ("add_external_contact", "add_half_external_contact")
     assert (ev.welcome_code == "WELCOMECODE") == (change_type in adds)
@@ -211,7 +221,8 @@ def test_core_event_for_every_change_type(change_type: str):
     assert core.properties["staff"] == "zhangsan"
     for k, v in props.items():
         assert core.properties[k] == v
-    assert core.key and core.key.startswith("wc:ww5823bf96d3bd56c7:")
+    assert core.key
+    assert core.key.startswith("wc:ww5823bf96d3bd56c7:")
 
 
 def test_handler_records_events_once(corp, emu):
@@ -234,7 +245,8 @@ def test_handler_records_events_once(corp, emu):
     last = store.events_for(mid)[-1]
     assert (last.type, last.properties["by"]) == ("contact_deleted", "customer")
     member = store.get_member(mid)
-    assert member is not None and member.state.wecom_contact is False
+    assert member is not None
+    assert member.state.wecom_contact is False
     assert member.state.source == "store-7"
     bad = dict(add.query, msg_signature="0" * 40)
     assert h.handle("POST", bad, add.body)[0] == 403
