@@ -120,6 +120,7 @@ def store(server_url: str) -> Iterator[SqlStore]:
     try:
         yield s
     finally:
+        s.drop_tables()
         s.close()
 
 
