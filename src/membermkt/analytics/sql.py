@@ -377,43 +377,40 @@ class SqlAnalytics:
         since: dt.datetime | None = None,
         config: core.PathConfig | None = None,
     ) -> core.PathResult:
-        """Transitions and top paths with window functions (sessions by a running sum of
-        gaps), dwell distributions with ``GROUP BY node, dwell``."""
+        """Transitions and top paths with one window pass (``LAG`` of the node and time,
+        a lag counting only while every gap stays within the session gap), dwell
+        distributions with ``GROUP BY node, dwell``."""
         cfg = config or core.PathConfig()
         as_of = check_as_of(as_of)
         pages = self._page_events(to_us(as_of), since)
-        valid = sa.select(pages).where(pages.c.node.is_not(None)).subquery("valid")
-        order = (valid.c.at, valid.c.node)
-        prev_at = sa.func.lag(valid.c.at).over(partition_by=valid.c.mid, order_by=order)
-        brk = sa.case(
-            (prev_at.is_(None), 1),
-            (valid.c.at - prev_at > cfg.session_gap * 1_000_000, 1),
-            else_=0,
+        # materialised once: the node and dwell expressions parse JSON, and a flattened
+        # subquery would parse it again for every reference in the window functions
+        valid = (
+            sa.select(pages)
+            .where(pages.c.node.is_not(None))
+            .cte("valid")
+            .prefix_with("MATERIALIZED")
         )
-        marked = sa.select(valid.c.mid, valid.c.at, valid.c.node, brk.label("brk")).subquery(
-            "marked"
-        )
-        session = (
-            sa.func.sum(marked.c.brk)
-            .over(
-                partition_by=marked.c.mid,
-                order_by=(marked.c.at, marked.c.node),
-                rows=(None, 0),
-            )
-            .label("sess")
-        )
-        sessions = sa.select(marked.c.mid, marked.c.at, marked.c.node, session).subquery("sess")
         k = cfg.path_length
-        lags = [
-            sa.func.lag(sessions.c.node, i)
-            .over(
-                partition_by=(sessions.c.mid, sessions.c.sess),
-                order_by=(sessions.c.at, sessions.c.node),
+        window: dict[str, Any] = {
+            "partition_by": valid.c.mid,
+            "order_by": (valid.c.at, valid.c.node),
+        }
+        lagged = sa.select(
+            valid.c.node,
+            valid.c.at.label("t0"),
+            *(sa.func.lag(valid.c.node, i).over(**window).label(f"n{i}") for i in range(1, k)),
+            *(sa.func.lag(valid.c.at, i).over(**window).label(f"t{i}") for i in range(1, k)),
+        ).subquery("lagged")
+        gap = cfg.session_gap * 1_000_000
+        lags = []
+        for i in range(1, k):
+            # the i-th predecessor counts when no gap between it and this event is too long
+            same_session = sa.and_(
+                *(lagged.c[f"t{j - 1}"] - lagged.c[f"t{j}"] <= gap for j in range(1, i + 1))
             )
-            .label(f"p{i}")
-            for i in range(1, k)
-        ]
-        seq = sa.select(sessions.c.node, *lags).subquery("seq")
+            lags.append(sa.case((same_session, lagged.c[f"n{i}"]), else_=sa.null()).label(f"p{i}"))
+        seq = sa.select(lagged.c.node, *lags).subquery("seq")
         # one pass: every (p_{k-1}, ..., p1, node) with at least a predecessor; transitions
         # are the (p1, node) margins, paths the rows whose deepest lag is present
         path_cols = [seq.c[f"p{i}"] for i in range(k - 1, 0, -1)] + [seq.c.node]
