@@ -9,7 +9,7 @@ Each class here subclasses the matching frozen result of :mod:`membermkt.core.an
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import attrs
 
@@ -39,8 +39,9 @@ class NotebookResult:
     __slots__ = ()
     _plotter: Callable[[Any, Any], Any]
 
-    def table(self) -> core.Table:  # provided by the core result
-        raise UsageError(f"{type(self).__name__} has no table")  # pragma: no cover
+    if TYPE_CHECKING:  # provided by the core result class it is mixed into
+
+        def table(self) -> core.Table: ...
 
     def to_pandas(self) -> Any:
         """The result's table as a ``pandas.DataFrame``.

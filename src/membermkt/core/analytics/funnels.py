@@ -19,6 +19,7 @@ runner computes the same counts in SQL, one ``GROUP BY`` per step.
 from __future__ import annotations
 
 import datetime as dt
+import html
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
@@ -234,7 +235,8 @@ class FunnelResult:
         )
 
     def _repr_html_(self) -> str:
-        return f"<p><b>Funnel</b> {' → '.join(self.steps)}</p>" + self.table().to_html()
+        steps = html.escape(" → ".join(self.steps))
+        return f"<p><b>Funnel</b> {steps}</p>" + self.table().to_html()
 
 
 def counts_from_reached(n_steps: int, reached: Iterable[int]) -> tuple[int, ...]:
