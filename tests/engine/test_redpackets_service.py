@@ -386,3 +386,42 @@ def test_threads_never_overspend_or_double_pay(
     assert sum(o.status == "denied" for o in outcomes) >= 350
     emulator.fault_rate = 0.0
     assert svc.reconcile(rule()).ok
+
+
+def test_reconcile_releases_a_crashed_intent_only_once_it_is_stale(
+    store: InMemoryStore, emulator: WeChatPayEmulator, creds: TestCredentials, tmp_path: Path
+) -> None:
+    """A worker crashed after writing the intent and before paying: the platform has no bill.
+    A fresh intent may still have its request on the way, so it is left alone; a stale one is
+    released and the member may claim again."""
+    clock = StepClock()
+    r = rule()
+    items = (("rp:parcel-qr:total", 500), ("rp:parcel-qr:member:m1", 1))
+    for key, limit in (("rp:parcel-qr:total", r.total_budget_fen), ("rp:parcel-qr:member:m1", 1)):
+        store.ensure_budget(key, limit=limit)
+    assert store.reserve(items)
+    store.record_intent(
+        PayoutIntent(
+            bill_no="1900000109202611230000000042",
+            rule_id=r.id,
+            member_id="m1",
+            address="o-1",
+            amount_fen=500,
+            reservations=items,
+            created_at=clock.now(),
+            updated_at=clock.now(),
+        )
+    )
+    with v2_gateway(creds, tmp_path, emulator.transport()) as gw:
+        svc = RedPacketService(store, gw, clock=clock, sleep=lambda s: None)
+        fresh = svc.reconcile(r)
+        assert [m.kind for m in fresh.mismatches] == ["unresolved"]
+        clock.advance(dt.timedelta(minutes=5))
+        stale = svc.reconcile(r)
+        assert stale.resolved == (("1900000109202611230000000042", "failed"),)
+        assert stale.ok
+        assert svc.claim(r, claim(1)).paid
+    total = store.budget("rp:parcel-qr:total")
+    assert total is not None
+    assert (total.reserved, total.spent) == (0, 500)
+    assert len(emulator.payments) == 1

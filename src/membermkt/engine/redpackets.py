@@ -497,12 +497,18 @@ class RedPacketService:
             PayoutStatus.NOT_FOUND,
         )
         if final and not self._take_final(intent.bill_no):
-            # Another worker finished this bill (and moved the money rows); only make sure
-            # the intent shows the final status.
+            # Another worker finished this bill (and moved the money rows). Its verdict in the
+            # ledger stands; only an intent still shown open gets the final status (the winner
+            # may have stopped between taking the token and writing). A disagreement is left
+            # for reconciliation to report, never papered over.
             paid = status in (PayoutStatus.SUCCESS, PayoutStatus.REFUNDED)
-            self.store.update_intent(
-                intent.bill_no, status="paid" if paid else "failed", now=now, detail=_detail(result)
-            )
+            if self._intent(intent.bill_no).status in OPEN_STATUSES:
+                self.store.update_intent(
+                    intent.bill_no,
+                    status="paid" if paid else "failed",
+                    now=now,
+                    detail=_detail(result),
+                )
             return ClaimOutcome(
                 status="paid" if paid else "failed",
                 reason=None if paid else (failed_reason or result.state),
@@ -623,8 +629,9 @@ class RedPacketService:
         """Compare the rule's intents with the platform's records.
 
         Every intent is queried. Open intents are finished when the platform has a definite
-        answer (``resolve=True``; ``NOT_FOUND`` on an open intent releases its reservation:
-        the payment never arrived and the member may claim again). Final intents that
+        answer (``resolve=True``; ``NOT_FOUND`` on an open intent not updated for
+        ``stale_after`` releases its reservation: the payment never arrived and the member
+        may claim again). Final intents that
         disagree with the platform are reported, never silently changed.
         ``platform_bills`` (e.g. from a downloaded statement) adds an orphan check.
         """
@@ -637,8 +644,12 @@ class RedPacketService:
             result = self.gateway.query(intent.bill_no)
             theirs = result.state or result.status.value
             if intent.status in OPEN_STATUSES:
+                touched = intent.updated_at or intent.created_at
+                stale = touched is None or self.clock.now() - touched >= self.stale_after
+                # NOT_FOUND on a fresh intent may only mean its request is still on the way:
+                # releasing then could let the payment land on a released budget.
                 if resolve and (
-                    result.status.definitive or result.status is PayoutStatus.NOT_FOUND
+                    result.status.definitive or (result.status is PayoutStatus.NOT_FOUND and stale)
                 ):
                     outcome = self._finish(intent, result)
                     resolved.append((intent.bill_no, outcome.status))
