@@ -10,6 +10,16 @@ channels and staff service data.
 * Staff data: :func:`import_archive`.
 """
 
+from membermkt.channels.wecom.channel import (
+    AsyncWeComMassChannel,
+    AsyncWeComWelcomeChannel,
+    WeComMassChannel,
+    WeComWelcomeChannel,
+    apull_mass_results,
+    ledger_marks,
+    mass_rules,
+    pull_mass_results,
+)
 from membermkt.channels.wecom.client import AsyncWeCom, WeCom
 from membermkt.channels.wecom.handler import (
     WeComCallbackHandler,
@@ -23,6 +33,7 @@ from membermkt.channels.wecom.messages import (
     ExternalTagEvent,
     parse_message,
 )
+from membermkt.channels.wecom.staff import import_archive
 from membermkt.channels.wecom.state import ChannelState, decode_state, encode_state
 from membermkt.channels.wecom.welcome import (
     WelcomeConfig,
@@ -34,6 +45,8 @@ from membermkt.channels.wecom.welcome import (
 
 __all__ = [
     "AsyncWeCom",
+    "AsyncWeComMassChannel",
+    "AsyncWeComWelcomeChannel",
     "ChannelState",
     "ExternalChatEvent",
     "ExternalContactEvent",
@@ -42,13 +55,20 @@ __all__ = [
     "WeComCallbackHandler",
     "WeComEndpoint",
     "WeComIncoming",
+    "WeComMassChannel",
+    "WeComWelcomeChannel",
     "WelcomeConfig",
     "WelcomeMessage",
     "WelcomeOutcome",
     "WelcomeSender",
     "WelcomeStatus",
+    "apull_mass_results",
     "decode_state",
     "encode_state",
     "events_for",
+    "import_archive",
+    "ledger_marks",
+    "mass_rules",
     "parse_message",
+    "pull_mass_results",
 ]

@@ -1,0 +1,521 @@
+"""WeCom channels (the ``Channel`` port): ``wecom.mass`` and ``wecom.welcome``, sync and async.
+
+``wecom.mass`` — customer mass send through the mass-send assistant (客户群发). A delivery's
+address is the customer's ``external_userid``; its payload is ``{"text": str?,
+"attachments": [...]?, "sender": userid?}`` (text ≤ 4000 bytes, ≤ 9 attachments). Deliveries
+with the same content and sender go out as one ``add_msg_template`` (≤ 10,000 customers).
+**Nothing is sent until the staff member confirms** in the WeCom client, so an accepted
+delivery is ``pending_confirmation`` (``SendOutcome.PENDING``, ``platform_id`` = the
+``msgid``); :func:`pull_mass_results` later reads the per-customer results back into the
+ledger (status 1 → sent; 2 not a friend, 3 receive cap → failed; 0 stays pending). Customers
+in ``fail_list`` fail at once. ``add_msg_template`` has no idempotency key: an ambiguous
+transport failure is ``unknown`` and never re-sent.
+
+The per-customer receive cap is domain data (:func:`mass_rules`): the reference lists a
+conflict, so the current doc's rule (days-in-month per month) is the default and the older
+4-per-month, the admin's 7-per-week and 1-per-day settings are selectable.
+
+``wecom.welcome`` — a welcome through the ledger (address: external_userid; payload
+``{"welcome_code", "text"?, "attachments"?}``): one call per delivery, 41051 permanent, an
+ambiguous failure ``unknown`` (the code is single-use). The callback fast path
+(:class:`~membermkt.channels.wecom.welcome.WelcomeSender`) is the usual way to welcome.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final, Protocol
+
+import attrs
+
+from membermkt.channels.wechat.api._call import ApiCall
+from membermkt.channels.wechat.flows import chunks
+from membermkt.channels.wecom._errcodes import WECOM_ERRCODES
+from membermkt.channels.wecom.api import mass
+from membermkt.channels.wecom.api.mass import CustomerResult, MsgTemplate, SendStatus
+from membermkt.channels.wecom.client import AsyncWeCom, WeCom
+from membermkt.core.delivery import (
+    ChannelCapabilities,
+    Delivery,
+    DeliveryRecord,
+    DeliveryStatus,
+    SendOutcome,
+    SendResult,
+)
+from membermkt.core.quotas import (
+    DEFAULT_RULES,
+    WECOM_MASS_DAILY,
+    WECOM_MASS_DAYS_IN_MONTH,
+    WECOM_MASS_LEGACY_MONTHLY,
+    WECOM_MASS_WEEKLY,
+    ChannelRules,
+)
+from membermkt.errors import (
+    PlatformError,
+    QuotaExceeded,
+    RateLimitError,
+    TransportError,
+    UsageError,
+)
+from membermkt.wire.errcodes import outcome_for
+
+__all__ = [
+    "MASS_CAPS",
+    "AsyncWeComMassChannel",
+    "AsyncWeComWelcomeChannel",
+    "LedgerMark",
+    "PullReport",
+    "WeComMassChannel",
+    "WeComWelcomeChannel",
+    "apull_mass_results",
+    "classify_error",
+    "ledger_marks",
+    "mass_rules",
+    "pull_mass_results",
+]
+
+MASS_CAPS: Final = {
+    "days_in_month": WECOM_MASS_DAYS_IN_MONTH,
+    "4_per_month": WECOM_MASS_LEGACY_MONTHLY,
+    "7_per_week": WECOM_MASS_WEEKLY,
+    "1_per_day": WECOM_MASS_DAILY,
+}
+"""The receive-cap settings (reference §3.4: current doc days-in-month/month, admin options
+7/week and 1/day; older docs 4/month — a conflict)."""
+
+MASS_RULES = (
+    "add_msg_template: ≤ 10,000 customers, ≤ 9 attachments, text ≤ 4000 bytes",
+    "staff must confirm each mass message in the WeCom client (pending_confirmation)",
+    "per-customer receive cap across all mass messages of the corp (configurable)",
+)
+WELCOME_RULES = ("send_welcome_msg: within 20 s of the add event, once (41051 afterwards)",)
+
+
+def mass_rules(cap: str = "days_in_month") -> ChannelRules:
+    """The ``wecom.mass`` platform rules with the chosen receive cap (for
+    ``Campaign(rules=...)``).
+
+    Raises:
+        UsageError: for an unknown cap name (see :data:`MASS_CAPS`).
+    """
+    if cap not in MASS_CAPS:
+        raise UsageError(f"unknown WeCom mass cap {cap!r}; choose from {sorted(MASS_CAPS)}")
+    return attrs.evolve(DEFAULT_RULES["wecom.mass"], caps=(MASS_CAPS[cap],))
+
+
+def classify_error(key: str, exc: BaseException, *, idempotent: bool) -> SendResult:
+    """The :class:`SendResult` for a delivery whose call raised ``exc`` (WeCom's errcode
+    table; ambiguous transport failures of non-idempotent calls are ``unknown``).
+
+    Raises:
+        BaseException: ``exc`` itself when it is not a membermkt send failure.
+    """
+    if isinstance(exc, TransportError):
+        if idempotent or not exc.ambiguous:
+            return SendResult(key=key, outcome=SendOutcome.RETRYABLE, reason="transport")
+        return SendResult(key=key, outcome=SendOutcome.UNKNOWN, reason="transport:ambiguous")
+    if isinstance(exc, PlatformError):
+        code = exc.errcode
+        outcome = (
+            outcome_for(code, WECOM_ERRCODES)
+            if isinstance(code, int)
+            else (SendOutcome.RETRYABLE if exc.retryable else SendOutcome.PERMANENT)
+        )
+        retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
+        return SendResult(
+            key=key, outcome=outcome, reason=f"errcode:{code}", retry_after=retry_after
+        )
+    if isinstance(exc, QuotaExceeded):
+        return SendResult(
+            key=key,
+            outcome=SendOutcome.RETRYABLE,
+            reason=f"quota:{exc.quota}",
+            retry_after=getattr(exc, "retry_after", None),
+        )
+    if isinstance(exc, UsageError):
+        return SendResult(key=key, outcome=SendOutcome.PERMANENT, reason=f"invalid:{exc}")
+    raise exc
+
+
+def _check_channel(batch: Sequence[Delivery], name: str) -> None:
+    for d in batch:
+        if d.channel != name:
+            raise UsageError(f"delivery {d.key!r} is for channel {d.channel!r}, not {name!r}")
+
+
+@attrs.frozen(slots=True)
+class _Group:
+    sender: str | None
+    text: str | None
+    attachments: tuple[Mapping[str, Any], ...]
+    deliveries: tuple[Delivery, ...]
+    duplicates: tuple[Delivery, ...]
+
+
+def _content(p: Mapping[str, Any]) -> tuple[str | None, tuple[Mapping[str, Any], ...]]:
+    text = p.get("text")
+    if isinstance(text, Mapping):  # the API's own {"content": ...} shape
+        text = text.get("content")
+    attachments = tuple(p.get("attachments") or ())
+    if text is not None and not isinstance(text, str):
+        raise UsageError("wecom.mass payload 'text' must be a str")
+    mass.check_content(text, attachments)
+    return text, attachments
+
+
+def _groups(
+    batch: Sequence[Delivery], default_sender: str | None
+) -> tuple[list[_Group], list[SendResult]]:
+    by: dict[Any, list[Delivery]] = {}
+    invalid: list[SendResult] = []
+    spec: dict[Any, tuple[str | None, str | None, tuple[Mapping[str, Any], ...]]] = {}
+    for d in batch:
+        try:
+            text, attachments = _content(d.payload)
+        except UsageError as exc:
+            invalid.append(classify_error(d.key, exc, idempotent=False))
+            continue
+        sender = d.payload.get("sender") or default_sender
+        k = (sender, text, repr(attachments))
+        spec[k] = (sender, text, attachments)
+        by.setdefault(k, []).append(d)
+    groups: list[_Group] = []
+    for k, ds in by.items():
+        seen: dict[str, Delivery] = {}
+        dups: list[Delivery] = []
+        for d in ds:
+            if d.address in seen:
+                dups.append(d)
+            else:
+                seen[d.address] = d
+        sender, text, attachments = spec[k]
+        for part in chunks(list(seen.values()), mass.CUSTOMERS_MAX):
+            groups.append(_Group(sender, text, attachments, tuple(part), tuple(dups)))
+            dups = []
+    return groups, invalid
+
+
+def _call(group: _Group) -> ApiCall[MsgTemplate]:
+    return mass.add_msg_template(
+        external_userids=[d.address for d in group.deliveries],
+        sender=group.sender,
+        text=group.text,
+        attachments=group.attachments,
+    )
+
+
+def _accepted(group: _Group, answer: MsgTemplate) -> list[SendResult]:
+    failed = set(answer.fail_list)
+    out = [
+        SendResult(key=d.key, outcome=SendOutcome.PERMANENT, reason="fail_list")
+        if d.address in failed
+        else SendResult(key=d.key, outcome=SendOutcome.PENDING, platform_id=answer.msgid)
+        for d in group.deliveries
+    ]
+    return out + _dups(group)
+
+
+def _dups(group: _Group) -> list[SendResult]:
+    return [
+        SendResult(key=d.key, outcome=SendOutcome.PERMANENT, reason="duplicate_address")
+        for d in group.duplicates
+    ]
+
+
+def _ordered(batch: Sequence[Delivery], results: list[SendResult]) -> list[SendResult]:
+    by_key = {r.key: r for r in results}
+    return [by_key[d.key] for d in batch]
+
+
+def _capabilities(corpid: str, kind: str) -> ChannelCapabilities:
+    if kind == "mass":
+        return ChannelCapabilities(
+            max_batch_size=mass.CUSTOMERS_MAX,
+            idempotent=False,
+            address_kind="external_userid",
+            address_namespace=corpid,
+            rules=MASS_RULES,
+        )
+    return ChannelCapabilities(
+        max_batch_size=100,
+        idempotent=False,
+        address_kind="external_userid",
+        address_namespace=corpid,
+        rules=WELCOME_RULES,
+    )
+
+
+_SEND_ERRORS = (PlatformError, TransportError, QuotaExceeded, UsageError)
+
+
+class WeComMassChannel:
+    """``wecom.mass``: customer mass send, pending until staff confirm (module docs).
+
+    Args:
+        client: the corp's :class:`WeCom` client.
+        sender: the default sending staff member (payload ``sender`` overrides; ``None``:
+            WeCom assigns each customer to the member who last chatted with them).
+        name: the channel name.
+    """
+
+    def __init__(self, client: WeCom, *, sender: str | None = None, name: str = "wecom.mass"):
+        self.client = client
+        self.sender = sender
+        self.name = name
+        self.capabilities = _capabilities(client.corpid, "mass")
+
+    def __repr__(self) -> str:
+        return f"WeComMassChannel({self.client.corpid!r}, sender={self.sender!r})"
+
+    def send(self, batch: Sequence[Delivery]) -> Sequence[SendResult]:
+        """Create the mass-send tasks; one result per delivery, in order (``pending`` for
+        accepted customers).
+
+        Raises:
+            UsageError: for a delivery addressed to another channel.
+        """
+        _check_channel(batch, self.name)
+        groups, results = _groups(batch, self.sender)
+        for g in groups:
+            try:
+                answer = self.client.call(_call(g))
+            except _SEND_ERRORS as exc:
+                results += [classify_error(d.key, exc, idempotent=False) for d in g.deliveries]
+                results += _dups(g)
+                continue
+            results += _accepted(g, answer)
+        return _ordered(batch, results)
+
+
+class AsyncWeComMassChannel:
+    """The async twin of :class:`WeComMassChannel`."""
+
+    def __init__(self, client: AsyncWeCom, *, sender: str | None = None, name: str = "wecom.mass"):
+        self.client = client
+        self.sender = sender
+        self.name = name
+        self.capabilities = _capabilities(client.corpid, "mass")
+
+    def __repr__(self) -> str:
+        return f"AsyncWeComMassChannel({self.client.corpid!r}, sender={self.sender!r})"
+
+    async def send(self, batch: Sequence[Delivery]) -> Sequence[SendResult]:
+        """See :meth:`WeComMassChannel.send`.
+
+        Raises:
+            UsageError: for a delivery addressed to another channel.
+        """
+        _check_channel(batch, self.name)
+        groups, results = _groups(batch, self.sender)
+        for g in groups:
+            try:
+                answer = await self.client.call(_call(g))
+            except _SEND_ERRORS as exc:
+                results += [classify_error(d.key, exc, idempotent=False) for d in g.deliveries]
+                results += _dups(g)
+                continue
+            results += _accepted(g, answer)
+        return _ordered(batch, results)
+
+
+def _welcome_call(d: Delivery) -> ApiCall[None]:
+    code = d.payload.get("welcome_code")
+    if not isinstance(code, str) or not code:
+        raise UsageError("wecom.welcome payload needs 'welcome_code'")
+    text, attachments = _content(d.payload)
+    return mass.send_welcome_msg(code, text=text, attachments=attachments)
+
+
+class WeComWelcomeChannel:
+    """``wecom.welcome``: one ``send_welcome_msg`` per delivery (module docs).
+
+    Args:
+        client: the corp's :class:`WeCom` client.
+        name: the channel name.
+    """
+
+    def __init__(self, client: WeCom, *, name: str = "wecom.welcome") -> None:
+        self.client = client
+        self.name = name
+        self.capabilities = _capabilities(client.corpid, "welcome")
+
+    def __repr__(self) -> str:
+        return f"WeComWelcomeChannel({self.client.corpid!r})"
+
+    def send(self, batch: Sequence[Delivery]) -> Sequence[SendResult]:
+        """Send each welcome once; one result per delivery, in order.
+
+        Raises:
+            UsageError: for a delivery addressed to another channel.
+        """
+        _check_channel(batch, self.name)
+        out: list[SendResult] = []
+        for d in batch:
+            try:
+                self.client.call(_welcome_call(d))
+            except _SEND_ERRORS as exc:
+                out.append(classify_error(d.key, exc, idempotent=False))
+                continue
+            out.append(SendResult(key=d.key, outcome=SendOutcome.SENT))
+        return out
+
+
+class AsyncWeComWelcomeChannel:
+    """The async twin of :class:`WeComWelcomeChannel`."""
+
+    def __init__(self, client: AsyncWeCom, *, name: str = "wecom.welcome") -> None:
+        self.client = client
+        self.name = name
+        self.capabilities = _capabilities(client.corpid, "welcome")
+
+    def __repr__(self) -> str:
+        return f"AsyncWeComWelcomeChannel({self.client.corpid!r})"
+
+    async def send(self, batch: Sequence[Delivery]) -> Sequence[SendResult]:
+        """See :meth:`WeComWelcomeChannel.send`.
+
+        Raises:
+            UsageError: for a delivery addressed to another channel.
+        """
+        _check_channel(batch, self.name)
+        out: list[SendResult] = []
+        for d in batch:
+            try:
+                await self.client.call(_welcome_call(d))
+            except _SEND_ERRORS as exc:
+                out.append(classify_error(d.key, exc, idempotent=False))
+                continue
+            out.append(SendResult(key=d.key, outcome=SendOutcome.SENT))
+        return out
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@attrs.frozen(slots=True)
+class LedgerMark:
+    """One ledger ``mark`` call to make: ``ledger.mark(key, status, now=…, reason=…)``."""
+
+    key: str
+    status: DeliveryStatus
+    reason: str | None = None
+
+
+_STATUS_REASON = {SendStatus.NOT_FRIEND: "not_friend", SendStatus.CAP_REACHED: "receive_cap"}
+
+
+def ledger_marks(
+    pending: Iterable[DeliveryRecord], results: Iterable[CustomerResult]
+) -> list[LedgerMark]:
+    """Map WeCom's per-customer results onto pending deliveries (pure).
+
+    A pending delivery (``platform_id`` = msgid, address = external_userid) becomes
+    ``sent`` on status 1, ``failed`` on 2 (``not_friend``) or 3 (``receive_cap``), and stays
+    pending on 0 or when WeCom has no row for it yet. If several senders have a row for the
+    customer, a sent row wins.
+    """
+    best: dict[tuple[str, str], int] = {}
+    for r in results:
+        k = (r.external_userid, r.userid)
+        best[k] = r.status
+    by_customer: dict[str, list[int]] = {}
+    for (ext, _), status in best.items():
+        by_customer.setdefault(ext, []).append(status)
+    out: list[LedgerMark] = []
+    for rec in pending:
+        statuses = by_customer.get(rec.delivery.address)
+        if not statuses:
+            continue
+        if SendStatus.SENT in statuses:
+            out.append(LedgerMark(rec.key, DeliveryStatus.SENT))
+            continue
+        final = [s for s in statuses if s in _STATUS_REASON]
+        if final and len(final) == len(statuses):
+            reason = _STATUS_REASON[SendStatus(final[0])]
+            out.append(LedgerMark(rec.key, DeliveryStatus.FAILED, f"wecom:{reason}"))
+    return out
+
+
+class _Ledger(Protocol):
+    def deliveries(
+        self, campaign_id: str, *, status: DeliveryStatus | None = None
+    ) -> Iterable[DeliveryRecord]: ...
+
+    def mark(
+        self,
+        key: str,
+        status: DeliveryStatus,
+        *,
+        now: dt.datetime,
+        reason: str | None = None,
+        platform_id: str | None = None,
+    ) -> None: ...
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class PullReport:
+    """What :func:`pull_mass_results` did: deliveries marked sent / failed, still pending."""
+
+    sent: int
+    failed: int
+    pending: int
+    msgids: tuple[str, ...]
+
+
+def _pending(ledger: _Ledger, campaign_id: str) -> dict[str, list[DeliveryRecord]]:
+    by_msg: dict[str, list[DeliveryRecord]] = {}
+    for rec in ledger.deliveries(campaign_id, status=DeliveryStatus.PENDING):
+        if rec.platform_id:
+            by_msg.setdefault(rec.platform_id, []).append(rec)
+    return by_msg
+
+
+def _apply(
+    ledger: _Ledger, marks: list[LedgerMark], total: int, msgids: Sequence[str], now: dt.datetime
+) -> PullReport:
+    sent = failed = 0
+    for mk in marks:
+        ledger.mark(mk.key, mk.status, now=now, reason=mk.reason)
+        if mk.status is DeliveryStatus.SENT:
+            sent += 1
+        else:
+            failed += 1
+    return PullReport(sent=sent, failed=failed, pending=total - sent - failed, msgids=tuple(msgids))
+
+
+def pull_mass_results(
+    client: WeCom, ledger: _Ledger, campaign_id: str, *, now: dt.datetime
+) -> PullReport:
+    """Read the results of every pending ``wecom.mass`` delivery of a campaign and mark the
+    ledger (``pending_confirmation → sent | failed``). Run it periodically after a campaign.
+
+    Raises:
+        PlatformError: when WeCom refuses a result query.
+        TransportError: when WeCom cannot be reached.
+        LedgerError: when the ledger refuses a transition.
+    """
+    by_msg = _pending(ledger, campaign_id)
+    marks: list[LedgerMark] = []
+    for msgid, recs in by_msg.items():
+        marks += ledger_marks(recs, client.mass_results(msgid))
+    total = sum(len(v) for v in by_msg.values())
+    return _apply(ledger, marks, total, list(by_msg), now)
+
+
+async def apull_mass_results(
+    client: AsyncWeCom, ledger: _Ledger, campaign_id: str, *, now: dt.datetime
+) -> PullReport:
+    """The async twin of :func:`pull_mass_results` (the ledger calls are sync).
+
+    Raises:
+        PlatformError: when WeCom refuses a result query.
+        TransportError: when WeCom cannot be reached.
+        LedgerError: when the ledger refuses a transition.
+    """
+    by_msg = _pending(ledger, campaign_id)
+    marks: list[LedgerMark] = []
+    for msgid, recs in by_msg.items():
+        marks += ledger_marks(recs, await client.mass_results(msgid))
+    total = sum(len(v) for v in by_msg.values())
+    return _apply(ledger, marks, total, list(by_msg), now)
