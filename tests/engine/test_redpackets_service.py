@@ -26,9 +26,10 @@ from membermkt.core.redpackets import (
     UniformAmount,
     claim_report,
 )
-from membermkt.engine.redpackets import ClaimOutcome, RedPacketService
+from membermkt.engine.redpackets import AsyncRedPacketService, ClaimOutcome, RedPacketService
 from membermkt.errors import ConfigError
 from membermkt.payouts.wechatpay.gateway import (
+    AsyncWeChatPayV3Gateway,
     MerchantCertificate,
     WeChatPayV2Gateway,
     WeChatPayV3Gateway,
@@ -425,3 +426,54 @@ def test_reconcile_releases_a_crashed_intent_only_once_it_is_stale(
     assert total is not None
     assert (total.reserved, total.spent) == (0, 500)
     assert len(emulator.payments) == 1
+
+
+async def test_async_service_runs_the_same_flows(
+    store: InMemoryStore, creds: TestCredentials, tmp_path: Path
+) -> None:
+    """The async service pays once through ambiguous answers and applies callbacks."""
+    emulator = WeChatPayEmulator(creds, appid=APPID, api_v3_key=API_V3_KEY, fault_rate=0.4, seed=2)
+    files = creds.write(tmp_path)
+    signer = load_merchant_signer(MCH_ID, files["merchant_key"], cert_file=files["merchant_cert"])
+    keys = load_platform_keys(certificates=[creds.platform_cert])
+    config = TransferConfig(appid=APPID, transfer_scene_id="1000", transfer_remark="包裹红包")
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    r = rule(product=WECHATPAY_V3_TRANSFER, amount=FixedAmount(300))
+    async with AsyncWeChatPayV3Gateway(
+        config, signer, keys, api_v3_key=API_V3_KEY, transport=emulator.transport()
+    ) as gw:
+        svc = AsyncRedPacketService(store, gw, clock=StepClock(), sleep=sleep, max_attempts=6)
+        outcomes = [await svc.claim(r, claim(i)) for i in range(20)]
+        for _ in range(3):
+            await svc.resume_open(r.id)
+        emulator.fault_rate = 0.0
+        report = await svc.reconcile(r)
+    assert report.ok
+    assert len({o.bill_no for o in outcomes}) == 20
+    assert max(emulator.paid_per_openid().values()) == 1
+    assert emulator.total_paid_fen == 20 * 300
+    total = store.budget(f"rp:{r.id}:total")
+    assert total is not None
+    assert (total.reserved, total.spent) == (0, 20 * 300)
+
+
+def test_services_refuse_the_wrong_kind_of_gateway(
+    store: InMemoryStore, creds: TestCredentials, tmp_path: Path
+) -> None:
+    emulator = WeChatPayEmulator(creds, appid=APPID)
+    files = creds.write(tmp_path)
+    signer = load_merchant_signer(MCH_ID, files["merchant_key"], cert_file=files["merchant_cert"])
+    keys = load_platform_keys(certificates=[creds.platform_cert])
+    config = TransferConfig(appid=APPID, transfer_scene_id="1000", transfer_remark="x")
+    agw = AsyncWeChatPayV3Gateway(config, signer, keys, transport=emulator.transport())
+    with pytest.raises(ConfigError, match="sync PayoutGateway"):
+        RedPacketService(store, agw, clock=StepClock())  # type: ignore[arg-type]
+    with (
+        v2_gateway(creds, tmp_path, emulator.transport()) as gw,
+        pytest.raises(ConfigError, match="async PayoutGateway"),
+    ):
+        AsyncRedPacketService(store, gw, clock=StepClock())  # type: ignore[arg-type]

@@ -23,12 +23,14 @@ what is still open and reports every mismatch.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import inspect
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 import attrs
 
@@ -56,15 +58,24 @@ from membermkt.core.redpackets import (
     paid_event,
 )
 from membermkt.errors import ConfigError, UsageError
-from membermkt.payouts.base import PayoutGateway, PayoutRequest, PayoutResult, PayoutStatus
+from membermkt.payouts.base import (
+    AsyncPayoutGateway,
+    PayoutGateway,
+    PayoutRequest,
+    PayoutResult,
+    PayoutStatus,
+)
 
 __all__ = [
+    "AsyncRedPacketService",
     "ClaimOutcome",
     "Mismatch",
     "ReconciliationReport",
     "RedPacketService",
     "RedPacketStore",
 ]
+
+T = TypeVar("T")
 
 OPEN_STATUSES = frozenset({"reserved", "paying", "unknown"})
 """Intent statuses whose money is still reserved and whose outcome is not final."""
@@ -168,81 +179,77 @@ _ROLE_REASON = {
 }
 
 
-class RedPacketService:
-    """Claims → decisions → atomic reservations → payout intents → payments → records.
+Step = tuple[str, Any]
+"""A step a flow asks its driver to perform: ``("pay", PayoutRequest)``,
+``("query", bill_no)`` or ``("sleep", seconds)``."""
 
-    Args:
-        store: a :class:`RedPacketStore` (members, events, budgets, payout intents).
-        gateway: the :class:`~membermkt.payouts.base.PayoutGateway` paying the rule's product.
-        clock: where ``now`` comes from.
-        rng: draws random amounts (seed it for reproducible runs).
-        phone_key: the key used for phone digests (as in ``Identity.phone``).
-        max_attempts: payment attempts per bill in one call (each ambiguous answer is
-            followed by a query; only ``NOT_FOUND`` or another ambiguous answer leads to a
-            retry with the same bill number).
-        retry_interval: seconds to wait before retrying one bill (the v2 doc asks ≥ 1 s).
-        sleep: the sleeping function (inject a no-op in tests).
-        record_events: append ``redpacket_claim`` / ``redpacket_paid`` events to the store.
-        stale_after: a repeated claim takes over an open payout only when it has not been
-            updated for this long (its worker is presumed gone); :meth:`resume`,
-            :meth:`resume_open` and :meth:`reconcile` are for when no worker is running.
+Flow = Generator[Step, Any, T]
+"""The engine's logic as a generator: it yields platform calls and sleeps and receives their
+results, so the sync and the async service run the very same code (httpx ``auth_flow``
+style); only the driver differs."""
 
-    Raises:
-        ConfigError: when the gateway is not a payout gateway.
-    """
+
+class _RedPacketFlows:
+    """The red-packet use case as sans-I/O flows over the store (shared by both drivers)."""
+
+    product: str
 
     def __init__(
         self,
         store: RedPacketStore,
-        gateway: PayoutGateway,
         *,
+        product: str,
         clock: Clock,
-        rng: random.Random | None = None,
-        phone_key: str = "",
-        max_attempts: int = 3,
-        retry_interval: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
-        record_events: bool = True,
-        stale_after: dt.timedelta = dt.timedelta(minutes=2),
+        rng: random.Random | None,
+        phone_key: str,
+        max_attempts: int,
+        retry_interval: float,
+        record_events: bool,
+        stale_after: dt.timedelta,
     ) -> None:
-        if not isinstance(gateway, PayoutGateway):
-            raise ConfigError(f"gateway must be a PayoutGateway, got {gateway!r}")
         if max_attempts < 1:
             raise UsageError(f"max_attempts must be >= 1, got {max_attempts}")
+        if retry_interval < 0:
+            raise UsageError(f"retry_interval must be >= 0, got {retry_interval}")
         self.store = store
-        self.gateway = gateway
+        self.product = product
         self.clock = clock
         self.rng = rng or random.Random()
         self.phone_key = phone_key
         self.max_attempts = max_attempts
         self.retry_interval = retry_interval
-        self.sleep = sleep
         self.record_events = record_events
         self.stale_after = stale_after
         self._ensured: set[str] = set()
 
     def __repr__(self) -> str:
-        return f"<RedPacketService gateway={self.gateway.product} max_attempts={self.max_attempts}>"
+        return f"<{type(self).__name__} product={self.product} max_attempts={self.max_attempts}>"
+
+    # ------------------------------------------------------------------ platform steps
+
+    def _pay_step(self, request: PayoutRequest) -> Flow[PayoutResult]:
+        result = yield ("pay", request)
+        return _checked(result)
+
+    def _query_step(self, bill_no: str) -> Flow[PayoutResult]:
+        result = yield ("query", bill_no)
+        return _checked(result)
+
+    def _sleep_step(self, seconds: float) -> Flow[None]:
+        yield ("sleep", seconds)
 
     # ------------------------------------------------------------------ claim
 
-    def claim(self, rule: RedPacketRule, claim: Claim) -> ClaimOutcome:
-        """Handle one claim end to end (see the module docstring).
-
-        Raises:
-            ConfigError: when the rule pays through another product than the gateway.
-            StoreError: when storage fails (nothing is paid without a written intent).
-        """
-        if rule.product.name != self.gateway.product:
+    def _claim_flow(self, rule: RedPacketRule, claim: Claim) -> Flow[ClaimOutcome]:
+        if rule.product.name != self.product:
             raise ConfigError(
-                f"rule {rule.id!r} pays through {rule.product.name}, the gateway is "
-                f"{self.gateway.product}"
+                f"rule {rule.id!r} pays through {rule.product.name}, the gateway is {self.product}"
             )
         of_rule = self.store.intents(rule_id=rule.id)
         mine = [i for i in of_rule if i.member_id == claim.member_id]
         for intent in mine:
             if intent.status in OPEN_STATUSES:
-                return self._continue(intent)
+                return (yield from self._continue_flow(intent))
 
         salt = 0
         while True:
@@ -277,13 +284,13 @@ class RedPacketService:
             self.store.release(decision.items)
             if stored.rule_id == rule.id and stored.member_id == claim.member_id:
                 # The same business key claimed concurrently: one payout, driven by its owner.
-                return self._continue(stored)
+                return (yield from self._continue_flow(stored))
             salt += 1  # a hash collision with another key (v2's 10 digits): derive again
             if salt > _MAX_COLLISIONS:
                 raise UsageError(f"rule {rule.id!r}: bill numbers keep colliding; check mch_id")
 
         events = [claim_event(rule, claim, decision, now)] if self.record_events else []
-        return self._pay(stored, first=True, events=events)
+        return (yield from self._pay_flow(stored, first=True, events=events))
 
     def _state(
         self,
@@ -382,9 +389,9 @@ class RedPacketService:
             amount_fen=stored.amount_fen,
         )
 
-    def _pay(
+    def _pay_flow(
         self, intent: PayoutIntent, *, first: bool, events: Sequence[Event] = ()
-    ) -> ClaimOutcome:
+    ) -> Flow[ClaimOutcome]:
         """Pay ``intent`` (status reserved / paying / unknown with NOT_FOUND confirmed).
 
         A first attempt leaves the intent ``reserved`` while the request is out: resuming a
@@ -399,23 +406,23 @@ class RedPacketService:
         last: PayoutResult | None = None
         for attempt in range(self.max_attempts):
             if attempt:
-                self.sleep(self.retry_interval)
-            result = self.gateway.pay(self._request(intent))
+                yield from self._sleep_step(self.retry_interval)
+            result = yield from self._pay_step(self._request(intent))
             last = result
             if result.status is PayoutStatus.FAILED and ambiguous:
                 # An earlier attempt may have paid: confirm before giving money back.
-                result = self.gateway.query(intent.bill_no)
+                result = yield from self._query_step(intent.bill_no)
                 last = result
                 if result.status is PayoutStatus.NOT_FOUND:
                     return self._finish(intent, last, failed_reason=last.state, events=events)
             if result.status is PayoutStatus.UNKNOWN:
                 ambiguous = True
-                result = self.gateway.query(intent.bill_no)
+                result = yield from self._query_step(intent.bill_no)
                 last = result
                 if result.status in (PayoutStatus.NOT_FOUND, PayoutStatus.UNKNOWN):
                     continue  # the same bill number again; the platform pays it at most once
             if result.status is PayoutStatus.PENDING:
-                polled = self.gateway.query(intent.bill_no)
+                polled = yield from self._query_step(intent.bill_no)
                 if polled.status.definitive:
                     result = last = polled
             return self._finish(intent, result, events=events)
@@ -551,13 +558,14 @@ class RedPacketService:
             result=result,
         )
 
-    def _continue(self, intent: PayoutIntent) -> ClaimOutcome:
+    def _continue_flow(self, intent: PayoutIntent) -> Flow[ClaimOutcome]:
         """A repeated claim meets an open payout: drive it only when its worker looks gone
         (no update for ``stale_after``); otherwise report it in progress and leave it to its
         owner, so two workers never settle or release the same reservation."""
         touched = intent.updated_at or intent.created_at
         if touched is None or self.clock.now() - touched >= self.stale_after:
-            return attrs.evolve(self._resume(intent), resumed=True)
+            outcome = yield from self._resume_flow(intent)
+            return attrs.evolve(outcome, resumed=True)
         return ClaimOutcome(
             status="pending",
             reason="in_progress",
@@ -566,7 +574,7 @@ class RedPacketService:
             resumed=True,
         )
 
-    def _resume(self, intent: PayoutIntent) -> ClaimOutcome:
+    def _resume_flow(self, intent: PayoutIntent) -> Flow[ClaimOutcome]:
         if intent.status == "paid":
             return ClaimOutcome(status="paid", bill_no=intent.bill_no, amount_fen=intent.amount_fen)
         if intent.status == "failed":
@@ -576,39 +584,23 @@ class RedPacketService:
         if intent.status == "reserved":
             # Written but possibly never sent (a crash before paying): paying is safe, the
             # bill number makes it idempotent either way.
-            return self._pay(intent, first=False)
-        result = self.gateway.query(intent.bill_no)
+            return (yield from self._pay_flow(intent, first=False))
+        result = yield from self._query_step(intent.bill_no)
         if result.status is PayoutStatus.NOT_FOUND:
-            return self._pay(intent, first=False)
+            return (yield from self._pay_flow(intent, first=False))
         return self._finish(intent, result)
 
-    def resume(self, bill_no: str) -> ClaimOutcome:
-        """Drive an unfinished payout (reserved / paying / unknown) towards an end: query,
-        then pay again with the same bill number only if the platform has no such bill.
+    def _resume_open_flow(self, rule_id: str) -> Flow[list[ClaimOutcome]]:
+        out = []
+        for intent in self.store.intents(rule_id=rule_id):
+            if intent.status in OPEN_STATUSES:
+                out.append((yield from self._resume_flow(intent)))  # noqa: PERF401 (yield from)
+        return out
 
-        Raises:
-            UsageError: for an unknown bill number.
-        """
-        return self._resume(self._intent(bill_no))
-
-    def resume_open(self, rule_id: str) -> list[ClaimOutcome]:
-        """:meth:`resume` every open intent of a rule (after a crash or a timeout storm)."""
-        return [
-            self._resume(i)
-            for i in self.store.intents(rule_id=rule_id)
-            if i.status in OPEN_STATUSES
-        ]
-
-    def apply_result(self, result: PayoutResult) -> ClaimOutcome:
-        """Apply a platform notification (e.g. a v3 callback parsed by the gateway) to its
-        intent. Idempotent: a final intent is left as it is.
-
-        Raises:
-            UsageError: for an unknown bill number.
-        """
+    def _apply_flow(self, result: PayoutResult) -> Flow[ClaimOutcome]:
         intent = self._intent(result.bill_no)
         if intent.status not in OPEN_STATUSES:
-            return self._resume(intent)
+            return (yield from self._resume_flow(intent))
         return self._finish(intent, result)
 
     def _intent(self, bill_no: str) -> PayoutIntent:
@@ -619,29 +611,16 @@ class RedPacketService:
 
     # ------------------------------------------------------------------ reconciliation
 
-    def reconcile(
-        self,
-        rule: RedPacketRule,
-        *,
-        resolve: bool = True,
-        platform_bills: Iterable[str] | None = None,
-    ) -> ReconciliationReport:
-        """Compare the rule's intents with the platform's records.
-
-        Every intent is queried. Open intents are finished when the platform has a definite
-        answer (``resolve=True``; ``NOT_FOUND`` on an open intent not updated for
-        ``stale_after`` releases its reservation: the payment never arrived and the member
-        may claim again). Final intents that
-        disagree with the platform are reported, never silently changed.
-        ``platform_bills`` (e.g. from a downloaded statement) adds an orphan check.
-        """
+    def _reconcile_flow(
+        self, rule: RedPacketRule, resolve: bool, platform_bills: Iterable[str] | None
+    ) -> Flow[ReconciliationReport]:
         checked = matched = 0
         resolved: list[tuple[str, str]] = []
         mismatches: list[Mismatch] = []
         intents = self.store.intents(rule_id=rule.id)
         for intent in intents:
             checked += 1
-            result = self.gateway.query(intent.bill_no)
+            result = yield from self._query_step(intent.bill_no)
             theirs = result.state or result.status.value
             if intent.status in OPEN_STATUSES:
                 touched = intent.updated_at or intent.created_at
@@ -700,6 +679,243 @@ class RedPacketService:
             budget_used_fen=(row.reserved + row.spent) if row is not None else 0,
             intents_fen=sum(i.amount_fen for i in live),
         )
+
+
+class RedPacketService(_RedPacketFlows):
+    """Claims → decisions → atomic reservations → payout intents → payments → records.
+
+    Args:
+        store: a :class:`RedPacketStore` (members, events, budgets, payout intents).
+        gateway: the :class:`~membermkt.payouts.base.PayoutGateway` paying the rule's product.
+        clock: where ``now`` comes from.
+        rng: draws random amounts (seed it for reproducible runs).
+        phone_key: the key used for phone digests (as in ``Identity.phone``).
+        max_attempts: payment attempts per bill in one call (each ambiguous answer is
+            followed by a query; only ``NOT_FOUND`` or another ambiguous answer leads to a
+            retry with the same bill number).
+        retry_interval: seconds to wait before retrying one bill (the v2 doc asks ≥ 1 s).
+        sleep: the sleeping function (inject a no-op in tests).
+        record_events: append ``redpacket_claim`` / ``redpacket_paid`` events to the store.
+        stale_after: a repeated claim takes over an open payout only when it has not been
+            updated for this long (its worker is presumed gone); :meth:`resume`,
+            :meth:`resume_open` and :meth:`reconcile` are for when no worker is running.
+
+    Raises:
+        ConfigError: when the gateway is not a sync payout gateway.
+        UsageError: for ``max_attempts < 1`` or a negative ``retry_interval``.
+    """
+
+    def __init__(
+        self,
+        store: RedPacketStore,
+        gateway: PayoutGateway,
+        *,
+        clock: Clock,
+        rng: random.Random | None = None,
+        phone_key: str = "",
+        max_attempts: int = 3,
+        retry_interval: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+        record_events: bool = True,
+        stale_after: dt.timedelta = dt.timedelta(minutes=2),
+    ) -> None:
+        if not isinstance(gateway, PayoutGateway) or inspect.iscoroutinefunction(gateway.pay):
+            raise ConfigError(
+                f"gateway must be a sync PayoutGateway, got {gateway!r} "
+                "(use AsyncRedPacketService with an async gateway)"
+            )
+        super().__init__(
+            store,
+            product=gateway.product,
+            clock=clock,
+            rng=rng,
+            phone_key=phone_key,
+            max_attempts=max_attempts,
+            retry_interval=retry_interval,
+            record_events=record_events,
+            stale_after=stale_after,
+        )
+        self.gateway = gateway
+        self.sleep = sleep
+
+    def _run(self, flow: Flow[T]) -> T:
+        try:
+            step = next(flow)
+            while True:
+                kind, arg = step
+                if kind == "pay":
+                    step = flow.send(self.gateway.pay(arg))
+                elif kind == "query":
+                    step = flow.send(self.gateway.query(arg))
+                else:
+                    self.sleep(arg)
+                    step = flow.send(None)
+        except StopIteration as stop:
+            return cast(T, stop.value)
+
+    def claim(self, rule: RedPacketRule, claim: Claim) -> ClaimOutcome:
+        """Handle one claim end to end (see the module docstring).
+
+        Raises:
+            ConfigError: when the rule pays through another product than the gateway.
+            StoreError: when storage fails (nothing is paid without a written intent).
+        """
+        return self._run(self._claim_flow(rule, claim))
+
+    def resume(self, bill_no: str) -> ClaimOutcome:
+        """Drive an unfinished payout (reserved / paying / unknown) towards an end: query,
+        then pay again with the same bill number only if the platform has no such bill.
+
+        Raises:
+            UsageError: for an unknown bill number.
+        """
+        return self._run(self._resume_flow(self._intent(bill_no)))
+
+    def resume_open(self, rule_id: str) -> list[ClaimOutcome]:
+        """:meth:`resume` every open intent of a rule (after a crash or a timeout storm)."""
+        return self._run(self._resume_open_flow(rule_id))
+
+    def apply_result(self, result: PayoutResult) -> ClaimOutcome:
+        """Apply a platform notification (e.g. a v3 callback parsed by the gateway) to its
+        intent. Idempotent: a final intent is left as it is.
+
+        Raises:
+            UsageError: for an unknown bill number.
+        """
+        return self._run(self._apply_flow(result))
+
+    def reconcile(
+        self,
+        rule: RedPacketRule,
+        *,
+        resolve: bool = True,
+        platform_bills: Iterable[str] | None = None,
+    ) -> ReconciliationReport:
+        """Compare the rule's intents with the platform's records.
+
+        Every intent is queried. Open intents are finished when the platform has a definite
+        answer (``resolve=True``; ``NOT_FOUND`` on an open intent not updated for
+        ``stale_after`` releases its reservation: the payment never arrived and the member
+        may claim again). Final intents that disagree with the platform are reported, never
+        silently changed. ``platform_bills`` (e.g. from a downloaded statement) adds an
+        orphan check.
+        """
+        return self._run(self._reconcile_flow(rule, resolve, platform_bills))
+
+
+class AsyncRedPacketService(_RedPacketFlows):
+    """The async twin of :class:`RedPacketService`: the same flows, driven with an
+    :class:`~membermkt.payouts.base.AsyncPayoutGateway` and ``asyncio.sleep``; every method
+    is awaited. Store calls are the store's own (sync) calls, made from the event loop: they
+    are short single-statement transactions, but run the service in a worker thread if your
+    database is far away.
+
+    Args:
+        store, clock, rng, phone_key, max_attempts, retry_interval, record_events,
+        stale_after: as for :class:`RedPacketService`.
+        gateway: an async payout gateway (``AsyncWeChatPayV2Gateway`` /
+            ``AsyncWeChatPayV3Gateway``).
+        sleep: an async sleeping function (default ``asyncio.sleep``).
+
+    Raises:
+        ConfigError: when the gateway is not an async payout gateway.
+        UsageError: for ``max_attempts < 1`` or a negative ``retry_interval``.
+    """
+
+    def __init__(
+        self,
+        store: RedPacketStore,
+        gateway: AsyncPayoutGateway,
+        *,
+        clock: Clock,
+        rng: random.Random | None = None,
+        phone_key: str = "",
+        max_attempts: int = 3,
+        retry_interval: float = 1.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        record_events: bool = True,
+        stale_after: dt.timedelta = dt.timedelta(minutes=2),
+    ) -> None:
+        if not isinstance(gateway, AsyncPayoutGateway) or not inspect.iscoroutinefunction(
+            gateway.pay
+        ):
+            raise ConfigError(
+                f"gateway must be an async PayoutGateway, got {gateway!r} "
+                "(use RedPacketService with a sync gateway)"
+            )
+        super().__init__(
+            store,
+            product=gateway.product,
+            clock=clock,
+            rng=rng,
+            phone_key=phone_key,
+            max_attempts=max_attempts,
+            retry_interval=retry_interval,
+            record_events=record_events,
+            stale_after=stale_after,
+        )
+        self.gateway = gateway
+        self.sleep = sleep
+
+    async def _run(self, flow: Flow[T]) -> T:
+        try:
+            step = next(flow)
+            while True:
+                kind, arg = step
+                if kind == "pay":
+                    step = flow.send(await self.gateway.pay(arg))
+                elif kind == "query":
+                    step = flow.send(await self.gateway.query(arg))
+                else:
+                    await self.sleep(arg)
+                    step = flow.send(None)
+        except StopIteration as stop:
+            return cast(T, stop.value)
+
+    async def claim(self, rule: RedPacketRule, claim: Claim) -> ClaimOutcome:
+        """Handle one claim end to end (see :meth:`RedPacketService.claim`).
+
+        Raises:
+            ConfigError: when the rule pays through another product than the gateway.
+            StoreError: when storage fails (nothing is paid without a written intent).
+        """
+        return await self._run(self._claim_flow(rule, claim))
+
+    async def resume(self, bill_no: str) -> ClaimOutcome:
+        """See :meth:`RedPacketService.resume`.
+
+        Raises:
+            UsageError: for an unknown bill number.
+        """
+        return await self._run(self._resume_flow(self._intent(bill_no)))
+
+    async def resume_open(self, rule_id: str) -> list[ClaimOutcome]:
+        """See :meth:`RedPacketService.resume_open`."""
+        return await self._run(self._resume_open_flow(rule_id))
+
+    async def apply_result(self, result: PayoutResult) -> ClaimOutcome:
+        """See :meth:`RedPacketService.apply_result`.
+
+        Raises:
+            UsageError: for an unknown bill number.
+        """
+        return await self._run(self._apply_flow(result))
+
+    async def reconcile(
+        self,
+        rule: RedPacketRule,
+        *,
+        resolve: bool = True,
+        platform_bills: Iterable[str] | None = None,
+    ) -> ReconciliationReport:
+        """See :meth:`RedPacketService.reconcile`."""
+        return await self._run(self._reconcile_flow(rule, resolve, platform_bills))
+
+
+def _checked(result: object) -> PayoutResult:
+    if not isinstance(result, PayoutResult):
+        raise UsageError(f"a payout gateway returned {result!r}, not a PayoutResult")
+    return result
 
 
 def _compare(intent: PayoutIntent, result: PayoutResult) -> str | None:
