@@ -477,3 +477,19 @@ def test_services_refuse_the_wrong_kind_of_gateway(
         pytest.raises(ConfigError, match="async PayoutGateway"),
     ):
         AsyncRedPacketService(store, gw, clock=StepClock())  # type: ignore[arg-type]
+
+
+def test_claims_are_a_segment(service: RedPacketService, store: InMemoryStore) -> None:
+    """ "Claimed from the parcel QR code and bought again" selects members from the events."""
+    r = rule()
+    service.claim(r, claim(1, source="qr:parcel"))
+    service.claim(r, claim(2, source="qr:parcel"))
+    service.claim(r, claim(3, source="menu"))
+    later = T0 + dt.timedelta(days=2)
+    store.append_events([Event(m, "purchase", later, {"amount_fen": 1999}) for m in ("m1", "m3")])
+    came_back = did("redpacket_claim", where={"rule": r.id, "source": "qr:parcel"}) & did(
+        "purchase", within=dt.timedelta(days=30)
+    )
+    assert list(store.select(came_back, T0 + dt.timedelta(days=3))) == ["m1"]
+    paid = did("redpacket_paid", where={"rule": r.id})
+    assert store.count(paid, T0 + dt.timedelta(days=3)) == 3
