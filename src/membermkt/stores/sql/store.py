@@ -167,6 +167,12 @@ class SqlStore:
         if self.dialect == "sqlite":
             self._install_sqlite_hooks(file_db=parsed.database not in (None, "", ":memory:"))
 
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (to run your own queries next to the store's tables —
+        see :attr:`tables` and :meth:`compile`)."""
+        return self._engine
+
     def __repr__(self) -> str:
         return f"SqlStore({self.url.render_as_string()!r}, table_prefix={self.tables.prefix!r})"
 
