@@ -78,7 +78,7 @@ def check_all(source, hist) -> None:
     assert lift == a.campaign_lift(hist, treatment=ids[::2], holdout=ids[1::2], **window)
 
 
-@settings(max_examples=30, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, suppress_health_check=[HealthCheck.too_slow])
 @given(histories())
 def test_sqlite_pushdown_equals_pure(hist) -> None:
     store = SqlStore("sqlite://")
@@ -90,7 +90,7 @@ def test_sqlite_pushdown_equals_pure(hist) -> None:
         store.close()
 
 
-@settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, suppress_health_check=[HealthCheck.too_slow])
 @given(histories())
 def test_in_memory_store_equals_pure(hist) -> None:
     store = InMemoryStore()
@@ -124,7 +124,7 @@ _counter = itertools.count()
 
 
 @pytest.mark.postgres
-@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(histories(max_members=8, max_events=40))
 def test_postgres_pushdown_equals_pure(pg_store: SqlStore, hist) -> None:
     _clear(pg_store)
@@ -180,7 +180,7 @@ def test_strategy_is_not_trivial() -> None:
     """Sanity: the random histories exercise every analysis (some example has data)."""
     seen = {"rfm": False, "paths": False, "staff": False}
 
-    @settings(max_examples=60, database=None)
+    @settings(max_examples=100, database=None, derandomize=True)
     @given(histories())
     def probe(hist) -> None:
         seen["rfm"] |= len(core.rfm(hist, as_of=AS_OF)) > 1
