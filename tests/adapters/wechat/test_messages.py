@@ -261,3 +261,57 @@ def test_news_reply_and_encrypted_envelope():
     env = crypto.encrypt(xml, "5", "nonce")
     sig = env.split("<MsgSignature><![CDATA[")[1].split("]]>")[0]
     assert crypto.decrypt(env, sig, "5", "nonce") == xml
+
+
+# ---------------------------------------------------------------- fast path = expat
+
+
+_TAGS = st.sampled_from(["ToUserName", "FromUserName", "CreateTime", "MsgType", "Content", "A_1"])
+_TEXT = st.lists(
+    st.sampled_from([*"ab 中]>&<\r\n\t\x01\ufffe", "]]>", "&amp;", "]]"]), max_size=8
+).map("".join)
+
+
+@st.composite
+def _documents(draw) -> bytes:
+    parts = []
+    for _ in range(draw(st.integers(0, 6))):
+        tag = draw(_TAGS)
+        text = draw(_TEXT)
+        form = draw(st.sampled_from(["cdata", "plain", "two-cdata", "attr", "nested", "empty"]))
+        if form == "cdata":
+            body = f"<![CDATA[{text}]]>"
+        elif form == "two-cdata":
+            body = f"<![CDATA[{text}]]><![CDATA[{text}]]>"
+        elif form == "nested":
+            body = f"<X>{text}</X>"
+        elif form == "empty":
+            parts.append(f"<{tag}/>")
+            continue
+        else:
+            body = text
+        open_tag = f'<{tag} a="1">' if form == "attr" else f"<{tag}>"
+        parts.append(draw(st.sampled_from(["", " ", "\n", "\t "])) + f"{open_tag}{body}</{tag}>")
+    prefix = draw(st.sampled_from(["<xml>", "<xml>", "<?xml version='1.0'?><xml>", " <xml>"]))
+    suffix = draw(st.sampled_from(["</xml>", "</xml>\n", "\n</xml>", "</xml>junk"]))
+    return (prefix + "".join(parts) + suffix).encode("utf-8")
+
+
+@settings(max_examples=600, deadline=None)
+@given(doc=_documents())
+def test_fast_path_agrees_with_expat(doc):
+    """The flat fast path returns exactly expat's leaf fields, or defers to expat."""
+    import xml.etree.ElementTree as ET
+
+    from membermkt.channels.wechat._xml import _fast_fields
+
+    fast = _fast_fields(doc)
+    try:
+        root = ET.fromstring(doc)
+    except ET.ParseError:
+        assert fast is None
+        return
+    expected = {c.tag: c.text or "" for c in root if len(c) == 0}
+    if fast is not None:
+        assert fast == expected
+        assert all(len(c) == 0 for c in root)

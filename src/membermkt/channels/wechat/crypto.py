@@ -22,15 +22,14 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from membermkt.channels.wechat._xml import check_prolog
 from membermkt.errors import ConfigError, DecryptError, SignatureError, UsageError
 
+_BYTES = (bytes, bytearray, memoryview)
+
 __all__ = ["MessageCrypto", "sha1_signature"]
 
 _KEY_RE = re.compile(r"[A-Za-z0-9]{43}")
 _BLOCK = 32
-# The Encrypt element of a pushed envelope (with or without CDATA). Base64 never contains
-# ``<``, ``]`` or whitespace, so this cannot be fooled into reading past the element.
-_ENCRYPT_RE = re.compile(
-    rb"<Encrypt>\s*(?:<!\[CDATA\[)?([^<\]\s]*)(?:\]\]>)?\s*</Encrypt>", re.ASCII
-)
+
+_PADS = [bytes((i,)) * i for i in range(_BLOCK + 1)]
 
 DEFAULT_MAX_BODY = 1 << 20
 """Default largest accepted callback body / ciphertext (1 MiB)."""
@@ -46,10 +45,10 @@ def sha1_signature(*parts: str) -> str:
 
 
 def _same(expected: str, given: object) -> bool:
-    # Constant-time compare; a non-str or non-encodable value simply does not match.
-    if not isinstance(given, str):
+    # Constant-time compare (str operands must be ASCII); anything else does not match.
+    if not isinstance(given, str) or not given.isascii():
         return False
-    return hmac.compare_digest(expected.encode("ascii"), given.encode("utf-8", "replace"))
+    return hmac.compare_digest(expected, given)
 
 
 def _text(value: object, name: str) -> str:
@@ -163,16 +162,17 @@ class MessageCrypto:
         """
         encrypt = self.extract_encrypt(body)
         self.check_msg_signature(msg_signature, timestamp, nonce, encrypt)
-        return self._open(encrypt).decode("utf-8")
+        return self._utf8(self._open(encrypt))
 
     def decrypt_bytes(
         self, body: str | bytes, msg_signature: str, timestamp: str, nonce: str
     ) -> bytes:
-        """Like :meth:`decrypt` but return the inner XML as UTF-8 bytes (no decode step).
+        """Like :meth:`decrypt` but return the inner XML as bytes, without decoding it
+        (:func:`~membermkt.channels.wechat.messages.parse_message` checks the UTF-8).
 
         Raises:
             SignatureError: when ``msg_signature`` does not match.
-            DecryptError: as for :meth:`decrypt`.
+            DecryptError: as for :meth:`decrypt`, except the UTF-8 check.
         """
         encrypt = self.extract_encrypt(body)
         self.check_msg_signature(msg_signature, timestamp, nonce, encrypt)
@@ -184,7 +184,7 @@ class MessageCrypto:
         Raises:
             DecryptError: when the ciphertext is invalid.
         """
-        return self._open(encrypt).decode("utf-8")
+        return self._utf8(self._open(encrypt))
 
     def verify_url(self, msg_signature: str, timestamp: str, nonce: str, echostr: str) -> str:
         """Safe-mode URL verification (WeCom): check ``msg_signature`` over ``echostr`` and
@@ -206,49 +206,58 @@ class MessageCrypto:
         """
         if isinstance(body, str):
             body = body.encode("utf-8")
-        elif not isinstance(body, bytes | bytearray | memoryview):
+        elif not isinstance(body, _BYTES):
             raise UsageError(f"body must be str or bytes, got {type(body).__name__}")
         if len(body) > self._max_body:
             raise DecryptError(f"callback body is {len(body)} bytes, over {self._max_body}")
-        check_prolog(bytes(body))
-        m = _ENCRYPT_RE.search(body)
-        if m is None:
+        data = bytes(body)
+        check_prolog(data)
+        start = data.find(b"<Encrypt>")
+        end = data.find(b"</Encrypt>", start)
+        if start < 0 or end < 0:
             raise DecryptError("callback body has no <Encrypt> element")
+        value = data[start + 9 : end].strip()
+        if value.startswith(b"<![CDATA[") and value.endswith(b"]]>"):
+            value = value[9:-3].strip()
         try:
-            return m.group(1).decode("ascii")
+            return value.decode("ascii")
         except UnicodeDecodeError:
             raise DecryptError("the <Encrypt> value is not base64 (non-ASCII bytes)") from None
 
     def _open(self, encrypt: str | bytes) -> bytes:
-        raw_b64 = encrypt.encode("ascii", "replace") if isinstance(encrypt, str) else encrypt
-        if len(raw_b64) > self._max_body:
-            raise DecryptError(f"ciphertext is {len(raw_b64)} characters, over {self._max_body}")
+        # The plaintext bytes (UTF-8 is checked by the callers that decode).
+        raw = encrypt.encode("ascii", "replace") if isinstance(encrypt, str) else encrypt
+        if len(raw) > self._max_body:
+            raise DecryptError(f"ciphertext is {len(raw)} characters, over {self._max_body}")
         try:
-            data = binascii.a2b_base64(raw_b64, strict_mode=True)
+            data = binascii.a2b_base64(raw, strict_mode=True)
         except binascii.Error as exc:
             raise DecryptError(f"ciphertext is not valid base64: {exc}") from None
         n = len(data)
         if n == 0 or n % 16:
             raise DecryptError(f"ciphertext length {n} is not a positive multiple of 16")
-        dec = self._cipher.decryptor()
-        plain = dec.update(data) + dec.finalize()
+        plain = self._cipher.decryptor().update(data)  # CBC without padding: no final block
         pad = plain[-1]
-        if not 1 <= pad <= _BLOCK or pad > n or plain[-pad:] != bytes((pad,)) * pad:
+        if not 1 <= pad <= _BLOCK or plain[-pad:] != _PADS[pad]:
             raise DecryptError("bad padding (wrong EncodingAESKey or corrupted ciphertext)")
         end = n - pad
         if end < 20:
             raise DecryptError("decrypted message is too short")
-        msg_len = int.from_bytes(plain[16:20], "big")
-        if 20 + msg_len > end:
-            raise DecryptError(f"declared message length {msg_len} exceeds the ciphertext")
-        if not hmac.compare_digest(plain[20 + msg_len : end], self._receive_id):
+        msg_end = 20 + int.from_bytes(plain[16:20], "big")
+        if msg_end > end:
+            raise DecryptError(
+                f"declared message length {msg_end - 20} exceeds the ciphertext ({end - 20})"
+            )
+        if not hmac.compare_digest(plain[msg_end:end], self._receive_id):
             raise DecryptError("receive id does not match (message for another appid/corpid)")
-        msg = plain[20 : 20 + msg_len]
+        return plain[20:msg_end]
+
+    @staticmethod
+    def _utf8(msg: bytes) -> str:
         try:
-            msg.decode("utf-8")
+            return msg.decode("utf-8")
         except UnicodeDecodeError:
             raise DecryptError("decrypted message is not UTF-8") from None
-        return msg
 
     # ------------------------------------------------------------------ encrypt
 

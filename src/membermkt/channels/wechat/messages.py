@@ -13,12 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
 
-from membermkt.channels.wechat._xml import DEFAULT_MAX_XML, parse_root
-from membermkt.core._frozen import FrozenMap
+from membermkt.channels.wechat._xml import DEFAULT_MAX_XML, parse_fields
 from membermkt.errors import DecryptError
 
 __all__ = [
@@ -68,8 +68,7 @@ def _base_kwargs(f: Fields) -> dict[str, Any]:
         "openid": openid,
         "to_user": f.get("ToUserName", ""),
         "create_time": create_time,
-        "created_at": dt.datetime.fromtimestamp(create_time, _UTC),
-        "raw": FrozenMap(f),
+        "raw": MappingProxyType(f if isinstance(f, dict) else dict(f)),
     }
 
 
@@ -103,15 +102,19 @@ class BaseMessage:
         to_user: ``ToUserName`` — the account's original id (``gh_…``).
         create_time: ``CreateTime`` (unix seconds).
         created_at: the same as an aware UTC datetime.
-        raw: every leaf field as text, keyed by its XML tag.
+        raw: every leaf field as text, keyed by its XML tag (a read-only mapping).
     """
 
     type: str
     openid: str
     to_user: str
     create_time: int
-    created_at: dt.datetime
-    raw: FrozenMap[str, str] = attrs.field(repr=False, eq=False)
+    raw: Mapping[str, str] = attrs.field(repr=False, eq=False)
+
+    @property
+    def created_at(self) -> dt.datetime:
+        """``CreateTime`` as an aware UTC datetime."""
+        return dt.datetime.fromtimestamp(self.create_time, _UTC)
 
     @property
     def msg_id(self) -> str | None:
@@ -139,7 +142,7 @@ class TextMessage(BaseMessage):
     content: str
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> TextMessage:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> TextMessage:
         return cls(content=f.get("Content", ""), **_base_kwargs(f))
 
 
@@ -151,7 +154,7 @@ class ImageMessage(BaseMessage):
     media_id: str
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> ImageMessage:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> ImageMessage:
         return cls(pic_url=f.get("PicUrl", ""), media_id=f.get("MediaId", ""), **_base_kwargs(f))
 
 
@@ -164,7 +167,7 @@ class VoiceMessage(BaseMessage):
     recognition: str | None
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> VoiceMessage:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> VoiceMessage:
         return cls(
             media_id=f.get("MediaId", ""),
             format=f.get("Format", ""),
@@ -181,7 +184,7 @@ class VideoMessage(BaseMessage):
     thumb_media_id: str
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> VideoMessage:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> VideoMessage:
         return cls(
             media_id=f.get("MediaId", ""),
             thumb_media_id=f.get("ThumbMediaId", ""),
@@ -200,7 +203,7 @@ class LocationMessage(BaseMessage):
     label: str
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> LocationMessage:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> LocationMessage:
         return cls(
             latitude=_float(f, "Location_X"),
             longitude=_float(f, "Location_Y"),
@@ -219,7 +222,7 @@ class LinkMessage(BaseMessage):
     url: str
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> LinkMessage:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> LinkMessage:
         return cls(
             title=f.get("Title", ""),
             description=f.get("Description", ""),
@@ -233,7 +236,7 @@ class UnknownMessage(BaseMessage):
     """A message kind membermkt does not model yet; read :attr:`raw`."""
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> UnknownMessage:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> UnknownMessage:
         return cls(**_base_kwargs(f))
 
 
@@ -269,7 +272,7 @@ class SubscribeEvent(BaseEvent):
     ticket: str | None
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> SubscribeEvent:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> SubscribeEvent:
         kw = cls._event_kwargs(f)
         key = kw["key"]
         scene = key[len(QR_PREFIX) :] if key and key.startswith(QR_PREFIX) else None
@@ -281,7 +284,7 @@ class UnsubscribeEvent(BaseEvent):
     """An unfollow."""
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> UnsubscribeEvent:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> UnsubscribeEvent:
         return cls(**cls._event_kwargs(f))
 
 
@@ -294,7 +297,7 @@ class ScanEvent(BaseEvent):
     ticket: str | None
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> ScanEvent:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> ScanEvent:
         kw = cls._event_kwargs(f)
         key = kw["key"]
         if key and key.startswith(QR_PREFIX):  # defensive: some relays keep the prefix
@@ -311,7 +314,7 @@ class LocationEvent(BaseEvent):
     precision: float | None
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> LocationEvent:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> LocationEvent:
         return cls(
             latitude=_float(f, "Latitude"),
             longitude=_float(f, "Longitude"),
@@ -325,7 +328,7 @@ class ClickEvent(BaseEvent):
     """A click on a menu button; ``key`` is the button key."""
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> ClickEvent:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> ClickEvent:
         return cls(**cls._event_kwargs(f))
 
 
@@ -338,7 +341,7 @@ class ViewEvent(BaseEvent):
     menu_id: str | None
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> ViewEvent:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> ViewEvent:
         kw = cls._event_kwargs(f)
         return cls(url=kw["key"] or "", menu_id=f.get("MenuId"), **kw)
 
@@ -356,7 +359,7 @@ class MassSendJobFinishEvent(BaseEvent):
     error_count: int | None
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> MassSendJobFinishEvent:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> MassSendJobFinishEvent:
         return cls(
             job_msg_id=f.get("MsgID") or f.get("MsgId") or "",
             status=f.get("Status", ""),
@@ -381,7 +384,7 @@ class TemplateSendJobFinishEvent(BaseEvent):
         return self.status == "success"
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> TemplateSendJobFinishEvent:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> TemplateSendJobFinishEvent:
         return cls(
             job_msg_id=f.get("MsgID") or f.get("MsgId") or "",
             status=f.get("Status", ""),
@@ -401,8 +404,8 @@ class SubscribeMsgItem:
     error_status: str | None = None
 
 
-def _subscribe_items(root: ET.Element, container: str) -> tuple[SubscribeMsgItem, ...]:
-    box = root.find(container)
+def _subscribe_items(root: ET.Element | None, container: str) -> tuple[SubscribeMsgItem, ...]:
+    box = root.find(container) if root is not None else None
     if box is None:
         return ()
     return tuple(
@@ -426,7 +429,7 @@ class SubscribeMsgPopupEvent(BaseEvent):
     items: tuple[SubscribeMsgItem, ...]
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> SubscribeMsgPopupEvent:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> SubscribeMsgPopupEvent:
         return cls(items=_subscribe_items(root, "SubscribeMsgPopupEvent"), **cls._event_kwargs(f))
 
 
@@ -438,7 +441,7 @@ class SubscribeMsgChangeEvent(BaseEvent):
     items: tuple[SubscribeMsgItem, ...]
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> SubscribeMsgChangeEvent:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> SubscribeMsgChangeEvent:
         return cls(items=_subscribe_items(root, "SubscribeMsgChangeEvent"), **cls._event_kwargs(f))
 
 
@@ -450,7 +453,7 @@ class SubscribeMsgSentEvent(BaseEvent):
     items: tuple[SubscribeMsgItem, ...]
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> SubscribeMsgSentEvent:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> SubscribeMsgSentEvent:
         return cls(items=_subscribe_items(root, "SubscribeMsgSentEvent"), **cls._event_kwargs(f))
 
 
@@ -459,14 +462,14 @@ class UnknownEvent(BaseEvent):
     """An event kind membermkt does not model yet; read :attr:`raw`."""
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> UnknownEvent:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> UnknownEvent:
         return cls(**cls._event_kwargs(f))
 
 
 Message = BaseMessage
 """Any parsed push (alias of :class:`BaseMessage`)."""
 
-_Factory = Callable[[Fields, ET.Element], BaseMessage]
+_Factory = Callable[[Fields, ET.Element | None], BaseMessage]
 
 _MESSAGES: dict[str, _Factory] = {
     "text": TextMessage.from_xml_fields,
@@ -479,11 +482,15 @@ _MESSAGES: dict[str, _Factory] = {
 }
 
 
-def _wecom_event(f: Fields, root: ET.Element) -> BaseMessage:
+def _wecom_event(f: Fields, root: ET.Element | None) -> BaseMessage:
     # WeCom customer-contact events share this envelope; typed in the WeCom package
     # (imported lazily: it builds on this module).
     from membermkt.channels.wecom.messages import event_from_fields
 
+    if root is None:  # the fast path saw only leaf fields: rebuild the flat element
+        root = ET.Element("xml")
+        for tag, text in f.items():
+            ET.SubElement(root, tag).text = text
     return event_from_fields(f, root)
 
 
@@ -513,6 +520,15 @@ def message_from_root(root: ET.Element) -> BaseMessage:
         DecryptError: when a required common field is missing or malformed.
     """
     fields = {child.tag: child.text or "" for child in root if len(child) == 0}
+    return message_from_fields(fields, root)
+
+
+def message_from_fields(fields: Fields, root: ET.Element | None = None) -> BaseMessage:
+    """Build the typed value from leaf fields (and the root, for nested event data).
+
+    Raises:
+        DecryptError: when a required common field is missing or malformed.
+    """
     msg_type = fields.get("MsgType", "").lower()
     if msg_type == "event":
         factory = _EVENTS.get(fields.get("Event", "").lower(), UnknownEvent.from_xml_fields)
@@ -536,4 +552,5 @@ def parse_message(xml: str | bytes, *, max_size: int = DEFAULT_MAX_XML) -> BaseM
         DecryptError: when the document is oversized, declares a DTD or entities, is not
             well-formed, or lacks ``FromUserName``/``CreateTime``.
     """
-    return message_from_root(parse_root(xml, max_size=max_size))
+    fields, root = parse_fields(xml, max_size=max_size)
+    return message_from_fields(fields, root)
