@@ -97,6 +97,7 @@ EMULATOR_LIMITS: tuple[CallBudget, ...] = (
 """The platform limits the emulator enforces per account (reference §5)."""
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
+_TOKEN_APIS = frozenset({"/cgi-bin/token", "/cgi-bin/stable_token"})
 MASS_PER_USER_PER_MONTH = 4
 CLIENTMSGID_WINDOW = 24 * 3600
 MSG_WINDOW, MSG_WINDOW_QUOTA = 48 * 3600, 5
@@ -422,6 +423,7 @@ class WeChatEmulator:
         """Receipts that repeated an earlier (appid, openid, kind, content)."""
         self.errcodes: collections.Counter[int] = collections.Counter()
         """How often each non-zero errcode was answered."""
+        self._fail_next: collections.deque[tuple[int, str | None]] = collections.deque()
 
     def __repr__(self) -> str:
         return f"WeChatEmulator({len(self.accounts)} accounts, {len(self.receipts)} receipts)"
@@ -451,6 +453,21 @@ class WeChatEmulator:
         with self.lock:
             self.accounts[appid] = acct
         return acct
+
+    def fail_next(self, *errcodes: int, api: str | None = None) -> None:
+        """Answer the next business calls (to ``api`` only, if given; token endpoints are
+        never affected) with these errcodes, in order, without doing anything."""
+        with self.lock:
+            self._fail_next.extend((code, api) for code in errcodes)
+
+    def _scripted_errcode(self, api: str) -> int | None:
+        if not self._fail_next or api in _TOKEN_APIS:
+            return None
+        for i, (code, target) in enumerate(self._fail_next):
+            if target is None or target == api:
+                del self._fail_next[i]
+                return code
+        return None
 
     def transport(self) -> EmulatorTransport:
         """An httpx transport (sync and async) running this emulator in-process."""
@@ -501,6 +518,10 @@ class WeChatEmulator:
         except ValueError:
             return _json({"errcode": 47001, "errmsg": "data format error"})
         with self.lock:
+            scripted = self._scripted_errcode(api)
+            if scripted is not None:
+                self.errcodes[scripted] += 1
+                return _json({"errcode": scripted, "errmsg": f"emulated errcode {scripted}"})
             try:
                 result = self._dispatch(api, request, body, fault)
             except _Refuse as r:
