@@ -13,6 +13,8 @@ from pathlib import Path
 
 import attrs
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from membermkt.core.events import Event
 from membermkt.core.identity import Identity
@@ -28,6 +30,7 @@ from membermkt.core.redpackets import (
 )
 from membermkt.engine.redpackets import AsyncRedPacketService, ClaimOutcome, RedPacketService
 from membermkt.errors import ConfigError
+from membermkt.payouts.base import PayoutRequest, PayoutResult
 from membermkt.payouts.wechatpay.gateway import (
     AsyncWeChatPayV3Gateway,
     MerchantCertificate,
@@ -493,3 +496,71 @@ def test_claims_are_a_segment(service: RedPacketService, store: InMemoryStore) -
     assert list(store.select(came_back, T0 + dt.timedelta(days=3))) == ["m1"]
     paid = did("redpacket_paid", where={"rule": r.id})
     assert store.count(paid, T0 + dt.timedelta(days=3)) == 3
+
+
+class _Crash(Exception):
+    """The worker process dies (raised through the service, like a kill)."""
+
+
+class CrashingGateway:
+    """Wraps a real gateway; dies before or after a platform call when told to."""
+
+    def __init__(self, inner: WeChatPayV2Gateway, plan: list[str]) -> None:
+        self.inner = inner
+        self.product = inner.product
+        self.plan = plan
+
+    def _step(self) -> str:
+        return self.plan.pop(0) if self.plan else "ok"
+
+    def pay(self, request: PayoutRequest) -> PayoutResult:
+        step = self._step()
+        if step == "before":
+            raise _Crash
+        result = self.inner.pay(request)
+        if step == "after":
+            raise _Crash
+        return result
+
+    def query(self, bill_no: str) -> PayoutResult:
+        return self.inner.query(bill_no)
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    plan=st.lists(st.sampled_from(["ok", "ok", "before", "after"]), max_size=30),
+    order=st.lists(st.integers(0, 7), min_size=5, max_size=25),
+    seed=st.integers(0, 1000),
+)
+def test_crashes_faults_and_resumes_never_double_pay(
+    creds: TestCredentials, tmp_path: Path, plan: list[str], order: list[int], seed: int
+) -> None:
+    """Random claims (with repeats), random platform faults, workers dying before or after
+    the money call, then recovery: never two payments for one member, never more than the
+    budget, and after recovery the budget equals what the platform paid."""
+    store = InMemoryStore()
+    emulator = WeChatPayEmulator(creds, appid=APPID, api_key=API_KEY, fault_rate=0.3, seed=seed)
+    clock = StepClock()
+    r = rule(total_budget_fen=4 * 500)
+    with v2_gateway(creds, tmp_path, emulator.transport()) as inner:
+        gw = CrashingGateway(inner, list(plan))
+        svc = RedPacketService(store, gw, clock=clock, sleep=lambda s: None, max_attempts=2)
+        for i in order:
+            try:
+                svc.claim(r, claim(i))
+            except _Crash:
+                clock.advance(dt.timedelta(minutes=3))  # a new worker starts later
+        assert max(emulator.paid_per_openid().values(), default=0) <= 1
+        assert emulator.total_paid_fen <= r.total_budget_fen
+        emulator.fault_rate = 0.0
+        recovery = RedPacketService(store, inner, clock=clock, sleep=lambda s: None)
+        clock.advance(dt.timedelta(minutes=3))
+        recovery.resume_open(r.id)
+        report = recovery.reconcile(r)
+    assert report.ok, report
+    total = store.budget(f"rp:{r.id}:total")
+    spent = total.spent if total is not None else 0
+    assert spent == emulator.total_paid_fen
+    assert max(emulator.paid_per_openid().values(), default=0) <= 1
