@@ -255,3 +255,28 @@ def test_handler_records_events_once(corp, emu):
 
 def _args(push):
     return push.method, dict(push.query), push.body
+
+
+def test_mounts_with_the_wsgi_glue(corp):
+    """The handler has the shape membermkt.contrib expects (endpoints, appid=)."""
+    import io
+
+    from membermkt.contrib.wsgi import wsgi_app
+
+    store = InMemoryStore()
+    ep = WeComEndpoint(corpid=corp.corpid, token=corp.token, encoding_aes_key=corp.encoding_aes_key)
+    app = wsgi_app(WeComCallbackHandler(ep, store=store))
+    push = corp.add_customer("clerk1", "wmW", state="s1")
+    seen: list[str] = []
+    env = {
+        "REQUEST_METHOD": "POST",
+        "QUERY_STRING": push.query_string,
+        "CONTENT_LENGTH": str(len(push.body)),
+        "wsgi.input": io.BytesIO(push.body),
+        "PATH_INFO": f"/wecom/{corp.corpid}",
+    }
+    assert b"".join(app(env, lambda status, headers: seen.append(status))) == b"success"
+    assert seen == ["200 OK"]
+    assert store.resolve(Identity.external_userid(corp.corpid, "wmW")) is not None
+    h = WeComCallbackHandler(ep, store=store)
+    assert h.handle("POST", dict(push.query), push.body, appid="wwOther")[0] == 403

@@ -190,6 +190,11 @@ class WeComCallbackHandler:
     def __repr__(self) -> str:
         return f"WeComCallbackHandler(corpid={self.corpid!r})"
 
+    @property
+    def endpoints(self) -> dict[str, WeComEndpoint]:
+        """corpid → endpoint (what :mod:`membermkt.contrib` routes by)."""
+        return {self.corpid: self.endpoint}
+
     def close(self) -> None:
         """Wait for queued welcomes."""
         if self.welcome is not None:
@@ -201,6 +206,7 @@ class WeComCallbackHandler:
         query: Mapping[str, str],
         body: bytes,
         *,
+        appid: str | None = None,
         received_at: float | None = None,
     ) -> Response:
         """Answer one callback request.
@@ -209,6 +215,8 @@ class WeComCallbackHandler:
             method: ``"GET"`` (URL verification) or ``"POST"`` (a push).
             query: the (URL-decoded) query parameters.
             body: the raw body.
+            appid: the corpid named by the URL, if any (``contrib`` glue passes it); another
+                corp's id is refused with 403.
             received_at: when the request arrived (default: now on ``clock``).
 
         Returns:
@@ -219,6 +227,8 @@ class WeComCallbackHandler:
         perf = time.perf_counter()
         at = self.clock() if received_at is None else received_at
         try:
+            if appid is not None and appid != self.corpid:
+                raise SignatureError(f"no callback endpoint for corp {appid!r}")
             if method == "GET":
                 echo = self.crypto.verify_url(
                     query.get("msg_signature", ""),
