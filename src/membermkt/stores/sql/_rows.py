@@ -60,6 +60,9 @@ STATE_COLS = (
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
 
 
+_ENCODE_FAST = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def dumps(value: Any) -> str:
     """Compact JSON text (keys sorted, non-ASCII kept)."""
     return _ENCODE(value)
@@ -291,7 +294,7 @@ def event_row(e: Event) -> tuple[str | None, str, str, int, str]:
         mid,
         e.type,
         (e.at - _EPOCH) // _US,
-        _ENCODE(props._data) if props else "{}",
+        _ENCODE_FAST(props._data) if props else "{}",
     )
 
 

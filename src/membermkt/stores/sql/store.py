@@ -187,6 +187,7 @@ class SqlStore:
             if file_db:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA cache_size=-65536")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
@@ -466,9 +467,7 @@ class SqlStore:
             (t.attrs, attr_rows),
             (t.identities, ident_rows),
         ):
-            if dict_rows:
-                cols: list[str] = list(dict_rows[0])
-                self._insert_many(conn, table, cols, [tuple(r[c] for c in cols) for r in dict_rows])
+            self._insert_rows(conn, table, dict_rows)
 
     def get_member(self, member_id: str) -> Member | None:
         """The member with that id, or ``None``.
@@ -757,13 +756,12 @@ class SqlStore:
 
         stored = lock(mids)
         missing = [i for i in mids if i not in stored]
-        if missing:
-            new_rows = [rows.new_member_row(i) for i in missing]
-            cols = list(new_rows[0])
-            self._insert_many(
-                conn, m, cols, [tuple(r[c] for c in cols) for r in new_rows], ignore=True
-            )
+        if missing and self.dialect != "sqlite":
+            # other writers may create the same members concurrently: insert-or-ignore the
+            # bare rows, then lock them like the others
+            self._insert_rows(conn, m, [rows.new_member_row(i) for i in missing], ignore=True)
             stored.update(lock(missing))
+            missing = []
         ev = t.events
         existing = set(self._existing(conn, ev, "key", [e.key for e, _ in chunk if e.key]))
         new = [(e, row) for e, row in chunk if e.key is None or e.key not in existing]
@@ -774,17 +772,39 @@ class SqlStore:
         for e, _ in new:
             per_member[e.member_id].append(e)
         updates = []
+        created = []
         for mid, evs in per_member.items():
-            state = rows.state_from_row(stored[mid]).combine(rows.fold_events(evs))
-            srow = rows.state_row(state)
-            updates.append((*(srow[c] for c in rows.STATE_COLS), mid))
-        sets = ", ".join(f"{self._quote(c)} = {self._placeholder}" for c in rows.STATE_COLS)
-        conn.exec_driver_sql(
-            f"UPDATE {self._quote(m.name)} SET {sets} WHERE {self._quote('id')} = "
-            f"{self._placeholder}",
-            updates,
-        )
+            folded = rows.fold_events(evs)
+            if mid in stored:
+                srow = rows.state_row(rows.state_from_row(stored[mid]).combine(folded))
+                updates.append((*(srow[c] for c in rows.STATE_COLS), mid))
+            else:
+                # SQLite: this transaction is the only writer, the member is new
+                created.append({**rows.new_member_row(mid), **rows.state_row(folded)})
+        if created:
+            self._insert_rows(conn, m, created)
+        if updates:
+            sets = ", ".join(f"{self._quote(c)} = {self._placeholder}" for c in rows.STATE_COLS)
+            conn.exec_driver_sql(
+                f"UPDATE {self._quote(m.name)} SET {sets} WHERE {self._quote('id')} = "
+                f"{self._placeholder}",
+                updates,
+            )
         return len(new)
+
+    def _insert_rows(
+        self,
+        conn: Connection,
+        table: sa.Table,
+        dict_rows: list[dict[str, Any]],
+        *,
+        ignore: bool = False,
+    ) -> None:
+        if dict_rows:
+            cols: list[str] = list(dict_rows[0])
+            self._insert_many(
+                conn, table, cols, [tuple(r[c] for c in cols) for r in dict_rows], ignore=ignore
+            )
 
     def events_for(
         self,
