@@ -18,7 +18,7 @@ from membermkt.segments import FALSE, TRUE, compile_predicate, sample
 from membermkt.testing import strategies as mst
 
 AS_OF = mst.AS_OF
-THOROUGH = settings(max_examples=settings.default.max_examples * 5)
+THOROUGH = settings(max_examples=settings.default.max_examples * 3)
 """The differential tests are the cheapest way to find backend bugs: give them more runs."""
 
 
