@@ -102,7 +102,8 @@ def bench_ingest(n_events: int, workdir: Path, seed: int) -> None:
     t_store = time.perf_counter() - t
     again = store.append_events(events[:10_000])
     store.close()
-    assert stored == len(events) and again == 0
+    assert stored == len(events)
+    assert again == 0
 
     raw = sqlite3.connect(workdir / "raw.db", isolation_level=None)
     raw.execute("PRAGMA journal_mode=WAL")
