@@ -286,6 +286,27 @@ class Corp:
         change = "add_half_external_contact" if half else "add_external_contact"
         return self.contact_push(change, userid, external_userid, at=now, **fields)
 
+    def add_customers(self, userid: str, external_userids: Iterable[str]) -> None:
+        """Bulk set-up: ``userid`` already has these customers (no pushes, no welcome codes)."""
+        now = int(self.emulator.now())
+        with self.emulator.lock:
+            if userid not in self.staff:
+                raise UsageError(f"unknown staff {userid!r}: add_staff() first")
+            for ext in external_userids:
+                self.customers.setdefault(ext, Customer(ext, ext))
+                self.relations[(userid, ext)] = Relation(userid, ext, now)
+
+    def mass_count(self, external_userid: str) -> int:
+        """Mass messages created that target the customer (sent or not): more than one for a
+        single delivery means it was submitted twice."""
+        with self.emulator.lock:
+            return sum(
+                1
+                for m in self.masses.values()
+                for es in m.targets.values()
+                if external_userid in es
+            )
+
     def scan(self, config_id: str, external_userid: str, **kwargs: Any) -> Push:
         """A customer adds staff through a contact way (its ``state`` comes back); the way's
         users take turns."""
@@ -478,9 +499,23 @@ class WeComEmulator:
         self._token_owner: dict[str, str] = {}
         self.errcodes: collections.Counter[int] = collections.Counter()
         """How often each non-zero errcode was answered."""
+        self._fail: collections.deque[tuple[int, str | None]] = collections.deque()
 
     def __repr__(self) -> str:
         return f"WeComEmulator({len(self.corps)} corps)"
+
+    def fail_next(self, errcode: int, *, api: str | None = None) -> None:
+        """Answer the next business call (to ``api`` only, if given; never ``gettoken``
+        unless named) with ``errcode``, without doing anything."""
+        with self.lock:
+            self._fail.append((errcode, api))
+
+    def _scripted(self, api: str) -> int | None:
+        for i, (code, target) in enumerate(self._fail):
+            if target == api or (target is None and api != "/cgi-bin/gettoken"):
+                del self._fail[i]
+                return code
+        return None
 
     def add_corp(
         self,
@@ -528,6 +563,10 @@ class WeComEmulator:
         except ValueError:
             return _json({"errcode": 47001, "errmsg": "data format error"})
         with self.lock:
+            scripted = self._scripted(api)
+            if scripted is not None:
+                self.errcodes[scripted] += 1
+                return _json({"errcode": scripted, "errmsg": "emulated error"})
             try:
                 result = self._dispatch(api, request, body, fault)
                 result.setdefault("errcode", 0)
