@@ -288,3 +288,33 @@ async def test_group_chats(twin: Twin, corp):
     assert [c.chat_id for c in page.items] == ["wrA"]
     chat = await twin.groupchat("wrA", need_name=True)
     assert (chat.name, chat.owner) == ("VIP 群", "clerk1")
+
+
+def test_contacts_feed_the_identity_graph(client, corp, emu):
+    """A follower known by openid + unionid and a WeCom customer added through a callback
+    become one member once the customer's detail shows the same unionid."""
+    from membermkt.channels.wecom import WeComCallbackHandler, WeComEndpoint
+    from membermkt.channels.wecom.identity import sync_contacts
+
+    store = InMemoryStore()
+    oa = (Identity.openid("wxOA", "o-ann"), Identity.unionid("u-ann"))
+    store.upsert_members([Member("m-oa", identities=oa)])
+    h = WeComCallbackHandler(
+        WeComEndpoint(corpid=CORPID, token=corp.token, encoding_aes_key=corp.encoding_aes_key),
+        store=store,
+    )
+    push = corp.add_customer("clerk1", "wmAnn", unionid="u-ann", state="store-9")
+    h.handle(push.method, dict(push.query), push.body)
+    corp.add_customer("clerk1", "wmBob")
+    wc = store.resolve(Identity.external_userid(CORPID, "wmAnn"))
+    assert wc not in (None, "m-oa")
+    report = sync_contacts(client, store, ["clerk1"])
+    assert (report.customers, report.with_unionid, report.merges) == (2, 1, 1)
+    keep = store.resolve(Identity.unionid("u-ann"))
+    assert keep == store.resolve(Identity.external_userid(CORPID, "wmAnn"))
+    assert keep == store.resolve(Identity.openid("wxOA", "o-ann"))
+    member = store.get_member(keep or "")
+    assert member is not None
+    assert member.state.source == "store-9"  # the merged member keeps the WeCom history
+    again = sync_contacts(client, store, ["clerk1"])
+    assert again.merges == 0

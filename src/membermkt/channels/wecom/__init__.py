@@ -5,7 +5,8 @@ channels and staff service data.
   corpid through the shared :class:`~membermkt.channels.wechat.MessageCrypto`, typed events
   from :func:`parse_message`, core events, de-duplication) and :class:`WelcomeSender`.
 * API: :class:`WeCom` / :class:`AsyncWeCom`.
-* Attribution: :func:`encode_state` / :func:`decode_state`.
+* Attribution: :func:`encode_state` / :func:`decode_state`; identity graph:
+  :func:`link_contact` / :func:`sync_contacts` (external_userid + unionid).
 * Channels: ``wecom.mass`` (:class:`WeComMassChannel`) and ``wecom.welcome``.
 * Staff data: :func:`import_archive`.
 """
@@ -27,6 +28,7 @@ from membermkt.channels.wecom.handler import (
     WeComIncoming,
     events_for,
 )
+from membermkt.channels.wecom.identity import link_contact, sync_contacts
 from membermkt.channels.wecom.messages import (
     ExternalChatEvent,
     ExternalContactEvent,
@@ -68,7 +70,9 @@ __all__ = [
     "events_for",
     "import_archive",
     "ledger_marks",
+    "link_contact",
     "mass_rules",
     "parse_message",
     "pull_mass_results",
+    "sync_contacts",
 ]
