@@ -275,3 +275,21 @@ def test_channel_code_attribution_end_to_end(emu, corp, clock):
 
 def _code(corp: Corp, external_userid: str) -> str:
     return next(c for c, w in corp.welcome_codes.items() if w.external_userid == external_userid)
+
+
+def test_window_starts_at_the_event_and_name_lookup(emu, corp, clock):
+    """A re-push arriving 19 s after the event (first push lost) is late even though it was
+    just received; with fetch_name the welcome greets the customer by name."""
+    store = InMemoryStore()
+    client = WeCom(CORPID, SECRET, transport=emu.transport(), clock=clock)
+    cfg = WelcomeConfig(default=GREETING, fetch_name=True)
+    sender = WelcomeSender(client, cfg, store=store, clock=clock, background=False)
+    h = WeComCallbackHandler(endpoint(corp), store=store, welcome=sender, clock=clock)
+    late = corp.add_customer("clerk1", "wmLate")
+    clock.advance(19)
+    h.handle(late.method, dict(late.query), late.body)
+    ok = corp.add_customer("clerk1", "wmAnn", name="Ann")
+    h.handle(ok.method, dict(ok.query), ok.body)
+    assert [o.status for o in sender.outcomes] == [WelcomeStatus.LATE, WelcomeStatus.SENT]
+    (w,) = corp.welcomes
+    assert w.text == "你好 Ann，我是 clerk1"

@@ -297,6 +297,7 @@ class WeComCallbackHandler:
                     state=state,
                     received_at=at,
                     received_perf=perf,
+                    event_at=float(message.create_time),
                 )
             )
         if self.on_event is not None:

@@ -104,13 +104,21 @@ class WelcomeConfig:
         default: the welcome for channels without their own (``None``: none).
         by_channel: decoded channel (the contact way's ``state``) → welcome.
         window: the platform's window in seconds (20).
-        margin: do not *start* a call later than ``window - margin`` after receipt.
+        margin: do not *start* a call later than ``window - margin`` after the event.
+        from_event_time: start the window at the event's ``CreateTime`` when that is earlier
+            than receipt (a re-push arrives ≥ 5 s after the event); turn off if this host's
+            clock runs ahead of WeCom's.
+        fetch_name: look the customer's name up (``externalcontact/get``) for the
+            ``customer_name`` placeholder — one more call inside the window; a failed lookup
+            leaves the name empty (use a fallback in the template).
     """
 
     default: WelcomeMessage | None = None
     by_channel: Mapping[str, WelcomeMessage] = attrs.field(factory=dict)
     window: float = WINDOW
     margin: float = 2.0
+    from_event_time: bool = True
+    fetch_name: bool = False
 
     def choose(self, channel: str | None) -> WelcomeMessage | None:
         """The welcome for ``channel``."""
@@ -135,6 +143,7 @@ class WelcomeJob:
         received_at: when the callback arrived (the sender's ``clock``, unix seconds).
         received_perf: the same instant on :func:`time.perf_counter` (latency measurement).
         customer_name: the customer's name if known.
+        event_at: the event's ``CreateTime`` (unix seconds), if known.
     """
 
     corpid: str
@@ -146,6 +155,7 @@ class WelcomeJob:
     received_at: float
     received_perf: float
     customer_name: str | None = None
+    event_at: float | None = None
 
 
 class WelcomeStatus(enum.StrEnum):
@@ -296,16 +306,22 @@ class WelcomeSender:
         message = self.config.choose(job.state.channel if job.state else None)
         if message is None:
             return WelcomeOutcome(job=job, status=WelcomeStatus.NO_MESSAGE)
+        if self.config.fetch_name and job.customer_name is None:
+            job = attrs.evolve(job, customer_name=self._name(job))
         try:
             text = message.render(self._member(job))
         except MissingField as exc:
             return WelcomeOutcome(job=job, status=WelcomeStatus.FAILED, reason=f"template: {exc}")
-        elapsed = self.clock() - job.received_at
+        start = job.received_at
+        if self.config.from_event_time and job.event_at is not None:
+            start = min(start, job.event_at)
+        elapsed = self.clock() - start
         if elapsed > self.config.deadline:
             return WelcomeOutcome(
                 job=job,
                 status=WelcomeStatus.LATE,
-                reason=f"deadline: {elapsed:.1f} s after receipt (limit {self.config.deadline} s)",
+                reason=f"deadline: {elapsed:.1f} s after the event "
+                f"(limit {self.config.deadline} s)",
             )
         latency = time.perf_counter() - job.received_perf
         try:
@@ -328,6 +344,14 @@ class WelcomeSender:
                 job=job, status=WelcomeStatus.FAILED, reason=f"errcode:{code}", latency=latency
             )
         return WelcomeOutcome(job=job, status=WelcomeStatus.SENT, latency=latency)
+
+    def _name(self, job: WelcomeJob) -> str | None:
+        try:
+            name = self.client.get_contact(job.external_userid).contact.name
+        except (PlatformError, TransportError, QuotaExceeded) as exc:
+            log.warning("no name for %s (%s): welcoming without it", job.external_userid, exc)
+            return None
+        return name or None
 
     def _record(self, outcome: WelcomeOutcome) -> None:
         if self.store is None:
