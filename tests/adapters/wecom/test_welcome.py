@@ -222,7 +222,7 @@ def test_no_code_no_welcome(emu, corp, clock):
     corp.console_welcome = True
     p = corp.add_customer("clerk1", "wmH")
     handler.handle(p.method, dict(p.query), p.body)
-    assert sender.outcomes == []
+    assert list(sender.outcomes) == []
     assert emu.calls["/cgi-bin/externalcontact/send_welcome_msg"] == 0
 
 

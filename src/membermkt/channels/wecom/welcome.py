@@ -20,6 +20,7 @@ An ``add_external_contact`` event may carry a ``WelcomeCode``. It can be used **
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import datetime as dt
 import enum
@@ -201,6 +202,7 @@ class WelcomeSender:
         background: send from a thread pool (the callback answers at once) instead of
             inside the callback request.
         workers: pool threads.
+        history: how many outcomes (and claimed codes) to keep in memory.
 
     Raises:
         UsageError: for a margin outside ``[0, window)`` or no workers.
@@ -215,11 +217,12 @@ class WelcomeSender:
         clock: Callable[[], float] = time.time,
         background: bool = True,
         workers: int = 8,
+        history: int = 100_000,
     ) -> None:
         if not 0 <= config.margin < config.window:
             raise UsageError("WelcomeConfig.margin must be in [0, window)")
-        if workers < 1:
-            raise UsageError("workers must be >= 1")
+        if workers < 1 or history < 1:
+            raise UsageError("workers and history must be >= 1")
         self.client = client
         self.config = config
         self.store = store
@@ -228,8 +231,10 @@ class WelcomeSender:
         self._workers = workers
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._claimed: set[str] = set()
-        self.outcomes: list[WelcomeOutcome] = []
+        # Codes are single-use and die after 20 s: remembering the recent ones is enough.
+        self._claimed: dict[str, None] = {}
+        self._history = history
+        self.outcomes: collections.deque[WelcomeOutcome] = collections.deque(maxlen=history)
 
     def __repr__(self) -> str:
         return f"WelcomeSender({self.client.corpid!r}, {len(self.outcomes)} outcomes)"
@@ -295,7 +300,9 @@ class WelcomeSender:
         with self._lock:
             if job.welcome_code in self._claimed:
                 return WelcomeOutcome(job=job, status=WelcomeStatus.DUPLICATE)
-            self._claimed.add(job.welcome_code)
+            self._claimed[job.welcome_code] = None
+            if len(self._claimed) > self._history:
+                del self._claimed[next(iter(self._claimed))]
         outcome = self._attempt(job)
         with self._lock:
             self.outcomes.append(outcome)

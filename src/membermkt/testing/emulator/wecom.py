@@ -694,7 +694,7 @@ class WeComEmulator:
             raise _Refuse(_INVALID, "invalid limit")
         wanted = set(users)
         rels = [r for (u, e), r in sorted(corp.relations.items()) if u in wanted]
-        start = int(body.get("cursor") or 0)
+        start = _offset(body)
         page = rels[start : start + limit]
         out: dict[str, Any] = {
             "external_contact_list": [
@@ -900,7 +900,7 @@ class WeComEmulator:
 
     def _way_list(self, corp: Corp, params: Any, body: dict[str, Any]) -> dict[str, Any]:
         ways = sorted(corp.ways.values(), key=lambda w: (w.created_at, w.config_id))
-        start = int(body.get("cursor") or 0)
+        start = _offset(body)
         limit = int(body.get("limit") or 100)
         page = ways[start : start + limit]
         nxt = str(start + limit) if start + limit < len(ways) else ""
@@ -975,7 +975,7 @@ class WeComEmulator:
         limit = body.get("limit") or default
         if not isinstance(limit, int) or not 1 <= limit <= top:
             raise _Refuse(_INVALID, "invalid limit")
-        start = int(body.get("cursor") or 0)
+        start = _offset(body)
         nxt = str(start + limit) if start + limit < len(items) else ""
         return items[start : start + limit], nxt
 
@@ -1087,6 +1087,13 @@ class WeComEmulator:
         if c is None:
             raise _Refuse(_INVALID, "invalid chat_id")
         return {"group_chat": {"chat_id": cid, **{k: v for k, v in c.items() if k != "status"}}}
+
+
+def _offset(body: Mapping[str, Any]) -> int:
+    cursor = body.get("cursor") or "0"
+    if not isinstance(cursor, str) or not cursor.isdigit():
+        raise _Refuse(_INVALID, "invalid cursor")
+    return int(cursor)
 
 
 def _json(data: Mapping[str, Any]) -> httpx.Response:
