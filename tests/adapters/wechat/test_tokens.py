@@ -199,8 +199,10 @@ def test_eight_processes_share_tokens_with_minimum_fetches(backend, tmp_path):
     emu = WeChatEmulator(token_ttl=2.0, token_overlap=0.5, limits=())
     acct = emu.add_account("wxMP", "secret")
     acct.add_followers(["o1"])
-    ctx = multiprocessing.get_context("spawn")
-    with emu.serve() as server, ctx.Pool(8) as pool:
+    # Fork the workers before the server thread starts (no thread is copied mid-lock), so
+    # they start without re-importing everything.
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(8) as pool, emu.serve() as server:
         args = [(server.url, spec, "wxMP", "secret", 50, 0.05)] * 8
         results = pool.starmap(_token_worker.run, args)
     ok = sum(r[0] for r in results)

@@ -419,6 +419,7 @@ class WeChatEmulator:
         self._token_owner: dict[str, str] = {}
         self.receipts: list[Receipt] = []
         self._receipt_counts: collections.Counter[tuple[str, str, str, str]] = collections.Counter()
+        self._by_openid: dict[tuple[str, str], list[Receipt]] = {}
         self.duplicates = 0
         """Receipts that repeated an earlier (appid, openid, kind, content)."""
         self.errcodes: collections.Counter[int] = collections.Counter()
@@ -475,14 +476,14 @@ class WeChatEmulator:
 
     def serve(self, *, port: int = 0, lost_hold: float = 0.5) -> LoopbackServer:
         """Serve on ``127.0.0.1`` in a background thread (close the returned server)."""
-        return serve(self.handle, port=port, lost_hold=lost_hold)
+        return serve(self.handle, port=port, lost_hold=lost_hold, raw=self.handle_raw)
 
     # ----------------------------------------------------------- records
 
     def received(self, appid: str, openid: str) -> list[Receipt]:
         """What one follower received."""
         with self.lock:
-            return [r for r in self.receipts if r.appid == appid and r.openid == openid]
+            return list(self._by_openid.get((appid, openid), ()))
 
     def duplicate_receipts(self) -> dict[tuple[str, str, str, str], int]:
         """(appid, openid, kind, content digest) → count, for everything received twice+."""
@@ -494,19 +495,34 @@ class WeChatEmulator:
         self._receipt_counts[key] += 1
         if self._receipt_counts[key] > 1:
             self.duplicates += 1
-        self.receipts.append(Receipt(acct.appid, openid, kind, content, msg_id, self.now()))
+        receipt = Receipt(acct.appid, openid, kind, content, msg_id, self.now())
+        self.receipts.append(receipt)
+        self._by_openid.setdefault((acct.appid, openid), []).append(receipt)
 
     # ----------------------------------------------------------- HTTP
 
     def handle(self, request: httpx.Request) -> httpx.Response:
-        """Answer one request (the emulator's whole HTTP surface)."""
-        api = request.url.path
+        """Answer one httpx request (the transport's entry point)."""
+        status, headers, content = self.handle_raw(
+            request.method, request.url.path, dict(request.url.params), request.content
+        )
+        return httpx.Response(status, headers=headers, content=content)
+
+    def handle_raw(
+        self, method: str, api: str, params: Mapping[str, str], content: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Answer one request given as plain values (the loopback server's entry point).
+
+        Raises:
+            LostResponse: a ``timeout`` fault (the call took effect, the answer is lost).
+            DroppedConnection: a ``drop`` fault (the call never arrived).
+        """
         self.calls.add(api)
         fault = self.faults.draw(api)
         if fault == "drop":
             raise DroppedConnection(api)
         if fault == "http5xx":
-            return httpx.Response(502, text="<html>502 Bad Gateway</html>")
+            return 502, [("Content-Type", "text/html")], b"<html>502 Bad Gateway</html>"
         if fault in ("busy", "throttle"):
             code = -1 if fault == "busy" else 45009
             with self.lock:
@@ -514,7 +530,7 @@ class WeChatEmulator:
             msg = "system error" if code == -1 else "reach max api daily quota limit"
             return _json({"errcode": code, "errmsg": msg})
         try:
-            body = json.loads(request.content) if request.content else {}
+            body = json.loads(content) if content else {}
         except ValueError:
             return _json({"errcode": 47001, "errmsg": "data format error"})
         with self.lock:
@@ -523,7 +539,7 @@ class WeChatEmulator:
                 self.errcodes[scripted] += 1
                 return _json({"errcode": scripted, "errmsg": f"emulated errcode {scripted}"})
             try:
-                result = self._dispatch(api, request, body, fault)
+                result = self._dispatch(api, params, body, fault)
             except _Refuse as r:
                 result = {"errcode": r.errcode, "errmsg": r.errmsg, **r.extra}
                 self.errcodes[r.errcode] += 1
@@ -532,9 +548,8 @@ class WeChatEmulator:
         return _json(result)
 
     def _dispatch(
-        self, api: str, request: httpx.Request, body: Any, fault: str | None
+        self, api: str, params: Mapping[str, str], body: Any, fault: str | None
     ) -> dict[str, Any]:
-        params = request.url.params
         if api == "/cgi-bin/stable_token":
             return self._stable_token(api, body)
         if api == "/cgi-bin/token":
@@ -592,7 +607,7 @@ class WeChatEmulator:
         acct.stable = (token, now + self.token_ttl)
         return {"access_token": token, "expires_in": int(self.token_ttl)}
 
-    def _classic_token(self, api: str, params: httpx.QueryParams) -> dict[str, Any]:
+    def _classic_token(self, api: str, params: Mapping[str, str]) -> dict[str, Any]:
         if params.get("grant_type") != "client_credential":
             raise _Refuse(40002, "invalid grant_type")
         acct = self._account_for(params.get("appid"), params.get("secret"))
@@ -626,7 +641,7 @@ class WeChatEmulator:
 
     # ----------------------------------------------------------- users
 
-    def _user_get(self, acct: Account, params: httpx.QueryParams, body: Any) -> dict[str, Any]:
+    def _user_get(self, acct: Account, params: Mapping[str, str], body: Any) -> dict[str, Any]:
         cursor = params.get("next_openid") or ""
         start = acct._position[cursor] + 1 if cursor in acct._position else 0
         if cursor and cursor not in acct._position:
@@ -661,11 +676,11 @@ class WeChatEmulator:
             out["unionid"] = f.unionid
         return out
 
-    def _user_info(self, acct: Account, params: httpx.QueryParams, body: Any) -> dict[str, Any]:
+    def _user_info(self, acct: Account, params: Mapping[str, str], body: Any) -> dict[str, Any]:
         return self._info(acct._follower(params.get("openid", "")))
 
     def _batchget(
-        self, acct: Account, params: httpx.QueryParams, body: dict[str, Any]
+        self, acct: Account, params: Mapping[str, str], body: dict[str, Any]
     ) -> dict[str, Any]:
         users = body.get("user_list")
         if not isinstance(users, list) or not 1 <= len(users) <= 100:
@@ -1001,12 +1016,11 @@ def _check_button(b: Any, *, sub: bool) -> None:
         raise _Refuse(codes[3], "invalid button url size")
 
 
-def _json(data: Mapping[str, Any]) -> httpx.Response:
-    return httpx.Response(
-        200,
-        content=json.dumps(data, ensure_ascii=False).encode(),
-        headers={"Content-Type": "application/json; encoding=utf-8"},
-    )
+_JSON_HEADERS = [("Content-Type", "application/json; encoding=utf-8")]
+
+
+def _json(data: Mapping[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    return 200, _JSON_HEADERS, json.dumps(data, ensure_ascii=False).encode()
 
 
 _Route = Callable[[WeChatEmulator, Account, Any, Any], dict[str, Any]]
