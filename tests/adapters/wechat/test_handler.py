@@ -231,3 +231,16 @@ def test_wsgi_and_flask(acct, store):
     assert r2.status_code == 200
     assert store.resolve(Identity.openid(APPID, "oFlask"))
     assert store.resolve(Identity.openid(APPID, "oWSGI"))
+
+
+def test_job_results_create_no_member_and_reach_on_message_once(acct, store):
+    """A MASSSENDJOBFINISH push is passed to on_message (once) but records nothing."""
+    seen = []
+    handler = CallbackHandler(endpoint(acct), store=store, on_message=seen.append)
+    push = acct.event_push("sysuser", "MASSSENDJOBFINISH", MsgID="77", Status="send success")
+    assert post(handler, push)[2] == b"success"
+    assert post(handler, push)[2] == b"success"
+    handler.close()
+    assert [i.member_id for i in seen] == [None]
+    assert seen[0].message.job_msg_id == "77"
+    assert store.resolve(Identity.openid(APPID, "sysuser")) is None

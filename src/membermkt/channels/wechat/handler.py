@@ -90,13 +90,14 @@ class Incoming:
     Attributes:
         appid: the account.
         message: the parsed push.
-        member_id: the follower's member.
+        member_id: the follower's member (``None`` for pushes that concern no member yet,
+            such as job results from an unknown openid).
         events: the core events recorded for it.
     """
 
     appid: str
     message: m.BaseMessage
-    member_id: str
+    member_id: str | None
     events: tuple[Event, ...]
 
     def reply_text(self, content: str) -> str:
@@ -171,6 +172,16 @@ def events_for(
 
 
 OnMessage = Callable[[Incoming], str | None]
+
+_MEMBER_EVENTS = (
+    m.SubscribeEvent,
+    m.UnsubscribeEvent,
+    m.ScanEvent,
+    m.ClickEvent,
+    m.ViewEvent,
+    m.LocationEvent,
+)
+"""The events :func:`events_for` records (every message kind is recorded too)."""
 
 
 class CallbackHandler:
@@ -321,20 +332,20 @@ class CallbackHandler:
     def _record(self, ep: Endpoint, message: m.BaseMessage) -> tuple[Incoming, bool]:
         identity = Identity.openid(ep.appid, message.openid)
         member_id = self.store.resolve(identity)
+        # Pushes that mean nothing for a member (job results, unknown events) neither create
+        # one nor store events; they are de-duplicated by key in a small in-memory window.
+        if isinstance(message, m.BaseEvent) and not isinstance(message, _MEMBER_EVENTS):
+            new = self._seen_once(event_key(ep.appid, message))
+            return Incoming(appid=ep.appid, message=message, member_id=member_id, events=()), new
         if member_id is None:
+            # Deterministic id: two processes seeing the same new follower create one member.
             member_id = member_id_for(identity)
             self.store.upsert_members([Member(member_id, identities=(identity,))])
         events = events_for(
             message, appid=ep.appid, member_id=member_id, scene_channels=ep.scene_channels
         )
-        if events:
-            new = self.store.append_events(events) > 0
-        else:
-            # Job results and unknown events carry no member event; de-duplicate them only by
-            # their own key in a tiny in-memory window (they have no behavioural effect).
-            new = self._seen_once(event_key(ep.appid, message))
-        incoming = Incoming(appid=ep.appid, message=message, member_id=member_id, events=events)
-        return incoming, new
+        new = self.store.append_events(events) > 0
+        return Incoming(appid=ep.appid, message=message, member_id=member_id, events=events), new
 
     def _seen_once(self, key: str) -> bool:
         recent = self._recent
