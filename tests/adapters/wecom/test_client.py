@@ -318,3 +318,25 @@ def test_contacts_feed_the_identity_graph(client, corp, emu):
     assert member.state.source == "store-9"  # the merged member keeps the WeCom history
     again = sync_contacts(client, store, ["clerk1"])
     assert again.merges == 0
+
+
+async def test_sync_customer_tags(twin: Twin, corp):
+    """Members' tags become corp tags on their relations: added, removed, other groups'
+    tags and unlisted customers untouched; a second run makes no call."""
+    for e in ("wmA", "wmB", "wmC"):
+        corp.add_customer("clerk1", e)
+    corp.add_customer("clerk2", "wmA")
+    other = await twin.add_corp_tags(["console-tag"], group_name="console")
+    stale = await twin.add_corp_tags(["lapsed"], group_name="membermkt")
+    await twin.mark_tag("clerk1", "wmB", add=[stale.tags[0].id, other.tags[0].id])
+    desired = {"wmA": ["VIP", "durian"], "wmB": ["VIP"]}
+    done = await twin.sync_customer_tags("membermkt", desired, userids=["clerk1", "clerk2"])
+    assert (done.calls, done.added, done.removed) == (3, 5, 1)
+    assert corp.tag_names("clerk1", "wmA") == {"VIP", "durian"}
+    assert corp.tag_names("clerk2", "wmA") == {"VIP", "durian"}
+    assert corp.tag_names("clerk1", "wmB") == {"VIP", "console-tag"}
+    assert corp.tag_names("clerk1", "wmC") == set()
+    again = await twin.sync_customer_tags("membermkt", desired, userids=["clerk1", "clerk2"])
+    assert again.calls == 0
+    with pytest.raises(UsageError):
+        await twin.sync_customer_tags("membermkt", {}, userids=["clerk1"])

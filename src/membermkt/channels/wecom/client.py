@@ -43,7 +43,7 @@ from membermkt.channels.wecom.api.mass import (
 )
 from membermkt.channels.wecom.api.tags import TagGroup
 from membermkt.channels.wecom.api.token import GETTOKEN_PATH, CorpTokenPolicy
-from membermkt.channels.wecom.flows import CorpTagSyncPlan
+from membermkt.channels.wecom.flows import CorpTagSyncPlan, CustomerTagSync
 from membermkt.core.ports import AsyncTokenCache, Clock, TokenCache
 from membermkt.errors import ConfigError
 from membermkt.wire.budget import CallBudget, CallBudgets
@@ -290,6 +290,13 @@ class WeCom:
         """Make WeCom's corp tags match membermkt's (see :func:`flows.sync_corp_tags`)."""
         return self.run(flows.sync_corp_tags(desired, delete_extra=delete_extra))
 
+    def sync_customer_tags(
+        self, group: str, desired: Mapping[str, Iterable[str]], *, userids: Sequence[str]
+    ) -> CustomerTagSync:
+        """Make the customers' tags in ``group`` match membermkt's (see
+        :func:`flows.sync_customer_tags`)."""
+        return self.run(flows.sync_customer_tags(group, desired, userids))
+
     # ----------------------------------------------------------------- contact ways
 
     def add_contact_way(self, **options: Any) -> ContactWay:
@@ -506,6 +513,11 @@ class AsyncWeCom:
         self, desired: Mapping[str, Iterable[str]], *, delete_extra: bool = True
     ) -> CorpTagSyncPlan:
         return await self.run(flows.sync_corp_tags(desired, delete_extra=delete_extra))
+
+    async def sync_customer_tags(
+        self, group: str, desired: Mapping[str, Iterable[str]], *, userids: Sequence[str]
+    ) -> CustomerTagSync:
+        return await self.run(flows.sync_customer_tags(group, desired, userids))
 
     async def add_contact_way(self, **options: Any) -> ContactWay:
         return await self.call(contact_way.add_contact_way(**options))

@@ -20,10 +20,12 @@ from membermkt.errors import UsageError
 
 __all__ = [
     "CorpTagSyncPlan",
+    "CustomerTagSync",
     "contacts_of_staff",
     "mass_results",
     "plan_corp_tag_sync",
     "sync_corp_tags",
+    "sync_customer_tags",
 ]
 
 
@@ -146,3 +148,53 @@ def sync_corp_tags(
     if plan.delete:
         yield tags.delete_corp_tags(plan.delete)
     return attrs.evolve(plan, ids=ids)
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class CustomerTagSync:
+    """What :func:`sync_customer_tags` did: ``mark_tag`` calls, tags added and removed."""
+
+    calls: int
+    added: int
+    removed: int
+    definitions: CorpTagSyncPlan
+
+
+def sync_customer_tags(
+    group: str, desired: Mapping[str, Iterable[str]], userids: Sequence[str]
+) -> Op[CustomerTagSync]:
+    """Make the customers' corp tags in ``group`` match membermkt's member tags.
+
+    ``desired`` maps an external_userid to the tag names it should carry in ``group``
+    (customers not listed are left alone). Missing tag definitions are created (existing
+    extra ones are kept), then each relation of the staff members ``userids`` gets one
+    ``mark_tag`` adding what is missing and removing the group's tags it should not have;
+    tags of other groups are never touched.
+
+    Raises:
+        UsageError: when ``desired`` is empty.
+    """
+    want = {ext: frozenset(names) for ext, names in desired.items()}
+    if not want:
+        raise UsageError("sync_customer_tags needs at least one customer")
+    names = sorted(frozenset().union(*want.values()))
+    plan: CorpTagSyncPlan = yield from sync_corp_tags({group: names}, delete_extra=False)
+    groups: tuple[TagGroup, ...] = yield tags.list_corp_tags()
+    managed = {t.id: t.name for g in groups if g.group_name == group for t in g.tags}
+    by_name = {n: i for i, n in managed.items()}
+    relations = yield from contacts_of_staff(userids)
+    calls = added = removed = 0
+    for contact, follow in relations:
+        names_wanted = want.get(contact.external_userid)
+        if names_wanted is None:
+            continue
+        have = {t for t in follow.tag_ids if t in managed}
+        target = {by_name[n] for n in names_wanted if n in by_name}
+        add, remove = sorted(target - have), sorted(have - target)
+        if not add and not remove:
+            continue
+        yield tags.mark_tag(follow.userid, contact.external_userid, add=add, remove=remove)
+        calls += 1
+        added += len(add)
+        removed += len(remove)
+    return CustomerTagSync(calls=calls, added=added, removed=removed, definitions=plan)
