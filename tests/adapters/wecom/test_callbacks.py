@@ -97,6 +97,9 @@ def test_wc1_through_the_handler():
         b"1616140317555161061",
     )
     assert h.handle("GET", {**q, "nonce": "263014781"}, b"")[0] == 403
+    plus_as_space = {**q, "echostr": WC1_ECHO.replace("+", " ")}  # form-decoded '+'
+    assert "+" in WC1_ECHO
+    assert h.handle("GET", plus_as_space, b"")[2] == b"1616140317555161061"
 
 
 # ---------------------------------------------------------------- WC-2 (wechatpy tests)
