@@ -340,3 +340,16 @@ async def test_sync_customer_tags(twin: Twin, corp):
     assert again.calls == 0
     with pytest.raises(UsageError):
         await twin.sync_customer_tags("membermkt", {}, userids=["clerk1"])
+
+
+def test_sql_token_cache_is_shared_between_clients(emu, clock, corp, tmp_path):
+    """Two clients (think: two processes) on one SQL token cache fetch the corp token once."""
+    from membermkt.tokens import SqlTokenCache
+
+    url = f"sqlite:///{tmp_path / 'tokens.db'}"
+    a = make_client("sync", emu, clock, [], token_cache=SqlTokenCache(url))
+    b = make_client("sync", emu, clock, [], token_cache=SqlTokenCache(url))
+    a.follow_users()  # type: ignore[union-attr]
+    b.follow_users()  # type: ignore[union-attr]
+    assert emu.calls["/cgi-bin/gettoken"] == 1
+    assert b.tokens.fetches == 0
