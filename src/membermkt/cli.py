@@ -144,10 +144,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         fresh=args.fresh,
         report=not args.no_report,
-        echo=_out,
+        echo=_err if args.json else _out,
         progress=_progress_enabled(args),
     )
-    _out(format_summary(result))
+    if args.json:
+        _out(json.dumps(result.to_json(), ensure_ascii=False, sort_keys=True))
+    else:
+        _out(format_summary(result))
     return EXIT_OK
 
 
@@ -609,6 +612,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="start over: delete an earlier demo")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--json", action="store_true", help="print the summary as JSON (steps go to stderr)"
+    )
 
     # db
     g = grp("db", "Create the schema or count what a database holds.")

@@ -161,6 +161,15 @@ class DemoResult:
     lift: dict[str, tuple[float | None, float | None]]
     seconds: float
 
+    def to_json(self) -> dict[str, Any]:
+        """The result as JSON-able values (paths as strings, tuples as lists)."""
+        out: dict[str, Any] = attrs.asdict(self, recurse=False)
+        for k in ("workdir", "database", "report"):
+            out[k] = None if out[k] is None else str(out[k])
+        out["attribution"] = {k: list(v) for k, v in self.attribution.items()}
+        out["lift"] = {k: list(v) for k, v in self.lift.items()}
+        return out
+
 
 def table_counts(store: Any) -> dict[str, int]:
     """Rows per table of a :class:`~membermkt.stores.SqlStore` (members, identities, tags,
@@ -818,7 +827,7 @@ def _campaign(
         progress=tqdm_progress(desc="mass send", leave=False) if progress else None,
     )
     result = runner.run(campaign.id)
-    deliveries = dict(store.status_counts(campaign.id))
+    deliveries = {k: v for k, v in store.status_counts(campaign.id).items() if v}
     echo(
         f"      sent this run: {result.sent:,}; ledger: "
         + ", ".join(f"{k} {v:,}" for k, v in sorted(deliveries.items()) if v)

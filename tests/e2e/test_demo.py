@@ -1,0 +1,110 @@
+"""The README's first command: ``membermkt demo --members 2000``, twice in one directory."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+
+from e2e.conftest import DEMO_MEMBERS, DemoRuns
+from membermkt import analytics
+from membermkt.core.analytics import ACQUISITION_FUNNEL
+from membermkt.demo import CAMPAIGN_ID, CONVERSION_WINDOW, RULE_ID
+from membermkt.stores import SqlStore
+from membermkt.testing.synthetic import SyntheticConfig
+
+REPORT_AS_OF = SyntheticConfig().as_of + CONVERSION_WINDOW + dt.timedelta(days=1)
+
+
+def _table(page: str, table_id: str) -> str:
+    m = re.search(rf'<table[^>]*id="{table_id}".*?</table>', page, re.S)
+    assert m is not None, f"no table {table_id} in the report"
+    return html.unescape(m.group(0))
+
+
+def test_first_run_plays_the_whole_story(demo_runs: DemoRuns) -> None:
+    """Rule: the first run acquires every member through callbacks, welcomes them, pays
+    verified red packets, and sends the campaign to everyone planned, exactly once."""
+    r = demo_runs.first
+    assert not r["resumed"]
+    assert r["members"] == DEMO_MEMBERS
+    assert r["pushes"] >= DEMO_MEMBERS  # every follow arrived as a callback
+    assert r["welcomed"] == DEMO_MEMBERS
+    assert r["payouts"] > 0
+    assert r["claims"]["paid"] == r["payouts"]
+    assert any(k.startswith("denied:") for k in r["claims"])  # mistyped orders, budget
+    planned = r["simulation"]["A"] + r["simulation"]["B"]
+    assert r["new_sends"] == planned > 0
+    assert r["deliveries"] == {"sent": planned}
+    assert r["simulation"]["holdout"] > 0
+    assert r["duplicate_receipts"] == 0
+
+
+def test_second_run_resumes_and_delivers_nothing_new(demo_runs: DemoRuns) -> None:
+    """Rule: running the demo again over the same directory sends nothing, pays nothing and
+    welcomes nobody twice; the ledgers are unchanged."""
+    a, b = demo_runs.first, demo_runs.second
+    assert b["resumed"]
+    assert b["pushes"] == b["welcomed"] == 0
+    assert b["new_sends"] == 0
+    assert b["payouts"] == 0
+    assert b["claims"] == {}
+    assert b["deliveries"] == a["deliveries"]
+    assert b["paid_fen"] == a["paid_fen"]
+    assert b["members"] == a["members"]
+    assert b["events"] == a["events"]
+    assert b["funnel"] == a["funnel"]
+    assert b["attribution"] == a["attribution"]
+    assert b["tags"] == a["tags"]
+
+
+def test_ledgers_hold_each_delivery_and_payout_once(demo_runs: DemoRuns) -> None:
+    """Rule: after two runs the database holds one delivery per planned member and one paid
+    intent per paid claim, within the rule's budget."""
+    store = SqlStore(demo_runs.db_url)
+    try:
+        records = list(store.deliveries(CAMPAIGN_ID))
+        assert len({r.delivery.member_id for r in records}) == len(records)
+        assert {r.status.value for r in records} == {"sent"}
+        intents = [i for i in store.intents(rule_id=RULE_ID) if i.status == "paid"]
+        assert len({i.member_id for i in intents}) == len(intents)
+        assert sum(i.amount_fen for i in intents) == demo_runs.second["paid_fen"] <= 150_000
+    finally:
+        store.close()
+
+
+def test_report_holds_the_funnel_and_attribution_numbers(demo_runs: DemoRuns) -> None:
+    """Rule: the HTML report exists and shows the funnel and attribution numbers that the
+    analytics compute from the database."""
+    report = demo_runs.workdir / "report.html"
+    assert report.exists()
+    page = report.read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") >= 5  # charts are embedded
+    store = SqlStore(demo_runs.db_url)
+    try:
+        funnel = analytics.funnel(store, ACQUISITION_FUNNEL, as_of=REPORT_AS_OF)
+        attribution = analytics.attribution(store, as_of=REPORT_AS_OF)
+    finally:
+        store.close()
+    assert dict(zip(funnel.steps, funnel.counts, strict=True)) == demo_runs.second["funnel"]
+    table = _table(page, "funnel-numbers")
+    for name, n in zip(funnel.steps, funnel.counts, strict=True):
+        assert f"<td>{name}</td><td>{n:,}</td>" in table
+    assert funnel.counts[0] == DEMO_MEMBERS
+    table = _table(page, "attribution-numbers")
+    assert {r.source for r in attribution.rows} == {"parcel", "store", "platform"}
+    for row in attribution.rows:
+        assert (
+            f"<td>{row.source}</td><td>{row.members:,}</td><td>{row.buyers:,}</td>"
+            f"<td>{row.orders:,}</td><td>{row.revenue_fen / 100:,.2f}</td>"
+        ) in table
+    assert "Campaign" in page
+    assert "holdout" in page
+    assert 'id="redpacket-numbers"' in page
+
+
+def test_second_run_says_what_it_skipped(demo_runs: DemoRuns) -> None:
+    """Rule: a resumed run tells the user it resumed and that nothing was sent."""
+    assert "resuming" in demo_runs.second_stderr
+    assert "already imported" in demo_runs.second_stderr
+    assert "sent this run: 0" in demo_runs.second_stderr
