@@ -283,3 +283,25 @@ def test_mounts_with_the_wsgi_glue(corp):
     assert store.resolve(Identity.external_userid(corp.corpid, "wmW")) is not None
     h = WeComCallbackHandler(ep, store=store)
     assert h.handle("POST", dict(push.query), push.body, appid="wwOther")[0] == 403
+
+
+def test_hardened_parsing_and_unknown_change_types():
+    """DTDs are refused; a ChangeType WeCom adds later keeps its string and maps to a
+    generic contact_changed event; unknown events stay UnknownEvent."""
+    from membermkt.channels.wechat.messages import UnknownEvent
+
+    dtd = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><xml><A>&a;</A></xml>'
+    with pytest.raises(DecryptError):
+        parse_message(dtd)
+    xml = (
+        (DATA / "edit_external_contact.xml")
+        .read_text()
+        .replace("edit_external_contact", "future_change")
+    )
+    ev = parse_message(xml)
+    assert isinstance(ev, ExternalContactEvent)
+    assert ev.change_type == "future_change"
+    (core,) = events_for(ev, corpid="ww5823bf96d3bd56c7", member_id="m1")
+    assert (core.type, core.properties["change_type"]) == ("contact_changed", "future_change")
+    other = parse_message(xml.replace("change_external_contact", "something_new"))
+    assert isinstance(other, UnknownEvent)

@@ -26,8 +26,8 @@ from typing import Final
 
 import attrs
 
-from membermkt.channels.wechat._xml import DEFAULT_MAX_XML, parse_root
-from membermkt.channels.wechat.messages import BaseEvent, BaseMessage, message_from_root
+from membermkt.channels.wechat._xml import DEFAULT_MAX_XML, parse_fields
+from membermkt.channels.wechat.messages import BaseEvent, BaseMessage, message_from_fields
 
 __all__ = [
     "CHANGE_TYPES",
@@ -89,7 +89,7 @@ class ExternalContactEvent(BaseEvent):
         return self.to_user
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> ExternalContactEvent:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> ExternalContactEvent:
         return cls(
             change_type=f.get("ChangeType", ""),
             user_id=f.get("UserID", ""),
@@ -117,7 +117,7 @@ class ExternalChatEvent(BaseEvent):
         return self.to_user
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> ExternalChatEvent:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> ExternalChatEvent:
         return cls(
             change_type=f.get("ChangeType", ""),
             chat_id=f.get("ChatId", ""),
@@ -140,7 +140,7 @@ class ExternalTagEvent(BaseEvent):
         return self.to_user
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> ExternalTagEvent:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> ExternalTagEvent:
         return cls(
             change_type=f.get("ChangeType", ""),
             tag_id=f.get("Id", ""),
@@ -158,11 +158,11 @@ class CustomerAcquisitionEvent(BaseEvent):
     change_type: str
 
     @classmethod
-    def from_xml_fields(cls, f: Fields, root: ET.Element) -> CustomerAcquisitionEvent:
+    def from_xml_fields(cls, f: Fields, root: ET.Element | None) -> CustomerAcquisitionEvent:
         return cls(change_type=f.get("ChangeType", ""), **cls._event_kwargs(f))
 
 
-_Factory = Callable[[Fields, ET.Element], BaseMessage]
+_Factory = Callable[[Fields, ET.Element | None], BaseMessage]
 
 WECOM_EVENTS: Final[Mapping[str, _Factory]] = {
     "change_external_contact": ExternalContactEvent.from_xml_fields,
@@ -173,22 +173,23 @@ WECOM_EVENTS: Final[Mapping[str, _Factory]] = {
 """``Event`` (lower-case) → factory for the WeCom customer-contact events."""
 
 
-def event_from_fields(fields: Fields, root: ET.Element) -> BaseMessage:
+def event_from_fields(fields: Fields, root: ET.Element | None = None) -> BaseMessage:
     """The typed WeCom event for already extracted leaf ``fields`` (used by the
     official-account parser too, so :func:`membermkt.channels.wechat.parse_message`
-    understands WeCom events).
+    understands WeCom events). ``root`` is needed only for nested elements.
 
     Raises:
         DecryptError: when a required common field is missing or malformed.
     """
     factory = WECOM_EVENTS.get(fields.get("Event", "").lower())
     if factory is None:
-        return message_from_root(root)
+        return message_from_fields(fields, root)
     return factory(fields, root)
 
 
 def parse_message(xml: str | bytes, *, max_size: int = DEFAULT_MAX_XML) -> BaseMessage:
-    """Parse a decrypted WeCom callback into a typed value.
+    """Parse a decrypted WeCom callback into a typed value (the shared hardened reader:
+    flat documents take its fast path, anything else the guarded full parser).
 
     Returns:
         An :class:`ExternalContactEvent`, :class:`ExternalChatEvent`,
@@ -199,8 +200,7 @@ def parse_message(xml: str | bytes, *, max_size: int = DEFAULT_MAX_XML) -> BaseM
         DecryptError: when the document is oversized, declares a DTD or entities, is not
             well-formed, or lacks ``FromUserName``/``CreateTime``.
     """
-    root = parse_root(xml, max_size=max_size)
-    fields = {child.tag: child.text or "" for child in root if len(child) == 0}
+    fields, root = parse_fields(xml, max_size=max_size)
     if fields.get("MsgType", "").lower() == "event":
         return event_from_fields(fields, root)
-    return message_from_root(root)
+    return message_from_fields(fields, root)
