@@ -353,3 +353,16 @@ def test_sql_token_cache_is_shared_between_clients(emu, clock, corp, tmp_path):
     b.follow_users()  # type: ignore[union-attr]
     assert emu.calls["/cgi-bin/gettoken"] == 1
     assert b.tokens.fetches == 0
+
+
+def test_over_a_loopback_server(emu, clock, corp):
+    """The emulator also serves real HTTP on 127.0.0.1 (for multi-process tests)."""
+    from membermkt.channels.wecom import WeCom
+
+    with (
+        emu.serve() as server,
+        WeCom(CORPID, SECRET, base_url=server.url, clock=clock, sleep=lambda s: None) as client,
+    ):
+        assert client.follow_users() == ("clerk1", "clerk2", "clerk3")
+        emu.faults.next("drop", api=f"{EC}/get_follow_user_list")
+        assert client.follow_users() == ("clerk1", "clerk2", "clerk3")  # retried
