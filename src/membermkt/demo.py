@@ -72,6 +72,7 @@ DEFAULT_WORKDIR = "membermkt-demo"
 APPID = "wxdemo000000000001"
 SECRET = "demo-secret"
 CORPID = "wwdemo000000000001"
+WECOM_SECRET = "demo-contact-secret"
 MCH_ID = "1900000109"
 API_KEY = "192006250b4c09247ec02edce69f6a2d"
 CHANNELS = {"parcel": "parcel", "store": "store", "platform": "platform"}
@@ -264,6 +265,13 @@ def _openid(member: Member) -> str:
     raise UsageError(f"synthetic member {member.id} has no openid")
 
 
+def _external_userid(member: Member) -> str:
+    for ident in member.identities:
+        if ident.kind == "external_userid":
+            return ident.value
+    raise UsageError(f"synthetic member {member.id} has no external_userid")
+
+
 def _phone(member: Member) -> str | None:
     """The synthetic generator's phone number for a member that has one (it only keeps the
     digest: rebuild the number from the member index, as the generator made it)."""
@@ -343,7 +351,7 @@ def run_demo(
 
         stage = _Stages(echo)
         # 1. platform set-up ------------------------------------------------------------
-        with stage(1, "emulated official account (QR codes, menu) and WeChat Pay merchant"):
+        with stage(1, "emulated official account, WeCom corp and WeChat Pay merchant"):
             world = _World.build(clock, population, work)
 
         # 2. acquisition ----------------------------------------------------------------
@@ -352,7 +360,7 @@ def run_demo(
             with stage(2, "acquisition: already imported by an earlier run, skipped"):
                 pass
         else:
-            with stage(2, "acquisition: QR follows, welcomes, menu clicks, order history"):
+            with stage(2, "acquisition: QR follows, WeCom channel codes, welcomes, clicks, orders"):
                 pushes, welcomed = _acquire(store, world, population, clock, echo, progress)
             state["done"].append("import")
             _save_state(state_path, state)
@@ -435,6 +443,10 @@ class _World:
     pay: Any
     gateway: Any
     qrcodes: dict[str, str]
+    wecom: Any
+    corp: Any
+    wecom_client: Any
+    ways: dict[tuple[str, str], str]
 
     @classmethod
     def build(cls, clock: StoryClock, population: Sequence[Any], work: Path) -> _World:
@@ -488,7 +500,33 @@ class _World:
             cert,
             transport=pay.transport(),
         )
-        return cls(wechat, account, client, pay, gateway, qrcodes)
+        # WeCom: one channel code (contact way) per acquisition channel and clerk; its
+        # ``state`` names the channel and comes back in the add-contact callback
+        from membermkt.channels.wecom import WeCom, encode_state
+        from membermkt.testing.emulator.wecom import WeComEmulator
+
+        wecom = WeComEmulator(seed=1, clock=clock.timestamp)
+        corp = wecom.add_corp(CORPID, WECOM_SECRET)
+        staff = sorted(
+            {
+                str(e.properties["staff"])
+                for _, evs in population
+                for e in evs
+                if e.type == "contact_added"
+            }
+        )
+        corp.add_staff(*staff)
+        wecom_client = WeCom(
+            CORPID, WECOM_SECRET, transport=wecom.transport(), clock=clock, sleep=lambda s: None
+        )
+        ways = {}
+        for channel in CHANNELS:
+            for userid in staff:
+                way = wecom_client.add_contact_way(
+                    type=1, scene=2, users=[userid], state=encode_state(f"wecom-{channel}")
+                )
+                ways[(f"wecom-{channel}", userid)] = way.config_id
+        return cls(wechat, account, client, pay, gateway, qrcodes, wecom, corp, wecom_client, ways)
 
 
 def _bar(progress: bool, total: int, desc: str) -> Any:
@@ -526,6 +564,33 @@ def _acquire(
             return incoming.reply_text("欢迎关注！回复手机号和订单号领取包裹红包。")
         return None
 
+    from membermkt.channels.wecom import (
+        WeComCallbackHandler,
+        WeComEndpoint,
+        WelcomeConfig,
+        WelcomeMessage,
+        WelcomeSender,
+    )
+
+    sender = WelcomeSender(
+        world.wecom_client,
+        WelcomeConfig(
+            default=WelcomeMessage(text="你好，我是店员 {{ staff }}，有问题随时找我。"),
+            by_channel={
+                "wecom-parcel": WelcomeMessage(text="感谢购买！我是 {{ staff }}，售后找我。"),
+            },
+        ),
+        store=store,
+        clock=clock.timestamp,
+        background=False,
+    )
+    corp = world.corp
+    wecom_handler = WeComCallbackHandler(
+        WeComEndpoint(corpid=CORPID, token=corp.token, encoding_aes_key=corp.encoding_aes_key),
+        store=store,
+        welcome=sender,
+        clock=clock.timestamp,
+    )
     handler = CallbackHandler(
         Endpoint(
             appid=APPID,
@@ -559,6 +624,15 @@ def _acquire(
                     clicked = True
                     clock.set(ev.at)
                     push = account.event_push(openid, "CLICK", EventKey=str(ev.properties["key"]))
+                elif ev.type == "contact_added":
+                    clock.set(ev.at)
+                    way = world.ways[(str(ev.properties["source"]), str(ev.properties["staff"]))]
+                    push = corp.scan(way, _external_userid(member))
+                    status, _, body = wecom_handler.handle(push.method, push.query, push.body)
+                    if status != 200:
+                        raise UsageError(f"WeCom callback for {member.id}: {status} {body!r}")
+                    pushes += 1
+                    continue
                 else:
                     if ev.type not in _SEPARATE:
                         bulk.append(ev)
@@ -578,11 +652,13 @@ def _acquire(
         handler.close()
         clock.set(as_of)
     store.append_events(bulk)
+    welcomes = Counter(o.status.value for o in sender.outcomes)
     echo(
-        f"      {pushes:,} callbacks handled, {welcomed[0]:,} followers welcomed, "
+        f"      {pushes:,} callbacks handled; {welcomed[0]:,} followers welcomed on the official "
+        f"account, {welcomes.get('sent', 0):,} WeCom contacts welcomed; "
         f"{len(bulk):,} history events imported"
     )
-    return pushes, welcomed[0]
+    return pushes, welcomed[0] + welcomes.get("sent", 0)
 
 
 # --------------------------------------------------------------------------- red packets

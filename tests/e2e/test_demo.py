@@ -28,8 +28,8 @@ def test_first_run_plays_the_whole_story(demo_runs: DemoRuns) -> None:
     r = demo_runs.first
     assert not r["resumed"]
     assert r["members"] == DEMO_MEMBERS
-    assert r["pushes"] >= DEMO_MEMBERS  # every follow arrived as a callback
-    assert r["welcomed"] == DEMO_MEMBERS
+    assert r["pushes"] > DEMO_MEMBERS  # every follow and WeCom add arrived as a callback
+    assert r["welcomed"] > DEMO_MEMBERS  # every follower, and the WeCom contacts
     assert r["payouts"] > 0
     assert r["claims"]["paid"] == r["payouts"]
     assert any(k.startswith("denied:") for k in r["claims"])  # mistyped orders, budget
