@@ -224,3 +224,49 @@ def test_limits_answer_45009():
     with pytest.raises(MembermktError) as err:
         c.user_info("o1")
     assert err.value.errcode == 45009
+
+
+def test_classic_fetch_kills_the_previous_token_after_the_overlap():
+    """/cgi-bin/token issues a new token each call; the previous one dies after the overlap
+    (5 minutes on the platform), while the independent stable token lives on."""
+    now = [1_700_000_000.0]
+    emu = WeChatEmulator(clock=lambda: now[0])
+    emu.add_account(APPID, "s").add_followers(["o1"])
+    http = httpx.Client(transport=emu.transport(), base_url="https://api.weixin.qq.com")
+    creds = {"grant_type": "client_credential", "appid": APPID, "secret": "s"}
+    stable = http.post("/cgi-bin/stable_token", json=creds).json()["access_token"]
+    first = http.get("/cgi-bin/token", params=creds).json()["access_token"]
+    second = http.get("/cgi-bin/token", params=creds).json()["access_token"]
+    assert first != second
+
+    def errcode(token):
+        return (
+            http.get("/cgi-bin/user/info", params={"access_token": token, "openid": "o1"})
+            .json()
+            .get("errcode", 0)
+        )
+
+    assert errcode(first) == 0
+    now[0] += 301
+    assert errcode(first) == 42001
+    assert errcode(second) == 0
+    assert errcode(stable) == 0
+    now[0] += 7200
+    assert errcode(second) == 42001
+    http.close()
+
+
+def test_sqlite_lock_row_of_a_dead_holder_expires(tmp_path):
+    """A lock row left by a crashed process stops blocking after its lease (acquiring
+    within the timeout instead of raising StoreError)."""
+    from membermkt.tokens import SqlTokenCache
+
+    url = f"sqlite:///{tmp_path / 'lease.db'}"
+    dead = SqlTokenCache(url, table_prefix="lease_", lease=0.2)
+    lock = dead.lock("k", timeout=1)
+    lock.__enter__()  # never released: the holder "crashed"
+    other = SqlTokenCache(url, table_prefix="lease_", lease=0.2)
+    with other.lock("k", timeout=5):
+        assert other.get("k") is None
+    dead.close()
+    other.close()
