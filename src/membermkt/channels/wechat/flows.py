@@ -28,6 +28,7 @@ __all__ = [
     "Op",
     "authorized",
     "chunks",
+    "follower_pages_of_tag",
     "send_mass",
     "sync_tags",
     "tag_users",

@@ -21,7 +21,7 @@ import attrs
 from membermkt.channels.wechat.api._call import ApiCall
 from membermkt.channels.wechat.api.token import AccessToken, classic_token, stable_token
 from membermkt.core.ports import AsyncTokenCache, TokenCache, TokenEntry
-from membermkt.errors import StoreError, UsageError
+from membermkt.errors import ConfigError, StoreError, UsageError
 
 __all__ = ["AsyncTokenProvider", "TokenPolicy", "TokenProvider"]
 
@@ -51,7 +51,7 @@ class TokenPolicy:
         if self.mode not in ("stable", "classic"):
             raise UsageError(f"token mode must be 'stable' or 'classic', got {self.mode!r}")
         if not self.appid or not self.secret:
-            raise UsageError("an official account needs an appid and a secret")
+            raise ConfigError("an official account needs an appid and a secret")
 
     @property
     def key(self) -> str:
