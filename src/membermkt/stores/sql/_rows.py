@@ -60,7 +60,27 @@ STATE_COLS = (
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
 
 
-_ENCODE_FAST = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+def _no_default(o: object) -> Any:
+    raise TypeError(f"not JSON-serialisable: {o!r}")
+
+
+def _fast_encoder() -> Any:
+    # the C encoder built once: json.dumps builds one per call, which doubles the cost of
+    # encoding the small property dicts of the ingest hot path
+    from json import encoder
+
+    make = getattr(encoder, "c_make_encoder", None)
+    if make is None:
+        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    chunks = make(None, _no_default, encoder.encode_basestring, None, ":", ",", False, False, True)
+
+    def encode(value: Any) -> str:
+        return "".join(chunks(value, 0))
+
+    return encode
+
+
+_ENCODE_FAST = _fast_encoder()
 
 
 def dumps(value: Any) -> str:
