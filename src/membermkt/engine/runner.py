@@ -187,6 +187,9 @@ class CampaignRunner:
         sleep: ``await sleep(seconds)``; inject a no-op in tests.
         progress: a :data:`~membermkt.engine.progress.ProgressCallback`.
         offload_ledger: run ledger calls in a thread (for a slow SQL ledger).
+        claim_batches: batches claimed per ledger call (default: ``concurrency``); claimed
+            deliveries wait in ``sending`` until a worker is free, so keep
+            ``claim_batches × slowest batch`` below ``lease``.
         seed: seed of the backoff jitter.
 
     Raises:
@@ -208,6 +211,7 @@ class CampaignRunner:
         sleep: Callable[[float], Awaitable[None]] | None = None,
         progress: ProgressCallback | None = None,
         offload_ledger: bool = False,
+        claim_batches: int | None = None,
         seed: int | None = None,
     ) -> None:
         caps = getattr(channel, "capabilities", None)
@@ -237,6 +241,9 @@ class CampaignRunner:
         self._sleep = sleep or asyncio.sleep
         self.progress = progress
         self.offload_ledger = offload_ledger
+        self.claim_batches = claim_batches or concurrency
+        if self.claim_batches < 1:
+            raise UsageError(f"claim_batches must be >= 1, got {claim_batches}")
         self._rng = random.Random(seed)
         self._async_send = inspect.iscoroutinefunction(channel.send)
 
@@ -281,15 +288,16 @@ class CampaignRunner:
         done0 = sum(counts.get(s.value, 0) for s in (*TERMINAL_STATUSES, DeliveryStatus.PENDING))
         self._progress_base = (campaign_id, total, done0)
         self._stop = False
+        queue: asyncio.Queue[list[DeliveryRecord] | None] = asyncio.Queue(self.concurrency)
         workers = [
-            asyncio.create_task(self._work(campaign_id, stats, limiter))
-            for _ in range(self.concurrency)
+            asyncio.create_task(self._work(queue, stats, limiter)) for _ in range(self.concurrency)
         ]
+        tasks = [asyncio.create_task(self._claim(campaign_id, queue, stats)), *workers]
         try:
-            await asyncio.gather(*workers)
+            await asyncio.gather(*tasks)
         except BaseException:
-            for w in workers:
-                w.cancel()
+            for t in tasks:
+                t.cancel()
             raise
         self._report(stats, finished=True)
         c = stats.counts
@@ -361,19 +369,40 @@ class CampaignRunner:
             )
         )
 
-    async def _work(self, campaign_id: str, stats: _Stats, limiter: _RateLimiter) -> None:
-        while not self._stop:
-            batch = await self._ledger(
-                self.ledger.claim,
-                campaign_id,
-                worker=self.worker,
-                limit=self.batch_size,
-                now=self.clock.now(),
-                channel=self.channel.name,
-            )
-            if not batch:
-                return
-            stats.counts["claimed"] += len(batch)
+    async def _claim(
+        self, campaign_id: str, queue: asyncio.Queue[list[DeliveryRecord] | None], stats: _Stats
+    ) -> None:
+        """Claim several batches per ledger call (fewer round trips), feed the workers."""
+        try:
+            while not self._stop:
+                records = await self._ledger(
+                    self.ledger.claim,
+                    campaign_id,
+                    worker=self.worker,
+                    limit=self.batch_size * self.claim_batches,
+                    now=self.clock.now(),
+                    channel=self.channel.name,
+                )
+                if not records:
+                    return
+                stats.counts["claimed"] += len(records)
+                for i in range(0, len(records), self.batch_size):
+                    await queue.put(list(records[i : i + self.batch_size]))
+        finally:
+            for _ in range(self.concurrency):
+                await queue.put(None)
+
+    async def _work(
+        self,
+        queue: asyncio.Queue[list[DeliveryRecord] | None],
+        stats: _Stats,
+        limiter: _RateLimiter,
+    ) -> None:
+        while (batch := await queue.get()) is not None:
+            if self._stop:  # claimed but not sent: hand back
+                for rec in batch:
+                    await self._finish(stats, rec.key, DeliveryStatus.PLANNED, "released")
+                continue
             await self._process(batch, stats, limiter)
             self._report(stats)
 

@@ -12,6 +12,7 @@ import contextlib
 import http.server
 import json
 import random
+import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -156,6 +157,11 @@ class SmsGateway:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                # headers and body go out in two writes: avoid Nagle + delayed-ACK stalls
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
