@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import os
 import re
+import shutil
+from pathlib import Path
 
 from e2e.conftest import DEMO_MEMBERS, DemoRuns
 from membermkt import analytics
@@ -108,3 +111,54 @@ def test_second_run_says_what_it_skipped(demo_runs: DemoRuns) -> None:
     assert "resuming" in demo_runs.second_stderr
     assert "already imported" in demo_runs.second_stderr
     assert "sent this run: 0" in demo_runs.second_stderr
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    m = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert m is not None, title
+    return m.group(1)
+
+
+def test_readme_quick_start_is_the_two_commands() -> None:
+    """Rule: the README's Quick start holds exactly two code blocks, `make demo` then
+    `make test`, and the Makefile runs the demo CLI this file tests."""
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", _readme_section("Quick start"), re.S)
+    assert [b.strip() for b in blocks] == ["make demo", "make test"]
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "$(BIN)/membermkt demo" in makefile
+
+
+def test_readme_links_exist() -> None:
+    """Rule: every relative link in the README points at a file in the repository."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)#]+)\)", text)
+    assert links
+    for link in links:
+        if not link.startswith("http"):
+            assert (ROOT / link).exists(), link
+
+
+def test_readme_api_taste_runs_on_the_demo_database(demo_runs: DemoRuns, tmp_path: Path) -> None:
+    """Rule: the README's taste of the API runs as written (up to the real account) on a
+    copy of the demo's database."""
+    code = re.search(r"```python\n(.*?)```", _readme_section("A taste of the API"), re.S)
+    assert code is not None
+    lines = code.group(1).splitlines()
+    assert len(lines) <= 25
+    until = next(i for i, line in enumerate(lines) if line.startswith("channel ="))
+    shutil.copytree(demo_runs.workdir, tmp_path / "membermkt-demo")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    try:
+        exec(compile("\n".join(lines[:until]), "README.md", "exec"), namespace)
+    finally:
+        os.chdir(cwd)
+        store = namespace.get("store")
+        if isinstance(store, SqlStore):
+            store.close()
+    compile("\n".join(lines), "README.md", "exec")  # the rest is valid Python
