@@ -18,7 +18,7 @@ Per-delivery outcomes come from the errcode table (:mod:`membermkt.wire.errcodes
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import attrs
@@ -180,6 +180,99 @@ def _custom_call(d: Delivery) -> ApiCall[None]:
 
 
 _Builder: TypeAlias = Callable[[Delivery], ApiCall[Any]]
+_ERRORS = (PlatformError, TransportError, QuotaExceeded, UsageError)
+
+
+@attrs.frozen(slots=True)
+class _Answer:
+    """What the driver sends back into a channel flow: a call's result or its error."""
+
+    value: Any = None
+    error: BaseException | None = None
+
+
+_SendFlow: TypeAlias = Generator[ApiCall[Any], _Answer, list[SendResult]]
+
+
+def _single_flow(batch: Sequence[Delivery], name: str, build: _Builder) -> _SendFlow:
+    # One call per delivery; no idempotency key, so an ambiguous failure is "unknown".
+    _check_channel(batch, name)
+    out: list[SendResult] = []
+    for d in batch:
+        try:
+            call = build(d)
+        except UsageError as exc:
+            out.append(classify_error(d.key, exc, idempotent=False))
+            continue
+        answer = yield call
+        if answer.error is not None:
+            out.append(classify_error(d.key, answer.error, idempotent=False))
+        else:
+            pid = answer.value if isinstance(answer.value, str) else None
+            out.append(SendResult(key=d.key, outcome=SendOutcome.SENT, platform_id=pid))
+    return out
+
+
+def _mass_flow(batch: Sequence[Delivery], name: str, single: str, max_size: int) -> _SendFlow:
+    # Payload groups → one mass/send each (keyed); a group of one → the single-mode rule.
+    _check_channel(batch, name)
+    results: list[SendResult] = []
+    for group in _mass_groups(batch, max_size):
+        if len(group.deliveries) == 1:
+            if single == "fail":
+                exc = PlatformError(
+                    40130, "mass/send needs two openids", "/cgi-bin/message/mass/send"
+                )
+                results += _failed(group, exc, idempotent=True)
+                continue
+            try:
+                call: ApiCall[Any] = _custom_call(group.deliveries[0])
+            except UsageError as exc:
+                results += _failed(group, exc, idempotent=False)
+                continue
+            answer = yield call
+            if answer.error is not None:
+                results += _failed(group, answer.error, idempotent=False)
+            else:
+                results += _sent(group, "custom")
+            continue
+        try:
+            call = _mass_call(group)
+        except UsageError as exc:
+            results += _failed(group, exc, idempotent=True)
+            continue
+        answer = yield call
+        if answer.error is not None:
+            results += _failed(group, answer.error, idempotent=True)
+        else:
+            results += _sent(group, answer.value.msg_id)
+    return _ordered(batch, results)
+
+
+def _drive(client: OfficialAccount, flow: _SendFlow) -> list[SendResult]:
+    try:
+        call = next(flow)
+        while True:
+            try:
+                answer = _Answer(value=client.call(call))
+            except _ERRORS as exc:
+                answer = _Answer(error=exc)
+            call = flow.send(answer)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def _adrive(client: AsyncOfficialAccount, flow: _SendFlow) -> list[SendResult]:
+    try:
+        call = next(flow)
+        while True:
+            try:
+                answer = _Answer(value=await client.call(call))
+            except _ERRORS as exc:
+                answer = _Answer(error=exc)
+            call = flow.send(answer)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
 
 
 def _capabilities(client: OfficialAccount | AsyncOfficialAccount, kind: str) -> ChannelCapabilities:
@@ -201,22 +294,34 @@ def _capabilities(client: OfficialAccount | AsyncOfficialAccount, kind: str) -> 
     )
 
 
-class _SingleSender:
-    """One call per delivery (template, custom)."""
+def _check_single(single: str) -> str:
+    if single not in ("custom", "fail"):
+        raise UsageError(f"single must be 'custom' or 'fail', got {single!r}")
+    return single
 
-    name = ""
-    _kind = ""
 
-    def __init__(self, client: OfficialAccount, *, name: str | None = None) -> None:
+class WeChatTemplateChannel:
+    """``wechat.template``: template messages (payload ``{"template_id", "data", "url"?,
+    "miniprogram"?}``), one call per delivery.
+
+    Args:
+        client: the account's :class:`OfficialAccount`.
+        name: the channel name.
+    """
+
+    _kind = "template"
+
+    def __init__(self, client: OfficialAccount, *, name: str = "wechat.template") -> None:
         self.client = client
-        self.name = name or self.name
+        self.name = name
         self.capabilities = _capabilities(client, self._kind)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.client.appid!r})"
 
-    def _build(self, d: Delivery) -> ApiCall[Any]:
-        return _template_call(d) if self._kind == "template" else _custom_call(d)
+    def _flow(self, batch: Sequence[Delivery]) -> _SendFlow:
+        build = _template_call if self._kind == "template" else _custom_call
+        return _single_flow(batch, self.name, build)
 
     def send(self, batch: Sequence[Delivery]) -> Sequence[SendResult]:
         """Send each delivery; one result per delivery, in order (never raises for a
@@ -225,38 +330,17 @@ class _SingleSender:
         Raises:
             UsageError: for a delivery addressed to another channel.
         """
-        _check_channel(batch, self.name)
-        out: list[SendResult] = []
-        for d in batch:
-            try:
-                platform_id = self.client.call(self._build(d))
-            except (PlatformError, TransportError, QuotaExceeded, UsageError) as exc:
-                out.append(classify_error(d.key, exc, idempotent=False))
-                continue
-            out.append(
-                SendResult(
-                    key=d.key,
-                    outcome=SendOutcome.SENT,
-                    platform_id=platform_id if isinstance(platform_id, str) else None,
-                )
-            )
-        return out
+        return _drive(self.client, self._flow(batch))
 
 
-class WeChatTemplateChannel(_SingleSender):
-    """``wechat.template``: template messages (payload ``{"template_id", "data", "url"?,
-    "miniprogram"?}``)."""
-
-    name = "wechat.template"
-    _kind = "template"
-
-
-class WeChatCustomChannel(_SingleSender):
+class WeChatCustomChannel(WeChatTemplateChannel):
     """``wechat.custom``: customer-service messages inside the 48-hour window (payload
-    ``{"msgtype": "text", "text": {"content": …}}``)."""
+    ``{"msgtype": "text", "text": {"content": …}}``), one call per delivery."""
 
-    name = "wechat.custom"
     _kind = "custom"
+
+    def __init__(self, client: OfficialAccount, *, name: str = "wechat.custom") -> None:
+        super().__init__(client, name=name)
 
 
 class WeChatMassChannel:
@@ -267,20 +351,21 @@ class WeChatMassChannel:
         single: what to do with a payload group of one delivery: ``"custom"`` (default)
             or ``"fail"`` (see the module docs).
         name: the channel name.
+
+    Raises:
+        UsageError: for an unknown ``single`` mode.
     """
 
     def __init__(
         self, client: OfficialAccount, *, single: str = "custom", name: str = "wechat.mass"
     ) -> None:
-        if single not in ("custom", "fail"):
-            raise UsageError(f"single must be 'custom' or 'fail', got {single!r}")
         self.client = client
-        self.single = single
+        self.single = _check_single(single)
         self.name = name
         self.capabilities = _capabilities(client, "mass")
 
     def __repr__(self) -> str:
-        return f"WeChatMassChannel({self.client.appid!r}, single={self.single!r})"
+        return f"{type(self).__name__}({self.client.appid!r}, single={self.single!r})"
 
     def send(self, batch: Sequence[Delivery]) -> Sequence[SendResult]:
         """Send a batch; one result per delivery, in order.
@@ -288,46 +373,22 @@ class WeChatMassChannel:
         Raises:
             UsageError: for a delivery addressed to another channel.
         """
-        _check_channel(batch, self.name)
-        results: list[SendResult] = []
-        for group in _mass_groups(batch, self.capabilities.max_batch_size):
-            if len(group.deliveries) == 1:
-                results += self._single(group)
-                continue
-            try:
-                sent = self.client.call(_mass_call(group))
-            except (PlatformError, TransportError, QuotaExceeded, UsageError) as exc:
-                results += _failed(group, exc, idempotent=True)
-                continue
-            results += _sent(group, sent.msg_id)
-        return _ordered(batch, results)
-
-    def _single(self, group: _Group) -> list[SendResult]:
-        d = group.deliveries[0]
-        if self.single == "fail":
-            exc = PlatformError(40130, "mass/send needs two openids", "/cgi-bin/message/mass/send")
-            return _failed(group, exc, idempotent=True)
-        try:
-            self.client.call(_custom_call(d))
-        except (PlatformError, TransportError, QuotaExceeded, UsageError) as exc:
-            return _failed(group, exc, idempotent=False)
-        return _sent(group, "custom")
+        flow = _mass_flow(batch, self.name, self.single, self.capabilities.max_batch_size)
+        return _drive(self.client, flow)
 
 
-class _AsyncSingleSender:
-    name = ""
-    _kind = ""
+class AsyncWeChatTemplateChannel:
+    """The async twin of :class:`WeChatTemplateChannel`."""
 
-    def __init__(self, client: AsyncOfficialAccount, *, name: str | None = None) -> None:
+    _kind = "template"
+
+    def __init__(self, client: AsyncOfficialAccount, *, name: str = "wechat.template") -> None:
         self.client = client
-        self.name = name or self.name
+        self.name = name
         self.capabilities = _capabilities(client, self._kind)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.client.appid!r})"
-
-    def _build(self, d: Delivery) -> ApiCall[Any]:
-        return _template_call(d) if self._kind == "template" else _custom_call(d)
 
     async def send(self, batch: Sequence[Delivery]) -> Sequence[SendResult]:
         """See :meth:`WeChatTemplateChannel.send`.
@@ -335,53 +396,36 @@ class _AsyncSingleSender:
         Raises:
             UsageError: for a delivery addressed to another channel.
         """
-        _check_channel(batch, self.name)
-        out: list[SendResult] = []
-        for d in batch:
-            try:
-                platform_id = await self.client.call(self._build(d))
-            except (PlatformError, TransportError, QuotaExceeded, UsageError) as exc:
-                out.append(classify_error(d.key, exc, idempotent=False))
-                continue
-            out.append(
-                SendResult(
-                    key=d.key,
-                    outcome=SendOutcome.SENT,
-                    platform_id=platform_id if isinstance(platform_id, str) else None,
-                )
-            )
-        return out
+        build = _template_call if self._kind == "template" else _custom_call
+        return await _adrive(self.client, _single_flow(batch, self.name, build))
 
 
-class AsyncWeChatTemplateChannel(_AsyncSingleSender):
-    """The async twin of :class:`WeChatTemplateChannel`."""
-
-    name = "wechat.template"
-    _kind = "template"
-
-
-class AsyncWeChatCustomChannel(_AsyncSingleSender):
+class AsyncWeChatCustomChannel(AsyncWeChatTemplateChannel):
     """The async twin of :class:`WeChatCustomChannel`."""
 
-    name = "wechat.custom"
     _kind = "custom"
+
+    def __init__(self, client: AsyncOfficialAccount, *, name: str = "wechat.custom") -> None:
+        super().__init__(client, name=name)
 
 
 class AsyncWeChatMassChannel:
-    """The async twin of :class:`WeChatMassChannel`."""
+    """The async twin of :class:`WeChatMassChannel`.
+
+    Raises:
+        UsageError: for an unknown ``single`` mode.
+    """
 
     def __init__(
         self, client: AsyncOfficialAccount, *, single: str = "custom", name: str = "wechat.mass"
     ) -> None:
-        if single not in ("custom", "fail"):
-            raise UsageError(f"single must be 'custom' or 'fail', got {single!r}")
         self.client = client
-        self.single = single
+        self.single = _check_single(single)
         self.name = name
         self.capabilities = _capabilities(client, "mass")
 
     def __repr__(self) -> str:
-        return f"AsyncWeChatMassChannel({self.client.appid!r}, single={self.single!r})"
+        return f"{type(self).__name__}({self.client.appid!r}, single={self.single!r})"
 
     async def send(self, batch: Sequence[Delivery]) -> Sequence[SendResult]:
         """See :meth:`WeChatMassChannel.send`.
@@ -389,27 +433,5 @@ class AsyncWeChatMassChannel:
         Raises:
             UsageError: for a delivery addressed to another channel.
         """
-        _check_channel(batch, self.name)
-        results: list[SendResult] = []
-        for group in _mass_groups(batch, self.capabilities.max_batch_size):
-            if len(group.deliveries) == 1:
-                results += await self._single(group)
-                continue
-            try:
-                sent = await self.client.call(_mass_call(group))
-            except (PlatformError, TransportError, QuotaExceeded, UsageError) as exc:
-                results += _failed(group, exc, idempotent=True)
-                continue
-            results += _sent(group, sent.msg_id)
-        return _ordered(batch, results)
-
-    async def _single(self, group: _Group) -> list[SendResult]:
-        d = group.deliveries[0]
-        if self.single == "fail":
-            exc = PlatformError(40130, "mass/send needs two openids", "/cgi-bin/message/mass/send")
-            return _failed(group, exc, idempotent=True)
-        try:
-            await self.client.call(_custom_call(d))
-        except (PlatformError, TransportError, QuotaExceeded, UsageError) as exc:
-            return _failed(group, exc, idempotent=False)
-        return _sent(group, "custom")
+        flow = _mass_flow(batch, self.name, self.single, self.capabilities.max_batch_size)
+        return await _adrive(self.client, flow)
