@@ -243,15 +243,15 @@ base = kb()
 delivered = 0
 for item in plan(c, members, None, as_of):
     delivered += 1
-print(delivered, (kb() - base) / 1024)
+print(delivered, (kb() - base) / 1024, kb() / 1024)
 """
 
 
-def plan_memory(n: int) -> tuple[int, float]:
+def plan_memory(n: int) -> tuple[int, float, float]:
     out = subprocess.run(
         [sys.executable, "-c", _PLAN_PROBE, str(n)], capture_output=True, text=True, check=True
     ).stdout.split()
-    return int(out[0]), float(out[1])
+    return int(out[0]), float(out[1]), float(out[2])
 
 
 # --------------------------------------------------------------------------- main
@@ -305,10 +305,10 @@ def main() -> None:
         small = min(100_000, args.plan_members)
         for n in sorted({small, args.plan_members}):
             t = time.perf_counter()
-            count, mb = plan_memory(n)
+            count, mb, peak = plan_memory(n)
             print(
                 f"plan() over {n:>10,} members: {count:,} items, peak RSS growth {mb:7.1f} MB "
-                f"({time.perf_counter() - t:.0f} s)"
+                f"(process peak {peak:.0f} MB, {time.perf_counter() - t:.0f} s)"
             )
         print("goal: < 200 MB for 10,000,000 members")
 

@@ -31,7 +31,7 @@ from membermkt.engine.campaigns import (
     simulate,
     tqdm_progress,
 )
-from membermkt.errors import TransportError, UsageError
+from membermkt.errors import ConfigError, TransportError, UsageError
 from membermkt.segments import TRUE
 from membermkt.stores import InMemoryStore
 from membermkt.testing.capture import RecordingChannel, capture_sends
@@ -418,3 +418,19 @@ def test_history_from_ledger_feeds_caps_of_the_next_campaign() -> None:
         expected = 3 if n < 4 else 0
         assert s.total_deliveries == expected
     assert delivery_key("mass0", "m00000") != delivery_key("mass1", "m00000")
+
+
+def test_configuration_errors_stop_the_run_and_release_the_batch() -> None:
+    """Rule: a channel refusing its configuration (bad key) sent nothing: the run stops with
+    the error and the deliveries go back to planned for the next run."""
+
+    class Misconfigured(RecordingChannel):
+        def send(self, batch: Sequence[Delivery]) -> list[SendResult]:
+            raise ConfigError("bad api key")
+
+    store, c = planned_store(50)
+    ch = Misconfigured(capabilities=ChannelCapabilities(max_batch_size=5))
+    with pytest.raises(ConfigError):
+        runner(store, ch, concurrency=4).run(c.id)
+    assert store.status_counts(c.id)["planned"] == 50
+    assert runner(store, RecordingChannel()).run(c.id).sent == 50

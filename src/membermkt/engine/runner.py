@@ -276,6 +276,8 @@ class CampaignRunner:
         delivery of the campaign's channel is left.
 
         Raises:
+            UsageError: when the channel refuses its configuration or a batch (``ConfigError``
+                for bad credentials); the batch goes back to ``planned``.
             LedgerError: when the ledger refuses a transition it should not (a bug).
             StoreError: when the ledger fails.
         """
@@ -288,6 +290,7 @@ class CampaignRunner:
         done0 = sum(counts.get(s.value, 0) for s in (*TERMINAL_STATUSES, DeliveryStatus.PENDING))
         self._progress_base = (campaign_id, total, done0)
         self._stop = False
+        self._error: Exception | None = None
         queue: asyncio.Queue[list[DeliveryRecord] | None] = asyncio.Queue(self.concurrency)
         workers = [
             asyncio.create_task(self._work(queue, stats, limiter)) for _ in range(self.concurrency)
@@ -298,7 +301,15 @@ class CampaignRunner:
         except BaseException:
             for t in tasks:
                 t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            # claimed but never handed to the channel: back to planned
+            while not queue.empty():
+                batch = queue.get_nowait()
+                for rec in batch or ():
+                    await self._finish(stats, rec.key, DeliveryStatus.PLANNED, "released")
             raise
+        if self._error is not None:
+            raise self._error
         self._report(stats, finished=True)
         c = stats.counts
         return RunResult(
@@ -373,24 +384,22 @@ class CampaignRunner:
         self, campaign_id: str, queue: asyncio.Queue[list[DeliveryRecord] | None], stats: _Stats
     ) -> None:
         """Claim several batches per ledger call (fewer round trips), feed the workers."""
-        try:
-            while not self._stop:
-                records = await self._ledger(
-                    self.ledger.claim,
-                    campaign_id,
-                    worker=self.worker,
-                    limit=self.batch_size * self.claim_batches,
-                    now=self.clock.now(),
-                    channel=self.channel.name,
-                )
-                if not records:
-                    return
-                stats.counts["claimed"] += len(records)
-                for i in range(0, len(records), self.batch_size):
-                    await queue.put(list(records[i : i + self.batch_size]))
-        finally:
-            for _ in range(self.concurrency):
-                await queue.put(None)
+        while not self._stop:
+            records = await self._ledger(
+                self.ledger.claim,
+                campaign_id,
+                worker=self.worker,
+                limit=self.batch_size * self.claim_batches,
+                now=self.clock.now(),
+                channel=self.channel.name,
+            )
+            if not records:
+                break
+            stats.counts["claimed"] += len(records)
+            for i in range(0, len(records), self.batch_size):
+                await queue.put(list(records[i : i + self.batch_size]))
+        for _ in range(self.concurrency):
+            await queue.put(None)
 
     async def _work(
         self,
@@ -403,7 +412,14 @@ class CampaignRunner:
                 for rec in batch:
                     await self._finish(stats, rec.key, DeliveryStatus.PLANNED, "released")
                 continue
-            await self._process(batch, stats, limiter)
+            try:
+                await self._process(batch, stats, limiter)
+            except Exception as exc:
+                # stop claiming; in-flight batches finish, queued ones are released
+                if self._error is None:
+                    self._error = exc
+                self._stop = True
+                continue
             self._report(stats)
 
     async def _send(self, batch: Sequence[Delivery]) -> Sequence[SendResult]:
@@ -445,6 +461,11 @@ class CampaignRunner:
             try:
                 results = await self._send(batch)
             except asyncio.CancelledError:
+                raise
+            except UsageError as exc:
+                # configuration or programming error: nothing was sent; stop the run
+                for key in pending:
+                    await self._finish(stats, key, DeliveryStatus.PLANNED, f"released: {exc}")
                 raise
             except Exception as exc:
                 # No per-delivery answer: the whole batch is uncertain, unless the channel
