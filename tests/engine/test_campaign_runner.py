@@ -302,6 +302,7 @@ def test_interleavings_of_failures_and_crashes_never_duplicate(
     counts = store.status_counts(c.id)
     assert counts["planned"] == counts["sending"] == 0
     assert ch.duplicates == 0
+    assert max(ch.batches) <= size, "batches respect the channel limit"
     for rec in store.deliveries(c.id):
         if rec.status in (DeliveryStatus.SENT, DeliveryStatus.PENDING):
             assert ch.received[rec.key] == 1
