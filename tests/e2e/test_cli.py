@@ -15,7 +15,7 @@ import pytest
 
 from e2e.conftest import DemoRuns, membermkt
 from membermkt.channels.wechat import OfficialAccount
-from membermkt.cli import build_parser
+from membermkt.cli import build_parser, main
 from membermkt.demo import CAMPAIGN_ID, demo_campaign
 from membermkt.segments import attr, did, tag
 from membermkt.stores import SqlStore
@@ -38,12 +38,25 @@ def _commands() -> list[list[str]]:
 
 
 @pytest.mark.parametrize("words", _commands(), ids=lambda w: " ".join(w) or "membermkt")
-def test_every_command_has_help(words: list[str], tmp_path: Path) -> None:
+def test_every_command_has_help(words: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     """Rule: `--help` works on every command and exits 0 with a usage line."""
-    proc = membermkt(*words, "--help", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("usage: membermkt")
-    assert "exit codes" in proc.stdout
+    with pytest.raises(SystemExit) as exc:
+        main([*words, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: membermkt")
+    assert "exit codes" in out
+
+
+def test_the_console_entry_points_run(tmp_path: Path) -> None:
+    """Rule: `python -m membermkt` and the installed `membermkt` script both run."""
+    proc = membermkt("--version", cwd=tmp_path)
+    assert (proc.returncode, proc.stdout.split()[0]) == (0, "membermkt")
+    script = Path(sys.executable).with_name("membermkt")
+    assert script.exists()
+    proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0
+    assert "demo" in proc.stdout
 
 
 def test_usage_errors_exit_2_in_one_line(tmp_path: Path) -> None:
