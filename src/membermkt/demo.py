@@ -387,7 +387,7 @@ def run_demo(
         report_as_of = as_of + CONVERSION_WINDOW + dt.timedelta(days=1)
         # 5. tags and segments ------------------------------------------------------------
         with stage(5, "tags and segments, as of a week after the campaign"):
-            tags, segments = _tags_and_segments(store, report_as_of)
+            tags, segments = _tags_and_segments(store, world, report_as_of, echo)
 
         # 6. report ---------------------------------------------------------------------
         with stage(6, "analytics and the HTML report"):
@@ -778,7 +778,9 @@ def demo_segments() -> dict[str, Any]:
     }
 
 
-def _tags_and_segments(store: Any, as_of: dt.datetime) -> tuple[dict[str, int], dict[str, int]]:
+def _tags_and_segments(
+    store: Any, world: _World, as_of: dt.datetime, echo: Echo
+) -> tuple[dict[str, int], dict[str, int]]:
     from membermkt import analytics
     from membermkt.segments import ago, attr, tag
 
@@ -788,11 +790,27 @@ def _tags_and_segments(store: Any, as_of: dt.datetime) -> tuple[dict[str, int], 
         "lapsed": (attr("orders_count") >= 1) & (attr("last_order_at") < ago(days=90)),
     }
     counts: dict[str, int] = {}
+    tagged: dict[str, set[str]] = {}
     for name, segment in rules.items():
         ids = set(store.select(segment, as_of))
         store.tag(ids, name)
         store.untag(set(store.select(tag(name), as_of)) - ids, name)
         counts[name] = len(ids)
+        tagged[name] = ids
+    # the rule tags also go to the official account's own user tags (mass sends by tag,
+    # the account's admin console); sync_tags keeps to the platform's tag limits
+    members = store.get_members(set().union(*tagged.values()))
+    desired: dict[str, set[str]] = {}
+    for name, ids in tagged.items():
+        for mid in ids:
+            member = members.get(mid)
+            if member is not None and member.state.subscribed:
+                desired.setdefault(_openid(member), set()).add(name)
+    plan = world.client.sync_tags(desired, managed=list(rules))
+    echo(
+        "      WeChat user tags synced: "
+        + ", ".join(f"{k} +{len(v):,}" for k, v in sorted(plan.add.items()))
+    )
     rfm = analytics.rfm(store, as_of=as_of)
     analytics.tag_rfm_groups(store, rfm)
     for group, n in sorted(rfm.group_counts().items()):
