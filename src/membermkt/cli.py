@@ -44,6 +44,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 DEFAULT_DB = "sqlite:///membermkt.db"
+_DEFAULT_APPID = "wxemulator0000001"
 
 _EPILOG = """\
 exit codes: 0 ok, 1 error, 2 usage error, 130 interrupted.
@@ -483,6 +484,23 @@ def _wait_forever(what: str, url: str) -> None:
 
 
 def _cmd_emulator_serve(args: argparse.Namespace) -> int:
+    if args.platform == "wecom":
+        from membermkt.testing.emulator.wecom import WeComEmulator
+
+        wecom = WeComEmulator(seed=args.seed)
+        corpid = args.appid if args.appid != _DEFAULT_APPID else "wwemulator0000001"
+        corp = wecom.add_corp(corpid, args.secret)
+        corp.add_staff(*(f"clerk{i:02d}" for i in range(1, 4)))
+        server = wecom.serve(port=args.port)
+        try:
+            _out(f"corpid {corpid}, secret {args.secret}, staff clerk01..clerk03")
+            _out(f"callback token {corp.token}, EncodingAESKey {corp.encoding_aes_key}")
+            _out(f"use: WeCom(corpid, secret, base_url={server.url!r})")
+            _wait_forever("WeCom customer-contact emulator", server.url)
+        finally:
+            server.close()
+        return EXIT_OK
+
     from membermkt.testing.emulator.wechat import WeChatEmulator
 
     emu = WeChatEmulator(seed=args.seed, limits=None if args.limits else ())
@@ -713,10 +731,21 @@ def build_parser() -> argparse.ArgumentParser:
     # servers
     g = grp("emulator", "The platform emulator, for your own integration tests.")
     p = cmd(
-        g, "serve", "Serve the WeChat official-account emulator on 127.0.0.1.", _cmd_emulator_serve
+        g,
+        "serve",
+        "Serve a platform emulator (WeChat official account or WeCom) on 127.0.0.1.",
+        _cmd_emulator_serve,
+    )
+    p.add_argument(
+        "--platform",
+        choices=("wechat", "wecom"),
+        default="wechat",
+        help="which platform (default wechat)",
     )
     p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any)")
-    p.add_argument("--appid", default="wxemulator0000001", help="the emulated account's appid")
+    p.add_argument(
+        "--appid", default=_DEFAULT_APPID, help="the emulated account's appid (WeCom: corpid)"
+    )
     p.add_argument("--secret", default="emulator-secret", help="its app secret")
     p.add_argument("--followers", type=int, default=0, metavar="N", help="pre-made followers")
     p.add_argument("--limits", action="store_true", help="enforce the platform's API limits")

@@ -255,6 +255,21 @@ def test_emulator_serve_answers_a_real_client(tmp_path: Path) -> None:
     assert code == 130
 
 
+def test_emulator_serve_wecom(tmp_path: Path) -> None:
+    """Rule: `emulator serve --platform wecom` serves the WeCom emulator: a real client
+    creates a channel code against it."""
+    from membermkt.channels.wecom import WeCom
+
+    proc, url = _serve("emulator", "serve", "--platform", "wecom", "--port", "0", cwd=tmp_path)
+    try:
+        client = WeCom("wwemulator0000001", "emulator-secret", base_url=url)
+        way = client.add_contact_way(type=1, scene=2, users=["clerk01"], state="store-1")
+        assert way.config_id
+        client.close()
+    finally:
+        assert _stop(proc) == 130
+
+
 def test_callbacks_serve_records_pushes(tmp_path: Path) -> None:
     """Rule: `callbacks serve` verifies and records pushes into the database and replies to
     new followers."""
