@@ -31,9 +31,11 @@ class DemoRuns:
         return f"sqlite:///{self.workdir / 'membermkt.db'}"
 
 
-def membermkt(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def membermkt(
+    *args: str, cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the installed command line (``python -m membermkt``) in a subprocess."""
-    env = {**os.environ, "PYTHONWARNINGS": "error", "COLUMNS": "100"}
+    env = {**os.environ, "PYTHONWARNINGS": "error", "COLUMNS": "100", **(env or {})}
     env.pop("MEMBERMKT_DB", None)
     return subprocess.run(
         [sys.executable, "-m", "membermkt", *args],

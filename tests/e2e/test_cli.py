@@ -255,6 +255,51 @@ def test_emulator_serve_answers_a_real_client(tmp_path: Path) -> None:
     assert code == 130
 
 
+def test_campaign_run_against_emulator_serve(tmp_path: Path) -> None:
+    """Rule: `campaign run` plans into the ledger and sends through a real client to the
+    served emulator, reading the secret from the environment; a second run sends nothing."""
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    appid = "wxemulator0000001"
+    with (tmp_path / "m.csv").open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "identities"])
+        for i in range(5):
+            w.writerow([f"m{i}", json.dumps([f"openid:{appid}:o{i:08d}"])])
+    with (tmp_path / "e.csv").open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["member_id", "type", "at", "key", "properties"])
+        for i in range(5):
+            w.writerow([f"m{i}", "follow", "2026-06-01T08:00:00+00:00", f"f{i}", "{}"])
+    for args in (["m.csv"], ["e.csv", "--events"]):
+        proc = membermkt("members", "import", *args, "--db", db, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    campaign = {
+        "id": "hello",
+        "channel": "wechat.mass",
+        "audience": {"version": 1, "op": "true"},
+        "variants": [{"name": "A", "content": {"msgtype": "text", "text": {"content": "hi"}}}],
+        "address_namespace": appid,
+    }
+    (tmp_path / "c.json").write_text(json.dumps(campaign), encoding="utf-8")
+    server, url = _serve("emulator", "serve", "--port", "0", "--followers", "5", cwd=tmp_path)
+    try:
+        run = ["campaign", "run", "c.json", "--appid", appid, "--base-url", url, "--db", db]
+        secret = {"MEMBERMKT_WECHAT_SECRET": "emulator-secret"}
+        proc = membermkt(*run, cwd=tmp_path, env=secret)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "sent 5," in proc.stdout
+        proc = membermkt(*run, cwd=tmp_path, env=secret)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "sent 0," in proc.stdout
+        proc = membermkt(*run, cwd=tmp_path)
+        assert proc.returncode == 2
+        assert "MEMBERMKT_WECHAT_SECRET" in proc.stderr
+    finally:
+        _stop(server)
+    status = membermkt("campaign", "status", "hello", "--db", db, "--json", cwd=tmp_path)
+    assert json.loads(status.stdout) == {"sent": 5}
+
+
 def test_emulator_serve_wecom(tmp_path: Path) -> None:
     """Rule: `emulator serve --platform wecom` serves the WeCom emulator: a real client
     creates a channel code against it."""
