@@ -449,6 +449,8 @@ def _cmd_redpacket_reconcile(args: argparse.Namespace) -> int:
     kw: dict[str, Any] = {}
     if args.base_url:
         kw["base_url"] = args.base_url
+    if args.ca_file:
+        kw["ca_file"] = args.ca_file
     gateway = WeChatPayV2Gateway(
         RedPacketConfig(
             mch_id=args.mch_id,
@@ -462,15 +464,28 @@ def _cmd_redpacket_reconcile(args: argparse.Namespace) -> int:
         cert,
         **kw,
     )
+    # reconciliation reads the rule's id (and product) only: the amounts are placeholders
     rule = RedPacketRule(
-        id=args.rule, mch_id=args.mch_id, amount=FixedAmount(100), total_budget_fen=1
+        id=args.rule, mch_id=args.mch_id, amount=FixedAmount(100), total_budget_fen=100
     )
     with _store(args, create=False) as store:
         from membermkt.engine.runner import SystemClock
 
         service = RedPacketService(store, gateway, clock=SystemClock())
         report = service.reconcile(rule, resolve=not args.dry_run)
-    _out(repr(report))
+    _out(
+        f"rule {report.rule_id}: checked {report.checked:,}, matched {report.matched:,}, "
+        f"resolved {len(report.resolved):,}, mismatches {len(report.mismatches):,}"
+    )
+    _out(
+        f"budget used ¥{report.budget_used_fen / 100:,.2f}, "
+        f"live intents ¥{report.intents_fen / 100:,.2f}"
+    )
+    for bill, status in report.resolved:
+        _out(f"  resolved {bill}: {status}")
+    for mismatch in report.mismatches:
+        _out(f"  mismatch {mismatch!r}")
+    _out("ok" if report.ok else "NOT OK: investigate the mismatches above")
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
@@ -725,6 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="environment variable holding the v2 API key",
     )
     p.add_argument("--base-url", help="API base URL (an emulator)")
+    p.add_argument("--ca-file", help="CA bundle to verify the API server (an emulator's)")
     p.add_argument("--dry-run", action="store_true", help="report only, finish nothing")
     _add_db(p)
 

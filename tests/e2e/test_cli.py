@@ -300,6 +300,76 @@ def test_campaign_run_against_emulator_serve(tmp_path: Path) -> None:
     assert json.loads(status.stdout) == {"sent": 5}
 
 
+def test_redpacket_reconcile_over_mutual_tls(tmp_path: Path) -> None:
+    """Rule: `redpacket reconcile` queries each payout of a rule at WeChat Pay (the emulator
+    on loopback, mutual TLS) and exits 0 when the ledger agrees, 1 when it does not."""
+    from membermkt.core.redpackets import Claim, FixedAmount, RedPacketRule
+    from membermkt.engine.redpackets import RedPacketService
+    from membermkt.engine.runner import SystemClock
+    from membermkt.payouts.wechatpay.gateway import MerchantCertificate, WeChatPayV2Gateway
+    from membermkt.payouts.wechatpay.v2 import RedPacketConfig
+    from membermkt.testing.emulator.wechatpay import WeChatPayEmulator, make_test_credentials
+
+    mch, appid, key = "1900000109", "wxpay000000000001", "192006250b4c09247ec02edce69f6a2d"
+    creds = make_test_credentials(mch)
+    files = creds.write(tmp_path)
+    emulator = WeChatPayEmulator(creds, appid=appid, api_key=key)
+    db = f"sqlite:///{tmp_path / 'rp.db'}"
+    rule = RedPacketRule(id="cli-rule", mch_id=mch, amount=FixedAmount(300), total_budget_fen=900)
+    (tmp_path / "server").mkdir()
+    with emulator.serve(directory=str(tmp_path / "server")) as url:
+        gateway = WeChatPayV2Gateway(
+            RedPacketConfig(
+                mch_id=mch,
+                wxappid=appid,
+                api_key=key,
+                send_name="s",
+                act_name="a",
+                wishing="w",
+                remark="r",
+            ),
+            MerchantCertificate.load(files["merchant_cert"], files["merchant_key"]),
+            base_url=url,
+            ca_file=files["ca_cert"],
+        )
+        store = SqlStore(db)
+        try:
+            service = RedPacketService(store, gateway, clock=SystemClock(), sleep=lambda s: None)
+            for i in range(2):
+                assert service.claim(rule, Claim(member_id=f"m{i}", address=f"o{i}")).paid
+        finally:
+            store.close()
+        gateway.close()
+        args = [
+            "redpacket",
+            "reconcile",
+            "--rule",
+            rule.id,
+            "--mch-id",
+            mch,
+            "--appid",
+            appid,
+            "--cert",
+            files["merchant_cert"],
+            "--key",
+            files["merchant_key"],
+            "--ca-file",
+            files["ca_cert"],
+            "--base-url",
+            url,
+            "--db",
+            db,
+        ]
+        env = {"MEMBERMKT_WECHATPAY_API_KEY": key}
+        proc = membermkt(*args, cwd=tmp_path, env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "checked 2, matched 2" in proc.stdout
+        emulator.set_status(sorted(emulator.bills)[0], "REFUND")  # the platform disagrees
+        proc = membermkt(*args, cwd=tmp_path, env=env)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "mismatch" in proc.stdout
+
+
 def test_emulator_serve_wecom(tmp_path: Path) -> None:
     """Rule: `emulator serve --platform wecom` serves the WeCom emulator: a real client
     creates a channel code against it."""
