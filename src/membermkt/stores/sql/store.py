@@ -452,7 +452,6 @@ class SqlStore:
             attr_rows.extend(attrs)
             ident_rows.extend(idents)
         for c in _chunks(ids, _IN_CHUNK):
-            conn.execute(sa.delete(m).where(m.c.id.in_(c)))
             conn.execute(sa.delete(t.tags).where(t.tags.c.member_id.in_(c)))
             conn.execute(sa.delete(t.attrs).where(t.attrs.c.member_id.in_(c)))
             conn.execute(sa.delete(t.identities).where(t.identities.c.member_id.in_(c)))
@@ -461,8 +460,8 @@ class SqlStore:
             conn.execute(sa.delete(t.identities).where(t.identities.c.token.in_(c)))
         # the same identity listed twice in one batch: the later member wins
         ident_rows = list({r["token"]: r for r in ident_rows}.values())
+        self._upsert_rows(conn, m, member_rows)
         for table, dict_rows in (
-            (m, member_rows),
             (t.tags, tag_rows),
             (t.attrs, attr_rows),
             (t.identities, ident_rows),
@@ -791,6 +790,28 @@ class SqlStore:
                 updates,
             )
         return len(new)
+
+    def _upsert_rows(
+        self, conn: Connection, table: sa.Table, dict_rows: list[dict[str, Any]]
+    ) -> None:
+        """Insert rows or replace every non-key column of existing ones (one statement per
+        row through the driver's executemany)."""
+        if not dict_rows:
+            return
+        cols: list[str] = list(dict_rows[0])
+        keys = {c.name for c in table.primary_key.columns}
+        names = ", ".join(self._quote(c) for c in cols)
+        ph = ", ".join([self._placeholder] * len(cols))
+        head = f"INSERT INTO {self._quote(table.name)} ({names}) VALUES ({ph})"
+        others = [c for c in cols if c not in keys]
+        if self.dialect in ("mysql", "mariadb"):
+            sets = ", ".join(f"{self._quote(c)} = VALUES({self._quote(c)})" for c in others)
+            sql = f"{head} ON DUPLICATE KEY UPDATE {sets}"
+        else:
+            target = ", ".join(self._quote(c) for c in sorted(keys))
+            sets = ", ".join(f"{self._quote(c)} = excluded.{self._quote(c)}" for c in others)
+            sql = f"{head} ON CONFLICT ({target}) DO UPDATE SET {sets}"
+        conn.exec_driver_sql(sql, [tuple(r[c] for c in cols) for r in dict_rows])
 
     def _insert_rows(
         self,
