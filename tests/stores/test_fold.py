@@ -29,3 +29,12 @@ def test_state_round_trips_through_a_row(events: list[Event]) -> None:
     """A member state stored in a row reads back equal."""
     state = fold_events_reference(events)
     assert state_from_row(state_row(state)) == state
+
+
+@given(st.text(alphabet=st.sampled_from(["\x00", "\\", "0", "a", "文"]), max_size=12))
+def test_version_tie_breaks_survive_storage(tb: str) -> None:
+    """Tie-break strings with NUL (PostgreSQL text cannot hold it) or backslashes round-trip."""
+    from membermkt.stores.sql._rows import _tb_in, _tb_out
+
+    assert "\x00" not in _tb_out(tb)
+    assert _tb_in(_tb_out(tb)) == tb

@@ -106,17 +106,35 @@ def check_text(owner: str, value: str | None, limit: int = TEXT_LEN) -> None:
         raise UsageError(f"{owner} is too long for the SQL store ({len(value)} > {limit} chars)")
 
 
+def _tb_out(tb: str) -> str:
+    # version tie-breaks may hold any character; PostgreSQL text cannot hold NUL
+    return tb.replace("\\", "\\\\").replace("\x00", "\\0")
+
+
+def _tb_in(tb: str) -> str:
+    out, i = [], 0
+    while i < len(tb):
+        ch = tb[i]
+        if ch == "\\" and i + 1 < len(tb):
+            out.append("\x00" if tb[i + 1] == "0" else tb[i + 1])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
 def state_row(s: MemberState) -> dict[str, Any]:
     """The state columns of a member row."""
     p = s.purchases
     return {
         "subscribed": s.subscribed,
         "sub_at": _us(s.subscription_version[0]) if s.subscription_version else None,
-        "sub_tb": s.subscription_version[1] if s.subscription_version else None,
+        "sub_tb": _tb_out(s.subscription_version[1]) if s.subscription_version else None,
         "followed_at": _us(s.followed_at),
         "source": s.source,
         "source_at": _us(s.source_version[0]) if s.source_version else None,
-        "source_tb": s.source_version[1] if s.source_version else None,
+        "source_tb": _tb_out(s.source_version[1]) if s.source_version else None,
         "last_active_at": _us(s.last_active_at),
         "orders_count": p.count,
         "orders_total_fen": p.total_fen,
@@ -125,7 +143,7 @@ def state_row(s: MemberState) -> dict[str, Any]:
         "categories": dumps(sorted(p.categories)) if p.categories else None,
         "wecom_contact": s.wecom_contact,
         "contact_at": _us(s.contact_version[0]) if s.contact_version else None,
-        "contact_tb": s.contact_version[1] if s.contact_version else None,
+        "contact_tb": _tb_out(s.contact_version[1]) if s.contact_version else None,
     }
 
 
@@ -141,7 +159,7 @@ def state_from_row(r: Mapping[Any, Any]) -> MemberState:
             return None
         when = _dt(r[at])
         assert when is not None
-        return (when, r[tb] or "")
+        return (when, _tb_in(r[tb] or ""))
 
     return MemberState(
         subscribed=_bool(r["subscribed"]),

@@ -101,7 +101,7 @@ class Tables:
             sa.Column("followed_at", sa.BigInteger),
             sa.Column("source", Text(TEXT_LEN)),
             sa.Column("source_at", sa.BigInteger),
-            sa.Column("source_tb", Text(TEXT_LEN)),
+            sa.Column("source_tb", Text(TOKEN_LEN)),  # rank + event key + source
             sa.Column("last_active_at", sa.BigInteger),
             sa.Column("orders_count", sa.BigInteger, nullable=False, server_default="0"),
             sa.Column("orders_total_fen", sa.BigInteger, nullable=False, server_default="0"),
