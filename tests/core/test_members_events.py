@@ -112,6 +112,15 @@ def test_subscription_is_last_writer_wins_by_event_time_not_arrival():
     assert fold(Member("m"), list(reversed(tie))).state.subscribed is False
 
 
+def test_simultaneous_sources_fold_the_same_in_any_order():
+    """Regression: two keyless follows at the same instant with different sources."""
+    a = ev("follow", 1, source="parcel")
+    b = ev("follow", 1, source="store")
+    sa, sb = event_state(a), event_state(b)
+    assert sa.combine(sb) == sb.combine(sa)
+    assert fold(Member("m"), [a, b]).state.source == fold(Member("m"), [b, a]).state.source
+
+
 def test_source_is_first_touch():
     m = fold(Member("m"), [ev("contact_added", 9, source="store"), ev("follow", 1, source="qr")])
     assert m.state.source == "qr"

@@ -30,6 +30,7 @@ __all__ = [
     "apply",
     "event_state",
     "fold",
+    "source_version",
 ]
 
 EVENT_TYPES: Final = (
@@ -146,6 +147,14 @@ def _version(event: Event) -> tuple[dt.datetime, str]:
     return (event.at_utc, _TYPE_RANK.get(event.type, "0") + (event.key or ""))
 
 
+def source_version(event: Event, source: str) -> tuple[dt.datetime, str]:
+    """The first-touch version of an acquisition event: its time, then a tie-break that
+    includes the source itself, so two sources at the same instant (and the same or no
+    key) are ordered the same way whatever order they arrive in."""
+    at, tie = _version(event)
+    return (at, f"{tie}\x00{source}")
+
+
 def event_state(event: Event) -> MemberState:
     """The state contribution of one event alone (the fold's unit)."""
     t = event.type
@@ -174,7 +183,7 @@ def event_state(event: Event) -> MemberState:
     if t in ACQUISITION_TYPES:
         source = event.properties.get("source")
         if isinstance(source, str) and source:
-            kwargs.update(source=source, source_version=_version(event))
+            kwargs.update(source=source, source_version=source_version(event, source))
     return MemberState(**kwargs)
 
 

@@ -311,7 +311,12 @@ def _state(events: list[Event]) -> MemberState:
         else (sub.at, ("1" if sub.type == "unfollow" else "0") + (sub.key or "")),
         followed_at=sub.at if sub is not None and sub.type == "follow" else None,
         source=None if source_ev is None else str(source_ev.properties["source"]),
-        source_version=None if source_ev is None else (source_ev.at, "0" + (source_ev.key or "")),
+        source_version=None
+        if source_ev is None
+        else (
+            source_ev.at,
+            "0" + (source_ev.key or "") + "\x00" + str(source_ev.properties["source"]),
+        ),
         last_active_at=last_active,
         purchases=PurchaseStats(
             count=count, total_fen=total, first_at=first_at, last_at=last_at, categories=cats

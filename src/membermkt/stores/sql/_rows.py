@@ -391,7 +391,7 @@ def fold_events(events: Iterable[Event]) -> MemberState:
         if t in ACQUISITION_TYPES:
             source = e.properties.get("source")
             if isinstance(source, str) and source:
-                v = (at, _TYPE_RANK.get(t, "0") + (e.key or ""))
+                v = (at, _TYPE_RANK.get(t, "0") + (e.key or "") + "\x00" + source)
                 if src is None or v < src[0]:
                     src = (v, source)
     if sub is None and con is None and src is None and last_active is None and count == 0:
