@@ -37,5 +37,11 @@ pytest: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
+## Run the benchmarks at a size that suits a laptop (each prints its ratios; see benchmarks/).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/segments.py --members 200000
+	$(BIN)/python benchmarks/stores.py --events 200000 --members 100000
+	$(BIN)/python benchmarks/analytics.py --members 100000 --events 2000000
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis site

@@ -47,6 +47,8 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "wechat.mass": ("membermkt.channels.wechat.channel:WeChatMassChannel", "membermkt"),
     "wechat.template": ("membermkt.channels.wechat.channel:WeChatTemplateChannel", "membermkt"),
     "wechat.custom": ("membermkt.channels.wechat.channel:WeChatCustomChannel", "membermkt"),
+    "wecom.mass": ("membermkt.channels.wecom.channel:WeComMassChannel", "membermkt"),
+    "wecom.welcome": ("membermkt.channels.wecom.channel:WeComWelcomeChannel", "membermkt"),
 }
 """Channels shipped with membermkt, as import paths (loaded lazily like plugins)."""
 

@@ -63,6 +63,7 @@ class _MassRequirements(Requirements):
     error_codes = {-1: "retryable", 45009: "retryable", 45033: "retryable", 48002: "permanent"}
     transient_error = -1
     async_variant = True
+    entry_point = "wecom.mass"
     stateful_examples = 15
 
 
@@ -111,6 +112,7 @@ class _WelcomeRequirements(Requirements):
     error_codes = {-1: "retryable", 41051: "permanent", 40096: "permanent"}
     transient_error = -1
     async_variant = True
+    entry_point = "wecom.welcome"
     stateful_examples = 15
 
 
