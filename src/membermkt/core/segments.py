@@ -290,20 +290,7 @@ class And(Segment):
     @classmethod
     def of(cls, *parts: Segment) -> Segment:
         """Flatten nested ``And``s and fold constants (never changes meaning)."""
-        flat: list[Segment] = []
-        for p in parts:
-            _check_segment(p)
-            if isinstance(p, And):
-                flat.extend(p.parts)
-            elif p == FALSE:
-                return FALSE
-            elif p != TRUE:
-                flat.append(p)
-        if not flat:
-            return TRUE
-        if len(flat) == 1:
-            return flat[0]
-        return _depth_checked(cls(tuple(flat)))
+        return _flat(cls, parts, unit=TRUE, zero=FALSE)
 
 
 @attrs.frozen(slots=True)
@@ -319,20 +306,27 @@ class Or(Segment):
     @classmethod
     def of(cls, *parts: Segment) -> Segment:
         """Flatten nested ``Or``s and fold constants (never changes meaning)."""
-        flat: list[Segment] = []
-        for p in parts:
-            _check_segment(p)
-            if isinstance(p, Or):
-                flat.extend(p.parts)
-            elif p == TRUE:
-                return TRUE
-            elif p != FALSE:
-                flat.append(p)
-        if not flat:
-            return FALSE
-        if len(flat) == 1:
-            return flat[0]
-        return _depth_checked(cls(tuple(flat)))
+        return _flat(cls, parts, unit=FALSE, zero=TRUE)
+
+
+def _flat(
+    cls: type[And] | type[Or], parts: tuple[Segment, ...], *, unit: Const, zero: Const
+) -> Segment:
+    # shared by And.of / Or.of: splice nested same-kind nodes, drop the unit, stop at zero
+    flat: list[Segment] = []
+    for p in parts:
+        _check_segment(p)
+        if isinstance(p, cls):
+            flat.extend(p.parts)
+        elif p == zero:
+            return zero
+        elif p != unit:
+            flat.append(p)
+    if not flat:
+        return unit
+    if len(flat) == 1:
+        return flat[0]
+    return _depth_checked(cls(tuple(flat)))
 
 
 @attrs.frozen(slots=True)
