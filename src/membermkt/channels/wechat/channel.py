@@ -35,7 +35,7 @@ from membermkt.errors import (
     TransportError,
     UsageError,
 )
-from membermkt.wire.errcodes import outcome_for
+from membermkt.wire.errcodes import OA_ERRCODES, ErrcodeTable, outcome_for
 
 __all__ = [
     "AsyncWeChatCustomChannel",
@@ -59,12 +59,18 @@ WINDOW_RULES = (
 TEMPLATE_RULES = ("template: the receiver must follow (43004); blocked users refuse (48002)",)
 
 
-def classify_error(key: str, exc: BaseException, *, idempotent: bool) -> SendResult:
+def classify_error(
+    key: str, exc: BaseException, *, idempotent: bool, table: ErrcodeTable = OA_ERRCODES
+) -> SendResult:
     """The :class:`SendResult` for a delivery whose call raised ``exc``.
 
     Transport failures are retryable when nothing can have reached the platform or the call
     carries an idempotency key, ``unknown`` otherwise; platform errors follow the errcode
-    table; a client-side budget refusal is retryable after its window.
+    ``table`` (the official account's by default; WeCom passes its own); a client-side
+    budget refusal is retryable after its window.
+
+    Raises:
+        BaseException: ``exc`` itself when it is not a membermkt send failure.
     """
     if isinstance(exc, TransportError):
         if idempotent or not exc.ambiguous:
@@ -73,7 +79,7 @@ def classify_error(key: str, exc: BaseException, *, idempotent: bool) -> SendRes
     if isinstance(exc, PlatformError):
         code = exc.errcode
         outcome = (
-            outcome_for(code)
+            outcome_for(code, table)
             if isinstance(code, int)
             else (SendOutcome.RETRYABLE if exc.retryable else SendOutcome.PERMANENT)
         )

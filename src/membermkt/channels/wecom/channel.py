@@ -30,6 +30,8 @@ from typing import Any, Final, Protocol
 import attrs
 
 from membermkt.channels.wechat.api._call import ApiCall
+from membermkt.channels.wechat.channel import _check_channel
+from membermkt.channels.wechat.channel import classify_error as _classify
 from membermkt.channels.wechat.flows import chunks
 from membermkt.channels.wecom._errcodes import WECOM_ERRCODES
 from membermkt.channels.wecom.api import mass
@@ -54,11 +56,9 @@ from membermkt.core.quotas import (
 from membermkt.errors import (
     PlatformError,
     QuotaExceeded,
-    RateLimitError,
     TransportError,
     UsageError,
 )
-from membermkt.wire.errcodes import outcome_for
 
 __all__ = [
     "MASS_CAPS",
@@ -105,43 +105,14 @@ def mass_rules(cap: str = "days_in_month") -> ChannelRules:
 
 
 def classify_error(key: str, exc: BaseException, *, idempotent: bool) -> SendResult:
-    """The :class:`SendResult` for a delivery whose call raised ``exc`` (WeCom's errcode
-    table; ambiguous transport failures of non-idempotent calls are ``unknown``).
+    """The :class:`SendResult` for a delivery whose call raised ``exc``: the official
+    account's classification (:func:`membermkt.channels.wechat.channel.classify_error`) with
+    WeCom's errcode table.
 
     Raises:
         BaseException: ``exc`` itself when it is not a membermkt send failure.
     """
-    if isinstance(exc, TransportError):
-        if idempotent or not exc.ambiguous:
-            return SendResult(key=key, outcome=SendOutcome.RETRYABLE, reason="transport")
-        return SendResult(key=key, outcome=SendOutcome.UNKNOWN, reason="transport:ambiguous")
-    if isinstance(exc, PlatformError):
-        code = exc.errcode
-        outcome = (
-            outcome_for(code, WECOM_ERRCODES)
-            if isinstance(code, int)
-            else (SendOutcome.RETRYABLE if exc.retryable else SendOutcome.PERMANENT)
-        )
-        retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
-        return SendResult(
-            key=key, outcome=outcome, reason=f"errcode:{code}", retry_after=retry_after
-        )
-    if isinstance(exc, QuotaExceeded):
-        return SendResult(
-            key=key,
-            outcome=SendOutcome.RETRYABLE,
-            reason=f"quota:{exc.quota}",
-            retry_after=getattr(exc, "retry_after", None),
-        )
-    if isinstance(exc, UsageError):
-        return SendResult(key=key, outcome=SendOutcome.PERMANENT, reason=f"invalid:{exc}")
-    raise exc
-
-
-def _check_channel(batch: Sequence[Delivery], name: str) -> None:
-    for d in batch:
-        if d.channel != name:
-            raise UsageError(f"delivery {d.key!r} is for channel {d.channel!r}, not {name!r}")
+    return _classify(key, exc, idempotent=idempotent, table=WECOM_ERRCODES)
 
 
 @attrs.frozen(slots=True)
