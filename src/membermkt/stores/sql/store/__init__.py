@@ -1,0 +1,49 @@
+"""``SqlStore``: the whole :class:`~membermkt.core.ports.Store` on SQLAlchemy Core.
+
+SQLite (the embedded default, WAL mode), PostgreSQL (``postgresql+psycopg://``) and
+MySQL/MariaDB (``mysql+pymysql://``). Segments are compiled to SQL
+(:mod:`membermkt.stores.sql.compile`) and evaluated by the database.
+"""
+
+from __future__ import annotations
+
+from membermkt.stores.sql.store._budgets import _BudgetsMixin
+from membermkt.stores.sql.store._events import _EventsMixin
+from membermkt.stores.sql.store._ledger import _LedgerMixin
+from membermkt.stores.sql.store._members import _MembersMixin
+from membermkt.stores.sql.store._payouts import _PayoutsMixin
+from membermkt.stores.sql.store._segments import _SegmentsMixin
+
+__all__ = ["SqlStore"]
+
+
+class SqlStore(
+    _MembersMixin,
+    _EventsMixin,
+    _SegmentsMixin,
+    _LedgerMixin,
+    _BudgetsMixin,
+    _PayoutsMixin,
+):
+    """Members, events, tags, the delivery ledger, budgets and payout intents in SQL.
+
+    Implements :class:`membermkt.core.ports.Store`. Nothing is done at construction but
+    parsing the URL: the schema is created (or migrated) on first use.
+
+    Args:
+        url: a SQLAlchemy URL: ``sqlite:///members.db`` (file; WAL mode), ``sqlite://``
+            (in memory), ``postgresql+psycopg://user:pw@host/db`` (extra ``postgres``),
+            ``mysql+pymysql://user:pw@host/db`` (extra ``mysql``; MySQL 8 or MariaDB 10.6+).
+        table_prefix: prefix of every table name (lower-case letters, digits, ``_``), so
+            several stores — or other applications — can share one database.
+        attributes: optional declared custom attributes, name → ``str``/``int``/``float``/
+            ``bool`` (segments comparing them with values of another type raise
+            :class:`~membermkt.errors.SegmentError`).
+        strict: with ``attributes``, refuse undeclared custom attribute names.
+        engine_options: extra keyword arguments for :func:`sqlalchemy.create_engine`.
+
+    Raises:
+        ConfigError: for a malformed URL, an unsupported database, a missing driver (install
+            the extra) or a bad table prefix.
+        UsageError: for an invalid attribute declaration.
+    """

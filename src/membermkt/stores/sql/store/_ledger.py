@@ -1,0 +1,217 @@
+"""The delivery ledger in SQL: plan, claim, mark, stale, deliveries and status counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from membermkt.core.delivery import Delivery, DeliveryRecord, DeliveryStatus, check_transition
+from membermkt.errors import LedgerError, UsageError
+from membermkt.stores._common import check_delivery_status, check_now
+from membermkt.stores.sql import _rows as rows
+from membermkt.stores.sql.compile import to_epoch_us
+from membermkt.stores.sql.store._base import _PAGE, _chunks
+from membermkt.stores.sql.store._bulk import _Bulk
+
+
+class _LedgerMixin(_Bulk):
+    """Deliveries and their state machine."""
+
+    def record_plan(self, deliveries: Iterable[Delivery], *, now: dt.datetime) -> int:
+        """Insert deliveries as ``planned`` unless their key exists; returns how many new.
+
+        Raises:
+            UsageError: for a value that is not a Delivery, a naive ``now``, or a payload
+                that is not JSON-serialisable.
+            StoreUnavailable: when the database cannot be reached.
+        """
+        when = check_now(now)
+        batch: dict[str, dict[str, Any]] = {}
+        for d in deliveries:
+            if not isinstance(d, Delivery):
+                raise UsageError(f"record_plan takes Delivery values, got {d!r}")
+            batch.setdefault(d.key, rows.delivery_row(d, when))
+        t = self.tables.deliveries
+        items = list(batch.values())
+
+        def run(conn: Connection, chunk: Sequence[dict[str, Any]]) -> int:
+            keys = [r["key"] for r in chunk]
+            have = {
+                r["key"]
+                for r in self._in(conn, lambda c: sa.select(t.c.key).where(t.c.key.in_(c)), keys)
+            }
+            todo = [r for r in chunk if r["key"] not in have]
+            if todo:
+                conn.execute(self._insert_ignore(t), todo)
+            return len(todo)
+
+        return sum(
+            self._write(lambda conn, c=c: run(conn, c))  # type: ignore[misc]
+            for c in _chunks(items, 1000)
+        )
+
+    def claim(
+        self,
+        campaign_id: str,
+        *,
+        worker: str,
+        limit: int,
+        now: dt.datetime,
+        channel: str | None = None,
+    ) -> list[DeliveryRecord]:
+        """Move up to ``limit`` planned deliveries (by key) to ``sending`` for ``worker``.
+
+        On PostgreSQL and MySQL/MariaDB the rows are picked with ``FOR UPDATE SKIP LOCKED``,
+        so concurrent workers never block on or share a delivery; on SQLite the claim is a
+        single-writer transaction.
+
+        Raises:
+            UsageError: for a negative limit or a naive ``now``.
+            StoreUnavailable: when the database cannot be reached.
+        """
+        when = to_epoch_us(check_now(now))
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise UsageError(f"claim limit must be a non-negative int, got {limit!r}")
+        if limit == 0:
+            return []
+        t = self.tables.deliveries
+
+        def run(conn: Connection) -> list[DeliveryRecord]:
+            q = sa.select(t.c.key).where(
+                t.c.campaign_id == campaign_id, t.c.status == DeliveryStatus.PLANNED.value
+            )
+            if channel is not None:
+                q = q.where(t.c.channel == channel)
+            q = q.order_by(t.c.key).limit(limit)
+            if self.dialect != "sqlite":
+                q = q.with_for_update(skip_locked=True)
+            keys = list(conn.execute(q).scalars())
+            if not keys:
+                return []
+            conn.execute(
+                sa.update(t)
+                .where(t.c.key.in_(keys))
+                .values(
+                    status=DeliveryStatus.SENDING.value,
+                    attempts=t.c.attempts + 1,
+                    worker=worker,
+                    updated_at=when,
+                )
+            )
+            got = conn.execute(sa.select(t).where(t.c.key.in_(keys)).order_by(t.c.key))
+            return [rows.delivery_record(r) for r in got.mappings()]
+
+        return self._write(run)
+
+    def mark(
+        self,
+        key: str,
+        status: DeliveryStatus,
+        *,
+        now: dt.datetime,
+        reason: str | None = None,
+        platform_id: str | None = None,
+    ) -> None:
+        """Move one delivery to ``status``.
+
+        Raises:
+            LedgerError: for an unknown key or a transition the state machine refuses.
+            UsageError: for an unknown status or a naive ``now``.
+            StoreUnavailable: when the database cannot be reached.
+        """
+        when = to_epoch_us(check_now(now))
+        new = check_delivery_status(status)
+        t = self.tables.deliveries
+
+        def run(conn: Connection) -> None:
+            r = conn.execute(
+                sa.select(t.c.status, t.c.worker).where(t.c.key == key).with_for_update()
+            ).first()
+            if r is None:
+                raise LedgerError(f"unknown delivery {key!r}")
+            check_transition(key, DeliveryStatus(r.status), new)
+            values: dict[str, Any] = {"status": new.value, "updated_at": when}
+            if new is not DeliveryStatus.SENDING:
+                values["worker"] = None
+            if reason is not None:
+                values["reason"] = reason
+            if platform_id is not None:
+                values["platform_id"] = platform_id
+            conn.execute(sa.update(t).where(t.c.key == key).values(**values))
+
+        self._write(run)
+
+    def stale(self, campaign_id: str, *, older_than: dt.datetime) -> list[DeliveryRecord]:
+        """Deliveries left ``sending`` since before ``older_than``, by key.
+
+        Raises:
+            UsageError: for a naive ``older_than``.
+            StoreUnavailable: when the database cannot be reached.
+        """
+        cutoff = to_epoch_us(check_now(older_than, "older_than"))
+        t = self.tables.deliveries
+        q = (
+            sa.select(t)
+            .where(
+                t.c.campaign_id == campaign_id,
+                t.c.status == DeliveryStatus.SENDING.value,
+                t.c.updated_at < cutoff,
+            )
+            .order_by(t.c.key)
+        )
+        with self._tx() as conn:
+            return [rows.delivery_record(r) for r in conn.execute(q).mappings()]
+
+    def deliveries(
+        self, campaign_id: str, *, status: DeliveryStatus | None = None
+    ) -> Iterator[DeliveryRecord]:
+        """The campaign's deliveries (optionally of one status), by key, read in pages.
+
+        Raises:
+            UsageError: for an unknown status.
+            StoreUnavailable: when the database cannot be reached.
+        """
+        wanted = None if status is None else check_delivery_status(status)
+        self._ensure_schema()
+        return self._delivery_pages(campaign_id, wanted)
+
+    def _delivery_pages(
+        self, campaign_id: str, wanted: DeliveryStatus | None
+    ) -> Iterator[DeliveryRecord]:
+        t = self.tables.deliveries
+        last: str | None = None
+        while True:
+            q = sa.select(t).where(t.c.campaign_id == campaign_id)
+            if wanted is not None:
+                q = q.where(t.c.status == wanted.value)
+            if last is not None:
+                q = q.where(t.c.key > last)
+            q = q.order_by(t.c.key).limit(_PAGE)
+            with self._tx() as conn:
+                found = [rows.delivery_record(r) for r in conn.execute(q).mappings()]
+            yield from found
+            if len(found) < _PAGE:
+                return
+            last = found[-1].key
+
+    def status_counts(self, campaign_id: str) -> Mapping[str, int]:
+        """Number of deliveries per status value (every status present, zeros included).
+
+        Raises:
+            StoreUnavailable: when the database cannot be reached.
+        """
+        t = self.tables.deliveries
+        counts = {s.value: 0 for s in DeliveryStatus}
+        q = (
+            sa.select(t.c.status, sa.func.count())
+            .where(t.c.campaign_id == campaign_id)
+            .group_by(t.c.status)
+        )
+        with self._tx() as conn:
+            for status, n in conn.execute(q):
+                counts[str(status)] = int(n)
+        return counts
