@@ -1,0 +1,239 @@
+"""The v3 merchant-transfer gateways: signed requests, verified responses, callbacks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+
+import httpx
+
+from membermkt.core.ports import Clock
+from membermkt.errors import ConfigError
+from membermkt.payouts.base import HttpRequest, HttpResponse, PayoutRequest, PayoutResult
+from membermkt.payouts.wechatpay import v3
+from membermkt.payouts.wechatpay.gateway._shared import (
+    API_BASE,
+    _AsyncClosing,
+    _check_injection,
+    _Closing,
+    _from_httpx,
+    _nonce,
+    _to_httpx,
+    _transport_failure,
+)
+from membermkt.payouts.wechatpay.signing import PublicKeys
+
+
+class _V3Common:
+    product: str = "wechatpay.v3.transfer"
+
+    def __init__(
+        self,
+        config: v3.TransferConfig,
+        signer: v3.MerchantSigner,
+        platform_keys: PublicKeys,
+        *,
+        api_v3_key: str | None = None,
+        base_url: str = API_BASE,
+        clock: Clock | None = None,
+        timeout: float = 10.0,
+        nonce: Callable[[], str] = _nonce,
+        check_timestamp: bool = True,
+    ) -> None:
+        if not platform_keys:
+            raise ConfigError(
+                "no platform keys: pass load_platform_keys(certificates=..., public_keys=...)"
+            )
+        if api_v3_key is not None and len(api_v3_key.encode()) != 32:
+            raise ConfigError("the APIv3 key must be 32 bytes (set it in the merchant console)")
+        self.config = config
+        self.signer = signer
+        self.platform_keys = dict(platform_keys)
+        self.base_url = base_url
+        self._api_v3_key = api_v3_key
+        self._clock = clock
+        self._timeout = timeout
+        self._nonce = nonce
+        self._check_timestamp = check_timestamp
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} mchid={self.signer.mchid} "
+            f"platform_keys={sorted(self.platform_keys)} base_url={self.base_url}>"
+        )
+
+    def _now(self) -> dt.datetime:
+        return self._clock.now() if self._clock is not None else dt.datetime.now(dt.UTC)
+
+    def _signed(self, method: str, path: str, body: bytes) -> HttpRequest:
+        return v3.sign_request(
+            self.signer,
+            method,
+            path,
+            body,
+            timestamp=int(self._now().timestamp()),
+            nonce=self._nonce(),
+        )
+
+    def _verify_now(self) -> dt.datetime | None:
+        return self._now() if self._check_timestamp else None
+
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> PayoutResult:
+        """Verify and decrypt a transfer callback (``MCHTRANSFER.BILL.FINISHED``).
+
+        Raises:
+            ConfigError: when the gateway has no APIv3 key.
+            SignatureError: the callback does not verify (answer the platform non-2xx).
+            DecryptError: the resource cannot be decrypted.
+        """
+        if self._api_v3_key is None:
+            raise ConfigError("parse_notification needs the gateway's api_v3_key")
+        return v3.parse_notification(
+            headers, body, self.platform_keys, self._api_v3_key, now=self._verify_now()
+        )
+
+
+class WeChatPayV3Gateway(_V3Common, _Closing):
+    """Merchant transfers through WeChat Pay API v3 (sync).
+
+    Args:
+        config: a :class:`~membermkt.payouts.wechatpay.v3.TransferConfig`.
+        signer: a :class:`~membermkt.payouts.wechatpay.v3.MerchantSigner`
+            (:func:`load_merchant_signer`).
+        platform_keys: verification keys by serial (:func:`load_platform_keys`).
+        api_v3_key: the 32-byte APIv3 key (callback decryption).
+        base_url, transport, http_client, timeout: as for :class:`WeChatPayV2Gateway`.
+        clock: where request timestamps come from (default: the system clock).
+        check_timestamp: refuse responses whose timestamp is more than 5 minutes off.
+
+    Raises:
+        ConfigError: without platform keys or with a malformed APIv3 key.
+        UsageError: when both ``transport`` and ``http_client`` are given.
+    """
+
+    def __init__(
+        self,
+        config: v3.TransferConfig,
+        signer: v3.MerchantSigner,
+        platform_keys: PublicKeys,
+        *,
+        api_v3_key: str | None = None,
+        base_url: str = API_BASE,
+        transport: httpx.BaseTransport | None = None,
+        http_client: httpx.Client | None = None,
+        clock: Clock | None = None,
+        timeout: float = 10.0,
+        nonce: Callable[[], str] = _nonce,
+        check_timestamp: bool = True,
+    ) -> None:
+        _check_injection(transport, http_client)
+        super().__init__(
+            config,
+            signer,
+            platform_keys,
+            api_v3_key=api_v3_key,
+            base_url=base_url,
+            clock=clock,
+            timeout=timeout,
+            nonce=nonce,
+            check_timestamp=check_timestamp,
+        )
+        self._transport = transport
+        self._http = http_client
+        self._owns = http_client is None
+
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            self._http = httpx.Client(transport=self._transport, timeout=self._timeout)
+        return self._http
+
+    def _send(self, bill_no: str, req: HttpRequest) -> HttpResponse | PayoutResult:
+        try:
+            resp = self._client().send(_to_httpx(self.base_url, req, None))
+        except httpx.HTTPError as exc:
+            return _transport_failure(bill_no, exc)
+        return _from_httpx(resp)
+
+    def pay(self, request: PayoutRequest) -> PayoutResult:
+        """Create the transfer bill ``request.bill_no`` (idempotent on ``out_bill_no``)."""
+        path, body = v3.build_transfer(self.config, request)
+        resp = self._send(request.bill_no, self._signed("POST", path, body))
+        if isinstance(resp, PayoutResult):
+            return resp
+        return v3.parse_transfer(request.bill_no, resp, self.platform_keys, now=self._verify_now())
+
+    def query(self, bill_no: str) -> PayoutResult:
+        """Where the transfer ``bill_no`` stands (``NOT_FOUND`` when never created)."""
+        path, body = v3.build_query(bill_no)
+        resp = self._send(bill_no, self._signed("GET", path, body))
+        if isinstance(resp, PayoutResult):
+            return resp
+        return v3.parse_query(bill_no, resp, self.platform_keys, now=self._verify_now())
+
+
+class AsyncWeChatPayV3Gateway(_V3Common, _AsyncClosing):
+    """The async twin of :class:`WeChatPayV3Gateway` (same arguments, awaited methods).
+
+    Raises:
+        ConfigError: without platform keys or with a malformed APIv3 key.
+        UsageError: when both ``transport`` and ``http_client`` are given.
+    """
+
+    def __init__(
+        self,
+        config: v3.TransferConfig,
+        signer: v3.MerchantSigner,
+        platform_keys: PublicKeys,
+        *,
+        api_v3_key: str | None = None,
+        base_url: str = API_BASE,
+        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+        timeout: float = 10.0,
+        nonce: Callable[[], str] = _nonce,
+        check_timestamp: bool = True,
+    ) -> None:
+        _check_injection(transport, http_client)
+        super().__init__(
+            config,
+            signer,
+            platform_keys,
+            api_v3_key=api_v3_key,
+            base_url=base_url,
+            clock=clock,
+            timeout=timeout,
+            nonce=nonce,
+            check_timestamp=check_timestamp,
+        )
+        self._transport = transport
+        self._http = http_client
+        self._owns = http_client is None
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(transport=self._transport, timeout=self._timeout)
+        return self._http
+
+    async def _send(self, bill_no: str, req: HttpRequest) -> HttpResponse | PayoutResult:
+        try:
+            resp = await self._client().send(_to_httpx(self.base_url, req, None))
+        except httpx.HTTPError as exc:
+            return _transport_failure(bill_no, exc)
+        return _from_httpx(resp)
+
+    async def pay(self, request: PayoutRequest) -> PayoutResult:
+        """Create the transfer bill ``request.bill_no``."""
+        path, body = v3.build_transfer(self.config, request)
+        resp = await self._send(request.bill_no, self._signed("POST", path, body))
+        if isinstance(resp, PayoutResult):
+            return resp
+        return v3.parse_transfer(request.bill_no, resp, self.platform_keys, now=self._verify_now())
+
+    async def query(self, bill_no: str) -> PayoutResult:
+        """Where the transfer ``bill_no`` stands."""
+        path, body = v3.build_query(bill_no)
+        resp = await self._send(bill_no, self._signed("GET", path, body))
+        if isinstance(resp, PayoutResult):
+            return resp
+        return v3.parse_query(bill_no, resp, self.platform_keys, now=self._verify_now())
