@@ -161,6 +161,13 @@ class SqlAnalytics:
     def __repr__(self) -> str:
         return f"SqlAnalytics(dialect={self.dialect!r}, prefix={self.tables.prefix!r})"
 
+    def _binary(self, col: Any) -> Any:
+        """``col`` compared by code point, like Python strings (PostgreSQL and MariaDB
+        collations are not)."""
+        if self.dialect == "postgresql":
+            return col.collate("C")
+        return col
+
     def _rows(self, query: Any) -> list[Any]:
         with self.engine.connect() as conn:
             return list(conn.execute(query))
@@ -185,7 +192,7 @@ class SqlAnalytics:
         bins: int = 5,
         groups: Sequence[core.RFMGroup] = DEFAULT_RFM_GROUPS,
     ) -> core.RFMResult:
-        """RFM scores (ranks computed in SQL with ``RANK() OVER``); see
+        """RFM scores (positions computed in SQL with ``ROW_NUMBER() OVER``); see
         :func:`membermkt.core.analytics.rfm`."""
         as_of = check_as_of(as_of)
         bins = _check_bins(bins)
@@ -204,24 +211,26 @@ class SqlAnalytics:
             .group_by(e.c.member_id)
             .subquery("per")
         )
+        mid = self._binary(per.c.mid)
+        # position in a total order; ties broken by the other dimensions, then the id
         q = sa.select(
             per.c.mid,
             per.c.last,
             per.c.n,
             per.c.tot,
-            sa.func.rank().over(order_by=per.c.last),
-            sa.func.rank().over(order_by=per.c.n),
-            sa.func.rank().over(order_by=per.c.tot),
+            sa.func.row_number().over(order_by=(per.c.last, per.c.n, per.c.tot, mid)),
+            sa.func.row_number().over(order_by=(per.c.n, per.c.tot, per.c.last, mid)),
+            sa.func.row_number().over(order_by=(per.c.tot, per.c.n, per.c.last, mid)),
             sa.func.count().over(),
-        ).order_by(per.c.mid)
+        ).order_by(mid)
         scores = []
-        for mid, last, n, tot, rr, fr, mr, total in self._stream(q):
+        for mid_, last, n, tot, rr, fr, mr, total in self._stream(q):
             r = 1 + (bins * (rr - 1)) // total
             f = 1 + (bins * (fr - 1)) // total
             m = 1 + (bins * (mr - 1)) // total
             scores.append(
                 core.RFMScore(
-                    member_id=mid,
+                    member_id=mid_,
                     recency_days=(as_of_us - int(last)) // US_PER_DAY,
                     frequency=int(n),
                     monetary_fen=int(tot),
