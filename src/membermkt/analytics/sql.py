@@ -41,7 +41,7 @@ from membermkt.stores.sql.schema import Tables
 
 __all__ = ["SUPPORTED_DIALECTS", "SqlAnalytics"]
 
-SUPPORTED_DIALECTS: Final = frozenset({"sqlite", "postgresql"})
+SUPPORTED_DIALECTS: Final = frozenset({"sqlite", "postgresql", "duckdb"})
 
 EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US: Final = dt.timedelta(microseconds=1)
@@ -77,8 +77,19 @@ class _Json:
 
         return sa.cast(self.props, JSONB)
 
+    def _duck_type(self, name: str) -> ColumnElement[Any]:
+        return sa.func.json_type(self.props, f'$."{name}"')
+
     def text(self, name: str) -> ColumnElement[Any]:
         """The property when it is a JSON string, else NULL (byte-order collation)."""
+        if self.dialect == "duckdb":
+            return sa.case(
+                (
+                    self._duck_type(name) == "VARCHAR",
+                    sa.func.json_extract_string(self.props, f'$."{name}"'),
+                ),
+                else_=sa.null(),
+            )
         if self.dialect == "sqlite":
             path = f'$."{name}"'
             return sa.case(
@@ -96,6 +107,11 @@ class _Json:
 
     def number(self, name: str, *, integer: bool = False) -> ColumnElement[Any]:
         """The property when it is a JSON number, else NULL."""
+        if self.dialect == "duckdb":
+            kinds = _DUCK_INTS if integer else (*_DUCK_INTS, "DOUBLE")
+            raw = sa.func.json_extract_string(self.props, f'$."{name}"')
+            kind: Any = sa.BigInteger() if integer else sa.Double()
+            return sa.case((self._duck_type(name).in_(kinds), sa.cast(raw, kind)), else_=sa.null())
         if self.dialect == "sqlite":
             path = f'$."{name}"'
             return sa.case(
@@ -114,6 +130,17 @@ class _Json:
 
     def equals(self, name: str, value: str | int | float | bool) -> ColumnElement[bool]:
         """The property equals ``value`` (same type class, like the segment ``did``)."""
+        if self.dialect == "duckdb":
+            jtype = self._duck_type(name)
+            raw = sa.func.json_extract_string(self.props, f'$."{name}"')
+            if isinstance(value, bool):
+                return sa.and_(jtype == "BOOLEAN", raw == ("true" if value else "false"))
+            if isinstance(value, str):
+                return sa.and_(jtype == "VARCHAR", raw == sa.literal(value, sa.String))
+            return sa.and_(
+                jtype.in_((*_DUCK_INTS, "DOUBLE")),
+                sa.cast(raw, sa.Double()) == sa.literal(float(value), sa.Double()),
+            )
         if self.dialect == "sqlite":
             path = f'$."{name}"'
             jtype = sa.func.json_type(self.props, path)
@@ -129,6 +156,10 @@ class _Json:
 
         frag = sa.cast(sa.literal(json.dumps({name: value}), sa.Text), JSONB)
         return self._pg().op("@>")(frag)  # type: ignore[no-any-return]
+
+
+_DUCK_INTS: Final = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UBIGINT", "HUGEINT")
+"""DuckDB ``json_type`` names of JSON integers."""
 
 
 def _where_all(json: _Json, where: Sequence[tuple[str, str | int | float | bool]]) -> Any:
