@@ -185,3 +185,20 @@ async def test_userinfo_scope_links_unionid(tmp_path: Path) -> None:
 def test_public_url_must_be_absolute(tmp_path: Path) -> None:
     with pytest.raises(ConfigError), phone_form_world(tmp_path, public_url="/redpacket/"):
         pass
+
+
+async def test_paths_outside_the_page_are_not_found_and_keep_the_session(world: World) -> None:
+    """A browser's /favicon.ico must not start a new OAuth session (it would replace the
+    session cookie and break the form's CSRF token — found by the browser test)."""
+    async with _client(world) as c:
+        form = await _login(world, c)
+        r = await c.get("/favicon.ico")
+        assert r.status_code == 404
+        assert "set-cookie" not in r.headers
+        r = await c.get("/redpacket")
+        assert r.status_code == 302
+        assert r.headers["location"] == "/redpacket/"
+        r = await c.post(
+            "/redpacket/", data={"phone": "13800138000", "consent": "yes", "csrf": _csrf(form.text)}
+        )
+        assert 'data-status="paid"' in r.text

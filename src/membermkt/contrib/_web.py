@@ -162,9 +162,13 @@ def asgi_adapter(handle: Callable[[Request], Response]) -> ASGIApp:
         if size > MAX_BODY:
             response = Response(413, (("Content-Type", "text/plain"),), b"body too large")
         else:
+            path = scope.get("path", "/")
+            root = scope.get("root_path", "")
+            if root and not path.startswith(root):  # servers that strip the mount point
+                path = root.rstrip("/") + path
             request = Request(
                 method=scope["method"],
-                path=scope.get("path", "/"),
+                path=path,
                 query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
                 cookies=parse_cookies(headers.get("cookie", "")),
                 body=b"".join(chunks),

@@ -31,7 +31,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Awaitable
 from urllib.parse import urlsplit
 
 import attrs
@@ -171,14 +170,20 @@ class PhoneFormApp:
     def __repr__(self) -> str:
         return f"PhoneFormApp({self.public_url!r}, rule={self.rule.id!r})"
 
-    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        return self._asgi(scope, receive, send)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A coroutine function, so servers detect an ASGI 3 app (uvicorn checks this).
+        await self._asgi(scope, receive, send)
 
     # ----------------------------------------------------------- routing
 
     def handle(self, request: Request) -> Response:
         """Answer one request (sync; the ASGI adapter runs it in a worker thread)."""
-        route = request.path.rsplit("/", 1)[-1]
+        prefix = self._cookie_path
+        if request.path + "/" == prefix:
+            return Response.redirect(prefix)
+        if not request.path.startswith(prefix):
+            return Response(404, (("Content-Type", "text/plain"),), b"not found")
+        route = request.path[len(prefix) :]
         try:
             if route == "callback" and request.method == "GET":
                 return self._callback(request)
@@ -199,9 +204,9 @@ class PhoneFormApp:
                 if request.method == "POST":
                     return self._submit(request)
                 return Response(405, (("Allow", "GET, POST"),))
-            if request.method == "GET" and route not in ("callback", "beacon", "beacon.js"):
-                return Response.redirect(request.path + "/")
-            return Response(405)
+            if route in ("callback", "beacon", "beacon.js"):
+                return Response(405)
+            return Response(404, (("Content-Type", "text/plain"),), b"not found")
         except MembermktError as exc:  # a platform or store failure: a page, never a trace
             log.warning("phone form: %s: %s", type(exc).__name__, exc)
             return self._page(503, "服务暂时不可用", "请稍后再试。")
