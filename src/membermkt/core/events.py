@@ -31,6 +31,7 @@ __all__ = [
     "event_state",
     "fold",
     "source_version",
+    "state_as_of",
 ]
 
 EVENT_TYPES: Final = (
@@ -159,7 +160,7 @@ def event_state(event: Event) -> MemberState:
     """The state contribution of one event alone (the fold's unit)."""
     t = event.type
     at = event.at_utc
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"last_event_at": at}
     if t in INTERACTION_TYPES:
         kwargs["last_active_at"] = at
     if t == "follow":
@@ -207,4 +208,24 @@ def fold(member: Member, events: Iterable[Event]) -> Member:
                 f"event for member {event.member_id!r} applied to member {member.id!r}"
             )
         state = state.combine(event_state(event))
+    return attrs.evolve(member, state=state)
+
+
+def state_as_of(member: Member, events: Iterable[Event], as_of: dt.datetime) -> Member:
+    """``member`` as it was at ``as_of``: its stored state when no folded event is later than
+    ``as_of`` (the stored state is a cache of the fold), else the fold of ``events`` at or
+    before ``as_of``.
+
+    Raises:
+        UsageError: for a naive ``as_of``.
+    """
+    if not isinstance(as_of, dt.datetime) or as_of.utcoffset() is None:
+        raise UsageError(f"as_of must be a timezone-aware datetime, got {as_of!r}")
+    last = member.state.last_event_at
+    if last is None or last <= as_of:
+        return member
+    state = MemberState()
+    for event in events:
+        if event.at <= as_of:
+            state = state.combine(event_state(event))
     return attrs.evolve(member, state=state)

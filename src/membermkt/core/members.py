@@ -181,6 +181,10 @@ class MemberState:
         purchases: :class:`PurchaseStats`.
         wecom_contact: currently a WeCom contact of some staff (``None``: never seen).
         contact_version: version of the deciding contact event.
+        last_event_at: the latest time of any folded event. A stored state is a cache of the
+            fold that answers for any ``as_of`` at or after this time; for an earlier
+            ``as_of`` the state is refolded from the events at or before it
+            (:func:`membermkt.core.events.state_as_of`).
     """
 
     subscribed: bool | None = None
@@ -192,6 +196,7 @@ class MemberState:
     purchases: PurchaseStats = PurchaseStats()
     wecom_contact: bool | None = None
     contact_version: Version | None = None
+    last_event_at: dt.datetime | None = attrs.field(default=None, validator=_aware("MemberState"))
 
     def combine(self, other: MemberState) -> MemberState:
         """Merge two states (the fold of two disjoint event sets). Commutative, associative."""
@@ -222,6 +227,7 @@ class MemberState:
             purchases=self.purchases.combine(other.purchases),
             wecom_contact=con[1] if con else None,
             contact_version=con[0] if con else None,
+            last_event_at=_max_dt(self.last_event_at, other.last_event_at),
         )
 
 

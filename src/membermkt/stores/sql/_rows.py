@@ -54,6 +54,7 @@ STATE_COLS = (
     "wecom_contact",
     "contact_at",
     "contact_tb",
+    "last_event_at",
 )
 
 
@@ -144,6 +145,7 @@ def state_row(s: MemberState) -> dict[str, Any]:
         "wecom_contact": s.wecom_contact,
         "contact_at": _us(s.contact_version[0]) if s.contact_version else None,
         "contact_tb": _tb_out(s.contact_version[1]) if s.contact_version else None,
+        "last_event_at": _us(s.last_event_at),
     }
 
 
@@ -177,6 +179,7 @@ def state_from_row(r: Mapping[Any, Any]) -> MemberState:
         ),
         wecom_contact=_bool(r["wecom_contact"]),
         contact_version=version("contact_at", "contact_tb"),
+        last_event_at=_dt(r["last_event_at"]),
     )
 
 
@@ -314,10 +317,10 @@ def member_from_rows(
     )
 
 
-EVENT_COLS = ("key", "member_id", "type", "at", "props")
+EVENT_COLS = ("key", "member_id", "type", "at", "props", "amount_fen", "source")
 
 
-def event_row(e: Event) -> tuple[str | None, str, str, int, str]:
+def event_row(e: Event) -> tuple[str | None, str, str, int, str, int | None, str | None]:
     """The events-table values of ``e`` in :data:`EVENT_COLS` order.
 
     Raises:
@@ -327,12 +330,27 @@ def event_row(e: Event) -> tuple[str | None, str, str, int, str]:
     if len(mid) > ID_LEN:
         raise UsageError(f"event member_id is too long ({len(mid)} > {ID_LEN} chars)")
     props = e.properties
+    amount: int | None = None
+    source: str | None = None
+    if props:
+        t = e.type
+        if t == "purchase":
+            amount = int(props.get("amount_fen", 0))
+        elif t in ACQUISITION_TYPES:
+            got = props.get("source")
+            if isinstance(got, str) and got:
+                check_text("event source", got)
+                source = got
+    elif e.type == "purchase":
+        amount = 0
     return (
         e.key,
         mid,
         e.type,
         (e.at - _EPOCH) // _US,
         _ENCODE_FAST(props._data) if props else "{}",
+        amount,
+        source,
     )
 
 
@@ -360,6 +378,7 @@ def fold_events(events: Iterable[Event]) -> MemberState:
     con: tuple[tuple[dt.datetime, str], Event] | None = None
     src: tuple[tuple[dt.datetime, str], str] | None = None
     last_active: dt.datetime | None = None
+    last_event: dt.datetime | None = None
     count = total = 0
     first_at: dt.datetime | None = None
     last_at: dt.datetime | None = None
@@ -367,6 +386,8 @@ def fold_events(events: Iterable[Event]) -> MemberState:
     for e in events:
         t = e.type
         at = e.at
+        if last_event is None or at > last_event:
+            last_event = at
         if t in INTERACTION_TYPES and (last_active is None or at > last_active):
             last_active = at
         if t in _SUBSCRIPTION:
@@ -394,9 +415,9 @@ def fold_events(events: Iterable[Event]) -> MemberState:
                 v = (at, _TYPE_RANK.get(t, "0") + (e.key or "") + "\x00" + source)
                 if src is None or v < src[0]:
                     src = (v, source)
-    if sub is None and con is None and src is None and last_active is None and count == 0:
+    if last_event is None:
         return _EMPTY_STATE
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"last_event_at": _utc(last_event)}
     if sub is not None:
         (at, tb), ev = sub
         follow = ev.type == "follow"

@@ -111,6 +111,7 @@ class Tables:
             sa.Column("wecom_contact", sa.Boolean),
             sa.Column("contact_at", sa.BigInteger),
             sa.Column("contact_tb", Text(TEXT_LEN)),
+            sa.Column("last_event_at", sa.BigInteger),
             sa.Column("marketing", sa.Boolean, nullable=False),
             sa.Column("opted_out", _long_text()),
             sa.Index(f"{p}ix_members_city", "city"),
@@ -179,6 +180,10 @@ class Tables:
             sa.Column("type", Text(64), nullable=False),
             sa.Column("at", sa.BigInteger, nullable=False),
             sa.Column("props", _long_text(), nullable=False),
+            # denormalised from props for as-of folds in SQL (purchase amount, acquisition
+            # source)
+            sa.Column("amount_fen", sa.BigInteger),
+            sa.Column("source", Text(TEXT_LEN)),
             sa.Index(f"{p}ux_events_key", "key", unique=True),
             sa.Index(f"{p}ix_events_member", "member_id", "type", "at"),
             **opts,
@@ -252,6 +257,7 @@ def _v2(conn: Connection, tables: Tables) -> None:
     )
     inspector = sa.inspect(conn)
     prep = conn.dialect.identifier_preparer
+    added: set[tuple[str, str]] = set()
     for table in tables.all_tables():
         have = {c["name"] for c in inspector.get_columns(table.name)}
         for col in table.columns:
@@ -261,6 +267,37 @@ def _v2(conn: Connection, tables: Tables) -> None:
             conn.exec_driver_sql(
                 f"ALTER TABLE {prep.quote(table.name)} ADD COLUMN {prep.quote(col.name)} {ddl}"
             )
+            added.add((table.name, col.name))
+    if (tables.events.name, "amount_fen") in added:
+        _backfill_event_columns(conn, tables)
+    if (tables.members.name, "last_event_at") in added:
+        ev, m = tables.events, tables.members
+        latest = sa.select(sa.func.max(ev.c.at)).where(ev.c.member_id == m.c.id).scalar_subquery()
+        conn.execute(sa.update(m).values(last_event_at=latest))
+
+
+def _backfill_event_columns(conn: Connection, tables: Tables) -> None:
+    import json
+
+    ev = tables.events
+    acquisition = ("follow", "scan", "contact_added")
+    q = sa.select(ev.c.seq, ev.c.type, ev.c.props).where(ev.c.type.in_(("purchase", *acquisition)))
+    updates = []
+    for seq, etype, props in conn.execute(q):
+        data = json.loads(props) if props else {}
+        if etype == "purchase":
+            updates.append({"s": seq, "a": int(data.get("amount_fen", 0)), "src": None})
+        else:
+            src = data.get("source")
+            ok = isinstance(src, str) and 0 < len(src) <= TEXT_LEN
+            updates.append({"s": seq, "a": None, "src": src if ok else None})
+    if updates:
+        stmt = (
+            sa.update(ev)
+            .where(ev.c.seq == sa.bindparam("s"))
+            .values(amount_fen=sa.bindparam("a"), source=sa.bindparam("src"))
+        )
+        conn.execute(stmt, updates)
 
 
 MIGRATIONS: Final[tuple[Callable[[Connection, Tables], None], ...]] = (_v1, _v2)
