@@ -245,7 +245,13 @@ class SqlCompiler(Compiler[Expr]):
         if field == "last_order_at":
             return scalar(sa.func.max(e.c.at), purchase)
         if field == "last_active_at":
-            return scalar(sa.func.max(e.c.at), e.c.type.in_(sorted(INTERACTION_TYPES)))
+            return scalar(
+                sa.func.max(e.c.at),
+                e.c.type.in_(sorted(INTERACTION_TYPES)),
+                sa.or_(e.c.outbound.is_(None), e.c.outbound == sa.false()),
+            )
+        if field == "wecom_contact":
+            return self._contact_as_of()
         if field == "source":
             q = (
                 sa.select(e.c.source)
@@ -256,11 +262,7 @@ class SqlCompiler(Compiler[Expr]):
                 .correlate(self.m)
             )
             return q.scalar_subquery()
-        pair = {
-            "subscribed": ("follow", "unfollow"),
-            "followed_at": ("follow", "unfollow"),
-            "wecom_contact": ("contact_added", "contact_deleted"),
-        }[field]
+        pair = ("follow", "unfollow")
         rank = sa.case((e.c.type == pair[1], 1), else_=0)
         latest = (
             sa.select(
@@ -380,6 +382,41 @@ class SqlCompiler(Compiler[Expr]):
         if hi_n is not None:
             conds.append(n <= hi_n)
         return sa.and_(*conds)
+
+    def _contact_as_of(self) -> Any:
+        """1 when some (staff, customer) relation is live at ``as_of`` (an add with no
+        deletion by the same staff at or after it), 0 when contact events exist but none is
+        live, NULL when there are none."""
+        e = self.t.events
+        a = e.alias("rel_add")
+        d = e.alias("rel_del")
+        deleted_later = sa.exists().where(
+            d.c.member_id == a.c.member_id,
+            d.c.type == "contact_deleted",
+            d.c.staff == a.c.staff,
+            d.c.at >= a.c.at,
+            d.c.at <= self.as_of_us,
+        )
+        live = (
+            sa.exists()
+            .where(
+                a.c.member_id == self.m.c.id,
+                a.c.type == "contact_added",
+                a.c.at <= self.as_of_us,
+                sa.not_(deleted_later),
+            )
+            .correlate(self.m)
+        )
+        seen = (
+            sa.exists()
+            .where(
+                e.c.member_id == self.m.c.id,
+                e.c.type.in_(["contact_added", "contact_deleted"]),
+                e.c.at <= self.as_of_us,
+            )
+            .correlate(self.m)
+        )
+        return sa.case((sa.not_(seen), None), (live, 1), else_=0)
 
     # -- sampling ------------------------------------------------------------
 

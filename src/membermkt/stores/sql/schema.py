@@ -112,6 +112,7 @@ class Tables:
             sa.Column("contact_at", sa.BigInteger),
             sa.Column("contact_tb", Text(TEXT_LEN)),
             sa.Column("last_event_at", sa.BigInteger),
+            sa.Column("relations", _long_text()),  # WeCom relations per staff (JSON)
             sa.Column("marketing", sa.Boolean, nullable=False),
             sa.Column("opted_out", _long_text()),
             sa.Index(f"{p}ix_members_city", "city"),
@@ -184,6 +185,8 @@ class Tables:
             # source)
             sa.Column("amount_fen", sa.BigInteger),
             sa.Column("source", Text(TEXT_LEN)),
+            sa.Column("staff", Text(TEXT_LEN)),  # contact events: the staff userid
+            sa.Column("outbound", sa.Boolean),  # staff-initiated (direction "out")
             sa.Index(f"{p}ux_events_key", "key", unique=True),
             sa.Index(f"{p}ix_events_member", "member_id", "type", "at"),
             **opts,
@@ -277,27 +280,44 @@ def _v2(conn: Connection, tables: Tables) -> None:
 
 
 def _backfill_event_columns(conn: Connection, tables: Tables) -> None:
-    import json
+    from membermkt.stores.sql import _rows as rows
 
     ev = tables.events
-    acquisition = ("follow", "scan", "contact_added")
-    q = sa.select(ev.c.seq, ev.c.type, ev.c.props).where(ev.c.type.in_(("purchase", *acquisition)))
     updates = []
-    for seq, etype, props in conn.execute(q):
-        data = json.loads(props) if props else {}
-        if etype == "purchase":
-            updates.append({"s": seq, "a": int(data.get("amount_fen", 0)), "src": None})
-        else:
-            src = data.get("source")
-            ok = isinstance(src, str) and 0 < len(src) <= TEXT_LEN
-            updates.append({"s": seq, "a": None, "src": src if ok else None})
+    contact: dict[str, list[Any]] = {}
+    for r in conn.execute(sa.select(ev)).mappings():
+        e = rows.event_from_row(r)
+        _, _, _, _, _, amount, source, staff, outbound = rows.event_row(e)
+        if amount is not None or source or staff is not None or outbound:
+            updates.append({"s": r["seq"], "a": amount, "src": source, "st": staff, "o": outbound})
+        if staff is not None:
+            contact.setdefault(e.member_id, []).append(e)
     if updates:
         stmt = (
             sa.update(ev)
             .where(ev.c.seq == sa.bindparam("s"))
-            .values(amount_fen=sa.bindparam("a"), source=sa.bindparam("src"))
+            .values(
+                amount_fen=sa.bindparam("a"),
+                source=sa.bindparam("src"),
+                staff=sa.bindparam("st"),
+                outbound=sa.bindparam("o"),
+            )
         )
         conn.execute(stmt, updates)
+    m = tables.members
+    for member_id, evs in contact.items():
+        # version 1 kept one contact flag per member: refold the relations per staff
+        folded = rows.state_row(rows.fold_events(evs))
+        conn.execute(
+            sa.update(m)
+            .where(m.c.id == member_id)
+            .values(
+                wecom_contact=folded["wecom_contact"],
+                contact_at=folded["contact_at"],
+                contact_tb=folded["contact_tb"],
+                relations=folded["relations"],
+            )
+        )
 
 
 MIGRATIONS: Final[tuple[Callable[[Connection, Tables], None], ...]] = (_v1, _v2)
