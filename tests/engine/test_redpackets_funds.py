@@ -7,10 +7,20 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_redpackets_service import (
+    API_KEY,
+    API_V3_KEY,
+    APPID,
+    MCH_ID,
+    StepClock,
+    claim,
+    rule,
+    v2_gateway,
+    v3_gateway,
+)
 
 from membermkt.core.redpackets import WECHATPAY_V3_TRANSFER, FixedAmount, RedPacketRule
 from membermkt.engine.redpackets import RedPacketService
@@ -21,17 +31,6 @@ from membermkt.testing.emulator.wechatpay import (
     TestCredentials,
     WeChatPayEmulator,
     make_test_credentials,
-)
-from tests.engine.test_redpackets_service import (
-    API_KEY,
-    API_V3_KEY,
-    APPID,
-    MCH_ID,
-    StepClock,
-    claim,
-    rule,
-    v2_gateway,
-    v3_gateway,
 )
 
 
@@ -202,8 +201,8 @@ class _CountingStore(InMemoryStore):
 
 
 @pytest.fixture
-def counting() -> Iterator[_CountingStore]:
-    yield _CountingStore()
+def counting() -> _CountingStore:
+    return _CountingStore()
 
 
 def test_claims_read_the_ledger_by_key_not_by_scanning_the_rule(

@@ -11,7 +11,8 @@ import pytest
 from membermkt.core.ports import PayoutIntent
 from membermkt.errors import LedgerError, UsageError
 from membermkt.stores.memory import InMemoryStore
-from tests.stores.conftest import SQL_BACKENDS, make_store
+
+from .conftest import SQL_BACKENDS, make_store
 
 T0 = dt.datetime(2026, 11, 23, 4, 0, tzinfo=dt.UTC)
 

@@ -37,6 +37,7 @@ from membermkt.stores._common import (
     sample_coefficients,
     sample_rank,
 )
+from membermkt.stores._memory_links import MemoryLinks
 from membermkt.stores._memory_payouts import _MemoryPayouts
 
 __all__ = ["InMemoryStore"]
@@ -48,7 +49,7 @@ def _event_order(e: Event) -> tuple[dt.datetime, str]:
     return (e.at_utc, e.key or "")
 
 
-class InMemoryStore(_MemoryPayouts):
+class InMemoryStore(MemoryLinks, _MemoryPayouts):
     """Members, events, tags, the delivery ledger, budgets and payout intents in memory.
 
     Implements :class:`membermkt.core.ports.Store`.
@@ -88,6 +89,7 @@ class InMemoryStore(_MemoryPayouts):
         self._campaigns: dict[str, set[str]] = {}  # campaign id -> delivery keys
         self._budgets: dict[str, BudgetState] = {}
         self._init_payouts()
+        self._init_links()
 
     def __repr__(self) -> str:
         return f"InMemoryStore(members={len(self._members)})"
