@@ -34,6 +34,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "DecryptError",
+    "JourneyError",
     "LedgerError",
     "MembermktError",
     "PermanentDeliveryError",
@@ -75,6 +76,10 @@ class SegmentError(UsageError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+class JourneyError(UsageError):
+    """A journey definition (or its JSON form) is invalid: it names the step and the problem."""
 
 
 class PluginError(UsageError):
