@@ -173,13 +173,13 @@ def test_validate_channel_rules() -> None:
 
 
 def test_construction_errors_name_the_field() -> None:
-    with pytest.raises(JourneyError, match="duplicate step ids"):
+    with pytest.raises(JourneyError, match=r"duplicate step ids"):
         Journey(id="j", version=1, trigger=EventTrigger("f"), steps=[Exit("a"), Exit("a")])
-    with pytest.raises(JourneyError, match="Wait.seconds"):
+    with pytest.raises(JourneyError, match=r"Wait\.seconds"):
         Wait("w", 0)
     with pytest.raises(JourneyError, match="HH:MM"):
         WaitUntil("w", "25:00")
-    with pytest.raises(JourneyError, match="Reentry.mode"):
+    with pytest.raises(JourneyError, match=r"Reentry\.mode"):
         Reentry("sometimes")
 
 
@@ -189,7 +189,8 @@ def test_welcome_replay_walkthrough() -> None:
     follow = Event("m1", "follow", T0, key="f1")
     r = replay(j, m, [follow], T0 + dt.timedelta(days=1))
     assert [e.step_id for e in r.effects] == ["hello"]
-    assert r.entries[0].status == "waiting" and r.entries[0].due_at == T0 + dt.timedelta(days=3)
+    assert r.entries[0].status == "waiting"
+    assert r.entries[0].due_at == T0 + dt.timedelta(days=3)
     assert r.next_due == T0 + dt.timedelta(days=3)
     r = replay(j, m, [follow], T0 + dt.timedelta(days=3))
     assert [e.step_id for e in r.effects] == ["hello", "coupon"]
@@ -197,7 +198,8 @@ def test_welcome_replay_walkthrough() -> None:
     buy = Event("m1", "purchase", T0 + dt.timedelta(days=2), {"amount_fen": 100}, key="p1")
     r = replay(j, m, [buy, follow], T0 + dt.timedelta(days=10))
     assert [e.step_id for e in r.effects] == ["hello"]
-    assert r.entries[0].status == "goal" and r.entries[0].ended_at == buy.at
+    assert r.entries[0].status == "goal"
+    assert r.entries[0].ended_at == buy.at
     # re-entry "never": a second follow does nothing
     again = Event("m1", "follow", T0 + dt.timedelta(days=20), key="f2")
     assert len(replay(j, m, [follow, again], T0 + dt.timedelta(days=30)).entries) == 1
@@ -231,7 +233,8 @@ def test_holdout_has_no_effects_but_is_tracked() -> None:
         else:
             kept += 1
             assert len(r.effects) == 2
-    assert 60 < held < 140 and held + kept == 200
+    assert 60 < held < 140
+    assert held + kept == 200
 
 
 def test_reentry_after_exit_and_cooldown() -> None:
