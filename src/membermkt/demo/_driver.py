@@ -50,7 +50,7 @@ def run_demo(
         workdir: the directory for the SQLite database, the state file and the report.
         seed: the population seed.
         fresh: delete an earlier demo in ``workdir`` first.
-        report: write the HTML report (needs the ``plot`` extra).
+        report: write the HTML report (PNG charts with the ``plot`` extra, else inline SVG).
         echo: where progress lines go.
         progress: draw progress bars (tqdm, when installed) for the long steps.
 
