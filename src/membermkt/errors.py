@@ -9,6 +9,7 @@ The tree is grouped by *who is at fault and what the caller can do*::
         ConfigError                    missing/wrong credentials, certificates, URLs
       SignatureError                   a peer's message failed signature verification
       DecryptError                     a peer's message could not be decrypted/decoded
+        MalformedPushError             an authentic push whose field values can never be used
       PlatformError                    the platform answered with an error (errcode, errmsg, api)
         TokenError                     credential/token problems after the refresh budget
         RateLimitError                 quota or frequency limit; carries a retry hint if known
@@ -35,6 +36,7 @@ __all__ = [
     "ConflictError",
     "DecryptError",
     "LedgerError",
+    "MalformedPushError",
     "MembermktError",
     "PermanentDeliveryError",
     "PlatformError",
@@ -102,6 +104,22 @@ class SignatureError(MembermktError):
 class DecryptError(MembermktError):
     """A message from a peer could not be decrypted or decoded (bad base64, padding, length,
     receive id, XML...)."""
+
+
+class MalformedPushError(DecryptError):
+    """A callback push decoded fine but one of its field values can never be processed
+    (an empty or over-long ``FromUserName``, a ``CreateTime`` that is not a plain integer…).
+
+    Callback handlers answer such a push so that the platform stops re-pushing it (it would
+    fail the same way every time), and log and count it.
+
+    Attributes:
+        field: the XML field that was wrong.
+    """
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        self.field = field
+        super().__init__(message)
 
 
 class PlatformError(MembermktError):
