@@ -39,6 +39,7 @@ from membermkt.stores._common import (
     sample_coefficients,
     sample_rank,
 )
+from membermkt.stores._memory_links import MemoryLinks
 
 __all__ = ["InMemoryStore"]
 
@@ -49,7 +50,7 @@ def _event_order(e: Event) -> tuple[dt.datetime, str]:
     return (e.at_utc, e.key or "")
 
 
-class InMemoryStore:
+class InMemoryStore(MemoryLinks):
     """Members, events, tags, the delivery ledger, budgets and payout intents in memory.
 
     Implements :class:`membermkt.core.ports.Store`.
@@ -89,6 +90,7 @@ class InMemoryStore:
         self._campaigns: dict[str, set[str]] = {}  # campaign id -> delivery keys
         self._budgets: dict[str, BudgetState] = {}
         self._intents: dict[str, PayoutIntent] = {}
+        self._init_links()
 
     def __repr__(self) -> str:
         return f"InMemoryStore(members={len(self._members)})"
