@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from membermkt.core.events import Event
     from membermkt.core.identity import Identity
     from membermkt.core.members import Member
+    from membermkt.core.membership.coupons import CouponGrant, CouponResult
     from membermkt.core.segments import Segment
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "BudgetStore",
     "Channel",
     "Clock",
+    "CouponGateway",
     "EventLog",
     "Ledger",
     "MemberStore",
@@ -249,7 +251,9 @@ class PayoutIntent:
         member_id: the payee member.
         address: the payee openid.
         amount_fen: amount in fen.
-        status: ``reserved | paying | paid | failed | unknown``.
+        status: ``reserved | paying | paid | failed | unknown | waiting_funds`` (the
+            merchant account lacked funds: the reservation and the bill number are kept until
+            a retry after a top-up).
         reservations: the budget reservations to settle/release, as (key, amount) pairs.
         detail: extra data (platform ids, failure reason).
         created_at / updated_at: times (UTC).
@@ -272,7 +276,29 @@ class PayoutLedger(Protocol):
     """Payout intents keyed by bill number."""
 
     def record_intent(self, intent: PayoutIntent) -> PayoutIntent:
-        """Insert the intent unless its bill number exists; return the stored one."""
+        """Insert the intent unless its bill number exists; return the stored one
+        (insert-or-get)."""
+        ...
+
+    def intent(self, bill_no: str) -> PayoutIntent | None:
+        """The intent with this bill number, or ``None`` (a keyed read)."""
+        ...
+
+    def member_intents(self, rule_id: str, member_id: str) -> list[PayoutIntent]:
+        """One member's intents under one rule, by bill number (a keyed read)."""
+        ...
+
+    def swap_intent(
+        self,
+        bill_no: str,
+        *,
+        expect: str,
+        status: str,
+        now: dt.datetime,
+        detail: str | None = None,
+    ) -> bool:
+        """Compare-and-set: change the status only if it is still ``expect``; ``True`` when
+        this call changed it."""
         ...
 
     def update_intent(
@@ -285,6 +311,32 @@ class PayoutLedger(Protocol):
         self, *, rule_id: str | None = None, status: str | None = None
     ) -> list[PayoutIntent]:
         """Intents (optionally of one rule / status), by bill number."""
+        ...
+
+
+# --------------------------------------------------------------------------- coupons
+
+
+@runtime_checkable
+class CouponGateway(Protocol):
+    """A coupon system that can put a coupon into a member's wallet (WeChat Pay's favor API
+    in :mod:`membermkt.payouts.wechatpay.coupons`, or your own).
+
+    Implementations de-duplicate by :attr:`CouponGrant.request_no`: granting the same request
+    number twice gives one coupon and answers with it both times. They never raise for what
+    the coupon system answered or for a lost answer: they classify it in a
+    :class:`~membermkt.core.membership.coupons.CouponResult` (``UNKNOWN`` when unsure; the
+    caller then grants again with the **same** request number).
+    """
+
+    name: str
+
+    def grant(self, grant: CouponGrant) -> CouponResult:
+        """Give one coupon of ``grant.stock_id`` to ``grant.openid`` (idempotent)."""
+        ...
+
+    def query(self, openid: str, coupon_id: str) -> CouponResult:
+        """Where the coupon ``coupon_id`` of ``openid`` stands (granted, used, expired)."""
         ...
 
 
