@@ -10,6 +10,7 @@ from __future__ import annotations
 from membermkt.stores.sql.store._budgets import _BudgetsMixin
 from membermkt.stores.sql.store._events import _EventsMixin
 from membermkt.stores.sql.store._ledger import _LedgerMixin
+from membermkt.stores.sql.store._links import _LinksMixin
 from membermkt.stores.sql.store._members import _MembersMixin
 from membermkt.stores.sql.store._payouts import _PayoutsMixin
 from membermkt.stores.sql.store._segments import _SegmentsMixin
@@ -18,6 +19,7 @@ __all__ = ["SqlStore"]
 
 
 class SqlStore(
+    _LinksMixin,
     _MembersMixin,
     _EventsMixin,
     _SegmentsMixin,
