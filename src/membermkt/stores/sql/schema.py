@@ -229,6 +229,8 @@ class Tables:
             sa.Column("created_at", sa.BigInteger),
             sa.Column("updated_at", sa.BigInteger),
             sa.Index(f"{p}ix_payouts_rule", "rule_id", "status"),
+            # claims read one member's intents of one rule (#17)
+            sa.Index(f"{p}ix_payouts_member", "rule_id", "member_id"),
             **opts,
         )
 
