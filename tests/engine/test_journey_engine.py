@@ -200,7 +200,7 @@ def test_unregistered_channel_is_refused() -> None:
     ev = Event("m0", "follow", T0)
     store.append_events([ev])
     engine.observe([ev], now=T0)
-    with pytest.raises(JourneyError, match="channel 'sms.test'"):
+    with pytest.raises(JourneyError, match=r"channel 'sms\.test'"):
         engine.tick(now=T0)
 
 
