@@ -104,7 +104,8 @@ async def test_mass_send_to_100k_with_faults_is_exactly_once() -> None:
             break
         # 45009 (daily quota) defers the campaign to the reset: resume from there
         deferrals += 1
-        assert result.deferred_until is not None and deferrals < 50
+        assert result.deferred_until is not None
+        assert deferrals < 50
         clock.at = result.deferred_until
     counts = store.status_counts(c.id)
     assert counts["sent"] == n, counts

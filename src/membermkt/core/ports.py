@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 __all__ = [
     "AsyncChannel",
     "AsyncTokenCache",
-    "BudgetState",
     "BatchLedger",
+    "BudgetState",
     "BudgetStore",
     "Channel",
     "Clock",
