@@ -3,9 +3,10 @@
 >>> from membermkt import report                                  # doctest: +SKIP
 >>> report.write_report(store, "analytics.html", as_of=now)       # doctest: +SKIP
 
-The page is self-contained: every chart is a PNG embedded as base64 (matplotlib, Agg, no
-pyplot state), followed by the numbers behind it. Needs the ``plot`` extra
-(``pip install "membermkt[plot]"``).
+The page is self-contained: every chart is embedded, followed by the numbers behind it.
+Charts are PNGs drawn by matplotlib (Agg, no pyplot state) when the ``plot`` extra is
+installed, else inline SVG written by :mod:`membermkt.analytics.svg` — so a plain
+``pip install membermkt`` writes the whole report too.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from membermkt.analytics import AnalyticsBundle, run_all
-from membermkt.analytics._extras import matplotlib_figure
+from membermkt.analytics._extras import MissingExtraError, matplotlib_figure
+from membermkt.analytics.svg import chart_svg
 from membermkt.core.analytics import ACQUISITION_FUNNEL, ActivityWindows, Funnel, OfferRule
 from membermkt.errors import UsageError
 
-__all__ = ["chart_png", "render_report", "write_report"]
+__all__ = ["chart_png", "chart_svg", "charts_available", "render_report", "write_report"]
 
 _CSS = """
 body{font-family:-apple-system,"Segoe UI","PingFang SC","Microsoft YaHei",sans-serif;
@@ -51,6 +53,22 @@ def chart_png(result: Any, *, dpi: int = 110) -> bytes:
     return buf.getvalue()
 
 
+def charts_available() -> str:
+    """``"png"`` when matplotlib is installed (extra ``plot``), else ``"svg"``."""
+    try:
+        matplotlib_figure()
+    except MissingExtraError:
+        return "svg"
+    return "png"
+
+
+def _chart(result: Any, name: str, charts: str) -> str:
+    if charts == "svg":
+        return chart_svg(result)
+    png = base64.b64encode(chart_png(result)).decode("ascii")
+    return f'<img alt="{html.escape(name)}" src="data:image/png;base64,{png}">'
+
+
 def _kpis(bundle: AnalyticsBundle) -> str:
     tot = bundle.attribution.totals()
     act = bundle.activity.as_dict()
@@ -71,14 +89,26 @@ def _kpis(bundle: AnalyticsBundle) -> str:
     )
 
 
-def render_report(bundle: AnalyticsBundle, *, title: str = "Member analytics") -> str:
+def render_report(
+    bundle: AnalyticsBundle, *, title: str = "Member analytics", charts: str = "auto"
+) -> str:
     """The report page of ``bundle`` as an HTML string.
 
+    Args:
+        bundle: the analytics to show.
+        title: the page title.
+        charts: ``"png"`` (matplotlib), ``"svg"`` (no dependency) or ``"auto"`` (PNG when
+            matplotlib is installed, else SVG).
+
     Raises:
-        MissingExtraError: when matplotlib is not installed (extra ``plot``).
+        UsageError: for a bad ``bundle`` or ``charts``.
+        MissingExtraError: for ``charts="png"`` without matplotlib (extra ``plot``).
     """
     if not isinstance(bundle, AnalyticsBundle):
         raise UsageError(f"render_report takes an AnalyticsBundle, got {type(bundle).__name__}")
+    if charts not in ("auto", "png", "svg"):
+        raise UsageError(f"charts must be 'auto', 'png' or 'svg', got {charts!r}")
+    kind = charts_available() if charts == "auto" else charts
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
@@ -87,9 +117,8 @@ def render_report(bundle: AnalyticsBundle, *, title: str = "Member analytics") -
         _kpis(bundle),
     ]
     for name, result in bundle.results():
-        png = base64.b64encode(chart_png(result)).decode("ascii")
         parts.append(f"<h2>{html.escape(name)}</h2>")
-        parts.append(f'<img alt="{html.escape(name)}" src="data:image/png;base64,{png}">')
+        parts.append(_chart(result, name, kind))
         parts.append(result._repr_html_())  # type: ignore[attr-defined]
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -105,6 +134,7 @@ def write_report(
     windows: ActivityWindows | None = None,
     offer_rules: Sequence[OfferRule] = (),
     period: str = "week",
+    charts: str = "auto",
 ) -> AnalyticsBundle:
     """Compute the analytics of ``source`` (a store, a history list, or an
     :class:`~membermkt.analytics.AnalyticsBundle`) and write the HTML report to ``path``.
@@ -112,7 +142,7 @@ def write_report(
 
     Raises:
         UsageError: when ``as_of`` is missing for a store or history.
-        MissingExtraError: when matplotlib is not installed (extra ``plot``).
+        MissingExtraError: for ``charts="png"`` without matplotlib (extra ``plot``).
     """
     if isinstance(source, AnalyticsBundle):
         bundle = source
@@ -127,7 +157,7 @@ def write_report(
             offer_rules=offer_rules,
             period=period,
         )
-    page = render_report(bundle, title=title)
+    page = render_report(bundle, title=title, charts=charts)
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(page)
     return bundle

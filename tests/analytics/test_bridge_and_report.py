@@ -134,3 +134,52 @@ def test_report_from_a_store_in_one_call(tmp_path) -> None:
 def test_run_all_refuses_one_shot_iterators() -> None:
     with pytest.raises(UsageError, match="iterator"):
         analytics.run_all(iter(sample_history()), as_of=AS_OF)
+
+
+def test_report_without_matplotlib_draws_inline_svg(tmp_path, bundle, monkeypatch) -> None:
+    """A plain install (no matplotlib) still writes every chart: inline SVG, well-formed,
+    labels escaped, and the same numbers as the result."""
+    import xml.etree.ElementTree as ET
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    assert report.charts_available() == "svg"
+    with pytest.raises(MissingExtraError, match=r"membermkt\[plot\]"):
+        report.render_report(bundle, charts="png")
+    out = tmp_path / "report.html"
+    report.write_report(bundle, out, title="Shop <analytics>")
+    page = out.read_text(encoding="utf-8")
+    assert "data:image/png" not in page
+    svgs = re.findall(r"<svg .*?</svg>", page, flags=re.S)
+    assert len(svgs) == len(bundle.results()) == 8
+    for svg in svgs:
+        ET.fromstring(svg)  # well-formed XML
+    assert "http://" not in page
+    assert "https://" not in page
+    # the funnel bars carry the funnel's own counts
+    funnel_svg = next(s for s in svgs if "Funnel" in s)
+    for n in bundle.funnel.counts:
+        assert f">{n:,}" in funnel_svg
+    # the RFM grid holds every buyer
+    rfm_svg = next(s for s in svgs if "RFM grid" in s)
+    cells = [
+        int(v.replace(",", "")) for v in re.findall(r'fill="(?:black|white)">([\d,]+)<', rfm_svg)
+    ]
+    assert sum(cells) == len(bundle.rfm)
+    assert report.render_report(bundle, charts="svg") == report.render_report(bundle, charts="svg")
+    with pytest.raises(UsageError, match="charts must be"):
+        report.render_report(bundle, charts="gif")
+
+
+def test_svg_escapes_labels_and_refuses_bad_shapes() -> None:
+    from membermkt.analytics import svg
+
+    out = svg.bars_svg("<t>", ["a&b", "<c>"], [1, 2])
+    assert "&lt;t&gt;" in out
+    assert "a&amp;b" in out
+    assert "&lt;c&gt;" in out
+    with pytest.raises(UsageError, match="as many labels"):
+        svg.bars_svg("t", ["a"], [1, 2])
+    with pytest.raises(UsageError, match="grid"):
+        svg.grid_svg("t", ["r"], ["c1", "c2"], [[1.0]])
+    with pytest.raises(UsageError, match="no chart"):
+        svg.chart_svg(42)

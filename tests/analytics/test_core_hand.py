@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 
 import pytest
 
@@ -37,11 +38,13 @@ def rfm_history() -> list[tuple[Member, list[Event]]]:
     )
 
 
-def test_rfm_scores_by_rank_with_ties() -> None:
-    """R, F, M scores are 1 + bins * (strictly worse) // n; ties share a score."""
+def test_rfm_scores_by_position_with_ties() -> None:
+    """R, F, M scores are 1 + bins * position // n in a total order; ties are broken by the
+    other dimensions (b and d both have one order: d spent more, so d's F is higher; a and c
+    both spent 3000: c has more orders, so c's M is higher)."""
     result = an.rfm(rfm_history(), as_of=AS_OF, bins=4)
     got = {s.member_id: (s.r, s.f, s.m) for s in result.scores}
-    assert got == {"a": (4, 3, 2), "b": (2, 1, 1), "c": (3, 4, 2), "d": (1, 1, 4)}
+    assert got == {"a": (4, 3, 2), "b": (2, 1, 1), "c": (3, 4, 3), "d": (1, 2, 4)}
     a = result.score_of("a")
     assert a is not None
     assert (a.recency_days, a.frequency, a.monetary_fen, a.code) == (1, 2, 3000, "432")
@@ -57,17 +60,32 @@ def test_rfm_groups_and_grid() -> None:
         "a": "champions",
         "b": "promising",
         "c": "champions",
-        "d": "hibernating",
+        "d": "at_risk",
     }
     assert result.group_counts()["champions"] == 2
     assert result.members("champions") == ("a", "c")
     grid = result.grid()
     assert grid[3][2] == 1
     assert grid[2][3] == 1
+    assert grid[0][1] == 1
     assert sum(map(sum, grid)) == 4
     assert an.tag_names(result)["rfm:champions"] == ("a", "c")
     with pytest.raises(UsageError, match="unknown RFM group"):
         result.members("nope")
+
+
+def test_rfm_ties_never_leave_an_empty_bin() -> None:
+    """Most buyers with one order (the demo's shape) still fill every F score, each score
+    holding n // bins or n // bins + 1 buyers, ties split by spend."""
+    events = [buy(f"m{i:02}", at(1 + i % 7), 100 + i) for i in range(23)]
+    events += [buy(f"m{i:02}", at(2), 50) for i in range(20, 23)]  # three buyers of two orders
+    result = an.rfm(history(events), as_of=AS_OF, bins=5)
+    for dim in ("r", "f", "m"):
+        sizes = sorted(Counter(getattr(s, dim) for s in result.scores).items())
+        assert [k for k, _ in sizes] == [1, 2, 3, 4, 5], dim
+        assert {n for _, n in sizes} <= {23 // 5, 23 // 5 + 1}, dim
+    top = [s.member_id for s in result.scores if s.f == 5]
+    assert {"m20", "m21", "m22"} <= set(top)  # more orders always rank above fewer
 
 
 def test_rfm_bad_input() -> None:

@@ -62,6 +62,21 @@ def test_rfm_scores_bounded_and_order_invariant(hist, bins, rnd: random.Random) 
     assert an.rfm(shuffled, as_of=AS_OF, bins=bins) == result
 
 
+@given(histories(), st.integers(2, 7))
+def test_rfm_bins_are_never_empty(hist, bins) -> None:
+    """With at least ``bins`` buyers every score of every dimension is used, each by
+    n // bins or n // bins + 1 buyers."""
+    result = an.rfm(hist, as_of=AS_OF, bins=bins)
+    n = len(result.scores)
+    for dim in ("r", "f", "m"):
+        counts = [0] * bins
+        for s in result.scores:
+            counts[getattr(s, dim) - 1] += 1
+        if n >= bins:
+            assert min(counts) >= 1, (dim, counts)
+        assert all(c in {n // bins, n // bins + 1} for c in counts if c), (dim, counts)
+
+
 @given(histories())
 def test_rfm_better_value_never_scores_lower(hist) -> None:
     result = an.rfm(hist, as_of=AS_OF)

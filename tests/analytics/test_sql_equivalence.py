@@ -90,6 +90,23 @@ def test_sqlite_pushdown_equals_pure(hist) -> None:
         store.close()
 
 
+@settings(max_examples=20, suppress_health_check=[HealthCheck.too_slow])
+@given(histories())
+def test_duckdb_from_sqlite_equals_pure(hist) -> None:
+    """DuckDB runs the SQL definitions on a column-store copy: same results as pure."""
+    pytest.importorskip("duckdb")
+    store = SqlStore("sqlite://")
+    try:
+        load(store, hist)
+        with analytics.DuckDBAnalytics.from_store(store, chunk_rows=3) as duck:
+            assert analytics.sql_runner(duck) is duck
+            assert duck.count("members") == len(hist)
+            assert duck.count("events") == sum(len(es) for _, es in hist)
+            check_all(duck, hist)
+    finally:
+        store.close()
+
+
 @settings(max_examples=15, suppress_health_check=[HealthCheck.too_slow])
 @given(histories())
 def test_in_memory_store_equals_pure(hist) -> None:
@@ -130,6 +147,27 @@ def test_postgres_pushdown_equals_pure(pg_store: SqlStore, hist) -> None:
     _clear(pg_store)
     load(pg_store, hist)
     check_all(pg_store, hist)
+
+
+@pytest.mark.postgres
+@settings(max_examples=8, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(histories(max_members=8, max_events=40))
+def test_duckdb_from_postgres_equals_pure(pg_store: SqlStore, hist) -> None:
+    """The PostgreSQL copy goes through COPY ... TO STDOUT (CSV): NULLs, empty strings,
+    booleans and JSON text survive it."""
+    pytest.importorskip("duckdb")
+    _clear(pg_store)
+    load(pg_store, hist)
+    with analytics.DuckDBAnalytics.from_store(pg_store) as duck:
+        check_all(duck, hist)
+
+
+def test_duckdb_refuses_what_it_cannot_copy() -> None:
+    pytest.importorskip("duckdb")
+    with pytest.raises(Exception, match="copy from a SqlStore"):
+        analytics.DuckDBAnalytics.from_store(InMemoryStore())
+    with pytest.raises(Exception, match="chunk_rows"):
+        analytics.DuckDBAnalytics.from_store(SqlStore("sqlite://"), chunk_rows=0)
 
 
 def test_segments_over_store_agree_with_rfm_tags() -> None:

@@ -4,6 +4,8 @@ Every function takes a *source* first:
 
 * a SQL store (``SqlStore`` on SQLite or PostgreSQL): the database does the work
   (:class:`~membermkt.analytics.sql.SqlAnalytics`);
+* a :class:`~membermkt.analytics.duck.DuckDBAnalytics` (extra ``duckdb``): a column-store
+  copy of a SQL store's members and events, queried with the same definitions as SQL;
 * any other :class:`~membermkt.core.ports.Store` (e.g. ``InMemoryStore``): members and their
   events are read through the ports, one member at a time;
 * a history: an iterable of ``(member, events)`` pairs.
@@ -31,6 +33,7 @@ import attrs
 from sqlalchemy.engine import Engine
 
 from membermkt.analytics._extras import MissingExtraError
+from membermkt.analytics.duck import DuckDBAnalytics
 from membermkt.analytics.results import (
     ActivityResult,
     AttributionResult,
@@ -76,6 +79,7 @@ __all__ = [
     "AnalyticsBundle",
     "AttributionResult",
     "CohortResult",
+    "DuckDBAnalytics",
     "Funnel",
     "FunnelResult",
     "FunnelStep",
@@ -258,11 +262,21 @@ def attribution(source: object, *, as_of: dt.datetime) -> AttributionResult:
     return notebook(core.attribution(history_of(source, as_of), as_of=as_of))
 
 
+def _store_of(source: object) -> Any:
+    """The store that evaluates segments for ``source`` (itself, or the store a
+    :class:`DuckDBAnalytics` was copied from), else ``None``."""
+    if _is_store(source):
+        return source
+    store = getattr(source, "store", None) if isinstance(source, DuckDBAnalytics) else None
+    return store if _is_store(store) else None
+
+
 def _ids(source: object, arm: Segment | Iterable[str], as_of: dt.datetime) -> Iterable[str]:
     if isinstance(arm, Segment):
-        if not _is_store(source):
+        store = _store_of(source)
+        if store is None:
             raise UsageError("a segment as campaign arm needs a store; pass member ids instead")
-        return list(source.select(arm, as_of))  # type: ignore[attr-defined]
+        return list(store.select(arm, as_of))
     return arm
 
 
@@ -327,8 +341,8 @@ def staff_metrics(
 def recommend(source: object, rules: Sequence[OfferRule], *, as_of: dt.datetime) -> OfferResult:
     """The next offer per member. On a store each rule's segment is evaluated by the store
     (``store.select``, compiled to SQL on a SQL store)."""
-    if _is_store(source):
-        store: Any = source
+    store = _store_of(source)
+    if store is not None:
         selections = [store.select(r.segment, as_of) for r in rules]
         return notebook(core.offers_from_selections(rules, selections, as_of=as_of))
     return notebook(core.recommend(rules, history_of(source, as_of), as_of=as_of))

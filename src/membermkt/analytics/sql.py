@@ -41,7 +41,7 @@ from membermkt.stores.sql.schema import Tables
 
 __all__ = ["SUPPORTED_DIALECTS", "SqlAnalytics"]
 
-SUPPORTED_DIALECTS: Final = frozenset({"sqlite", "postgresql"})
+SUPPORTED_DIALECTS: Final = frozenset({"sqlite", "postgresql", "duckdb"})
 
 EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US: Final = dt.timedelta(microseconds=1)
@@ -77,8 +77,19 @@ class _Json:
 
         return sa.cast(self.props, JSONB)
 
+    def _duck_type(self, name: str) -> ColumnElement[Any]:
+        return sa.func.json_type(self.props, f'$."{name}"')
+
     def text(self, name: str) -> ColumnElement[Any]:
         """The property when it is a JSON string, else NULL (byte-order collation)."""
+        if self.dialect == "duckdb":
+            return sa.case(
+                (
+                    self._duck_type(name) == "VARCHAR",
+                    sa.func.json_extract_string(self.props, f'$."{name}"'),
+                ),
+                else_=sa.null(),
+            )
         if self.dialect == "sqlite":
             path = f'$."{name}"'
             return sa.case(
@@ -96,6 +107,11 @@ class _Json:
 
     def number(self, name: str, *, integer: bool = False) -> ColumnElement[Any]:
         """The property when it is a JSON number, else NULL."""
+        if self.dialect == "duckdb":
+            kinds = _DUCK_INTS if integer else (*_DUCK_INTS, "DOUBLE")
+            raw = sa.func.json_extract_string(self.props, f'$."{name}"')
+            kind: Any = sa.BigInteger() if integer else sa.Double()
+            return sa.case((self._duck_type(name).in_(kinds), sa.cast(raw, kind)), else_=sa.null())
         if self.dialect == "sqlite":
             path = f'$."{name}"'
             return sa.case(
@@ -114,6 +130,17 @@ class _Json:
 
     def equals(self, name: str, value: str | int | float | bool) -> ColumnElement[bool]:
         """The property equals ``value`` (same type class, like the segment ``did``)."""
+        if self.dialect == "duckdb":
+            jtype = self._duck_type(name)
+            raw = sa.func.json_extract_string(self.props, f'$."{name}"')
+            if isinstance(value, bool):
+                return sa.and_(jtype == "BOOLEAN", raw == ("true" if value else "false"))
+            if isinstance(value, str):
+                return sa.and_(jtype == "VARCHAR", raw == sa.literal(value, sa.String))
+            return sa.and_(
+                jtype.in_((*_DUCK_INTS, "DOUBLE")),
+                sa.cast(raw, sa.Double()) == sa.literal(float(value), sa.Double()),
+            )
         if self.dialect == "sqlite":
             path = f'$."{name}"'
             jtype = sa.func.json_type(self.props, path)
@@ -129,6 +156,10 @@ class _Json:
 
         frag = sa.cast(sa.literal(json.dumps({name: value}), sa.Text), JSONB)
         return self._pg().op("@>")(frag)  # type: ignore[no-any-return]
+
+
+_DUCK_INTS: Final = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UBIGINT", "HUGEINT")
+"""DuckDB ``json_type`` names of JSON integers."""
 
 
 def _where_all(json: _Json, where: Sequence[tuple[str, str | int | float | bool]]) -> Any:
@@ -161,6 +192,13 @@ class SqlAnalytics:
     def __repr__(self) -> str:
         return f"SqlAnalytics(dialect={self.dialect!r}, prefix={self.tables.prefix!r})"
 
+    def _binary(self, col: Any) -> Any:
+        """``col`` compared by code point, like Python strings (PostgreSQL and MariaDB
+        collations are not)."""
+        if self.dialect == "postgresql":
+            return col.collate("C")
+        return col
+
     def _rows(self, query: Any) -> list[Any]:
         with self.engine.connect() as conn:
             return list(conn.execute(query))
@@ -185,7 +223,7 @@ class SqlAnalytics:
         bins: int = 5,
         groups: Sequence[core.RFMGroup] = DEFAULT_RFM_GROUPS,
     ) -> core.RFMResult:
-        """RFM scores (ranks computed in SQL with ``RANK() OVER``); see
+        """RFM scores (positions computed in SQL with ``ROW_NUMBER() OVER``); see
         :func:`membermkt.core.analytics.rfm`."""
         as_of = check_as_of(as_of)
         bins = _check_bins(bins)
@@ -204,24 +242,26 @@ class SqlAnalytics:
             .group_by(e.c.member_id)
             .subquery("per")
         )
+        mid = self._binary(per.c.mid)
+        # position in a total order; ties broken by the other dimensions, then the id
         q = sa.select(
             per.c.mid,
             per.c.last,
             per.c.n,
             per.c.tot,
-            sa.func.rank().over(order_by=per.c.last),
-            sa.func.rank().over(order_by=per.c.n),
-            sa.func.rank().over(order_by=per.c.tot),
+            sa.func.row_number().over(order_by=(per.c.last, per.c.n, per.c.tot, mid)),
+            sa.func.row_number().over(order_by=(per.c.n, per.c.tot, per.c.last, mid)),
+            sa.func.row_number().over(order_by=(per.c.tot, per.c.n, per.c.last, mid)),
             sa.func.count().over(),
-        ).order_by(per.c.mid)
+        ).order_by(mid)
         scores = []
-        for mid, last, n, tot, rr, fr, mr, total in self._stream(q):
+        for mid_, last, n, tot, rr, fr, mr, total in self._stream(q):
             r = 1 + (bins * (rr - 1)) // total
             f = 1 + (bins * (fr - 1)) // total
             m = 1 + (bins * (mr - 1)) // total
             scores.append(
                 core.RFMScore(
-                    member_id=mid,
+                    member_id=mid_,
                     recency_days=(as_of_us - int(last)) // US_PER_DAY,
                     frequency=int(n),
                     monetary_fen=int(tot),

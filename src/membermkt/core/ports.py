@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from membermkt.core.events import Event
     from membermkt.core.identity import Identity
     from membermkt.core.members import Member
+    from membermkt.core.membership.coupons import CouponGrant, CouponResult
     from membermkt.core.segments import Segment
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "BudgetStore",
     "Channel",
     "Clock",
+    "CouponGateway",
     "EventLog",
     "Ledger",
     "MemberStore",
@@ -357,6 +359,32 @@ class PayoutLedger(Protocol):
         self, *, rule_id: str | None = None, status: str | None = None
     ) -> list[PayoutIntent]:
         """Intents (optionally of one rule / status), by bill number."""
+        ...
+
+
+# --------------------------------------------------------------------------- coupons
+
+
+@runtime_checkable
+class CouponGateway(Protocol):
+    """A coupon system that can put a coupon into a member's wallet (WeChat Pay's favor API
+    in :mod:`membermkt.payouts.wechatpay.coupons`, or your own).
+
+    Implementations de-duplicate by :attr:`CouponGrant.request_no`: granting the same request
+    number twice gives one coupon and answers with it both times. They never raise for what
+    the coupon system answered or for a lost answer: they classify it in a
+    :class:`~membermkt.core.membership.coupons.CouponResult` (``UNKNOWN`` when unsure; the
+    caller then grants again with the **same** request number).
+    """
+
+    name: str
+
+    def grant(self, grant: CouponGrant) -> CouponResult:
+        """Give one coupon of ``grant.stock_id`` to ``grant.openid`` (idempotent)."""
+        ...
+
+    def query(self, openid: str, coupon_id: str) -> CouponResult:
+        """Where the coupon ``coupon_id`` of ``openid`` stands (granted, used, expired)."""
         ...
 
 

@@ -1,15 +1,19 @@
 """RFM scoring: recency, frequency and monetary quantile scores, and named RFM groups.
 
 Only buyers are scored (members with at least one purchase at or before ``as_of``). Each
-dimension is scored by *rank*, so ties always share a score and the result does not depend on
-member order::
+dimension is scored by *position*: buyers are put in order of that dimension, worst first,
+and cut into ``bins`` equal parts::
 
-    score = 1 + (bins * below) // n
+    score = 1 + (bins * position) // n
 
-where ``n`` is the number of buyers and ``below`` the number of buyers with a strictly worse
-value (an earlier last order for R, fewer orders for F, less spent for M). Scores run from 1
-(worst) to ``bins`` (best). The same integer formula is computed in SQL by the store-backed
-runner (``RANK() OVER (ORDER BY ...)``), so both give identical scores.
+where ``n`` is the number of buyers and ``position`` (0-based) the buyer's place in the order.
+Ties are broken by the other two dimensions and then by member id (R: last order, orders,
+spend, id; F: orders, spend, last order, id; M: spend, orders, last order, id), so the order is
+total and independent of input order, every score from 1 to ``bins`` holds ``n // bins`` or
+``n // bins + 1`` buyers (no empty bin when ``n >= bins``, however many buyers share one
+order count), and a strictly better value never scores lower. Scores run from 1 (worst) to
+``bins`` (best). The same formula is computed in SQL and DuckDB by the store-backed runners
+(``ROW_NUMBER() OVER (ORDER BY ...)`` with the same tie-breaks), so all give identical scores.
 
 Named groups come from ordered :class:`RFMGroup` rules over the R and F (and optionally M)
 scores on a 1..5 scale (scores with other ``bins`` are rescaled with
@@ -268,10 +272,14 @@ def _check_groups(groups: Sequence[RFMGroup]) -> tuple[RFMGroup, ...]:
     return out
 
 
-def _scores(values: Sequence[Any], bins: int) -> list[int]:
-    ordered = sorted(values)
-    n = len(ordered)
-    return [1 + (bins * bisect.bisect_left(ordered, v)) // n for v in values]
+def _scores(keys: Sequence[Any], bins: int) -> list[int]:
+    """Scores by position in the total order of ``keys`` (all distinct)."""
+    n = len(keys)
+    order = sorted(range(n), key=keys.__getitem__)
+    out = [0] * n
+    for position, i in enumerate(order):
+        out[i] = 1 + (bins * position) // n
+    return out
 
 
 def _to5(score: int, bins: int) -> int:
@@ -311,9 +319,9 @@ def score_rfm(
             raise UsageError(f"member {a.member_id!r} appears twice in the RFM input")
     if not rows:
         return RFMResult(as_of=as_of, bins=bins, scores=(), groups=rules)
-    rs = _scores([i.last_order_at for i in rows], bins)
-    fs = _scores([i.orders for i in rows], bins)
-    ms = _scores([i.monetary_fen for i in rows], bins)
+    rs = _scores([(i.last_order_at, i.orders, i.monetary_fen, i.member_id) for i in rows], bins)
+    fs = _scores([(i.orders, i.monetary_fen, i.last_order_at, i.member_id) for i in rows], bins)
+    ms = _scores([(i.monetary_fen, i.orders, i.last_order_at, i.member_id) for i in rows], bins)
     scores = []
     for i, r, f, m in zip(rows, rs, fs, ms, strict=True):
         if i.orders < 1 or i.monetary_fen < 0:

@@ -12,7 +12,7 @@ import httpx
 import tenacity
 
 from membermkt.channels.wechat import flows
-from membermkt.channels.wechat.api import menu, messaging, qrcode, tags, users
+from membermkt.channels.wechat.api import jssdk, menu, messaging, oauth, qrcode, tags, users
 from membermkt.channels.wechat.api._call import HOST, ApiCall
 from membermkt.channels.wechat.api.messaging import MassSend, MassStatus
 from membermkt.channels.wechat.api.qrcode import QrCode
@@ -26,7 +26,7 @@ from membermkt.channels.wechat.client._base import (
     _transport_error,
 )
 from membermkt.channels.wechat.tagsync import TagSyncPlan
-from membermkt.channels.wechat.token import AsyncTokenProvider
+from membermkt.channels.wechat.token import AsyncTokenProvider, TokenPolicy
 from membermkt.core.ports import AsyncTokenCache, Clock, TokenCache
 from membermkt.errors import ConfigError, UsageError
 from membermkt.tokens._async import ThreadedAsyncTokenCache
@@ -91,6 +91,7 @@ class AsyncOfficialAccount(_Base):
         else:
             cache = token_cache  # type: ignore[assignment]
         self.tokens = AsyncTokenProvider(self.policy, cache, self.call, self._now)
+        self._tickets: AsyncTokenProvider | None = None
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -296,3 +297,49 @@ class AsyncOfficialAccount(_Base):
 
     async def delete_menu(self) -> None:
         await self.call(menu.delete_menu())
+
+    # ----------------------------------------------------------------- web pages
+
+    def oauth_url(
+        self,
+        redirect_uri: str,
+        *,
+        state: str,
+        scope: str = "snsapi_base",
+        host: str = oauth.AUTHORIZE_HOST,
+    ) -> str:
+        """See :meth:`OfficialAccount.oauth_url`."""
+        return oauth.authorize_url(self.appid, redirect_uri, state=state, scope=scope, host=host)
+
+    async def exchange_code(self, code: str) -> oauth.OAuthToken:
+        """See :meth:`OfficialAccount.exchange_code`."""
+        return await self.call(oauth.exchange_code(self.appid, self.policy.secret, code))
+
+    async def oauth_user_info(
+        self, token: oauth.OAuthToken, *, lang: str = "zh_CN"
+    ) -> oauth.SnsUserInfo:
+        """See :meth:`OfficialAccount.oauth_user_info`."""
+        return await self.call(oauth.user_info(token, lang=lang))
+
+    async def jsapi_ticket(self) -> str:
+        """See :meth:`OfficialAccount.jsapi_ticket`."""
+        if self._tickets is None:
+            policy: TokenPolicy = jssdk.JsapiTicketPolicy(
+                appid=self.appid, secret=self.policy.secret, mode=self.policy.mode
+            )
+            self._tickets = AsyncTokenProvider(policy, self.tokens.cache, self.call, self._now)
+        return await self._tickets.get()
+
+    async def js_config(
+        self, url: str, *, nonce: str, js_api_list: Sequence[str] = ()
+    ) -> jssdk.JsConfig:
+        """See :meth:`OfficialAccount.js_config`."""
+        ts = int(self._now().timestamp())
+        ticket = await self.jsapi_ticket()
+        return jssdk.JsConfig(
+            app_id=self.appid,
+            timestamp=ts,
+            nonce_str=nonce,
+            signature=jssdk.js_signature(ticket, nonce, ts, url),
+            js_api_list=tuple(js_api_list),
+        )

@@ -11,7 +11,7 @@ import httpx
 import tenacity
 
 from membermkt.channels.wechat import flows
-from membermkt.channels.wechat.api import menu, messaging, qrcode, tags, users
+from membermkt.channels.wechat.api import jssdk, menu, messaging, oauth, qrcode, tags, users
 from membermkt.channels.wechat.api._call import HOST, ApiCall
 from membermkt.channels.wechat.api.messaging import MassSend, MassStatus
 from membermkt.channels.wechat.api.qrcode import QrCode
@@ -25,7 +25,7 @@ from membermkt.channels.wechat.client._base import (
     _transport_error,
 )
 from membermkt.channels.wechat.tagsync import TagSyncPlan
-from membermkt.channels.wechat.token import TokenProvider
+from membermkt.channels.wechat.token import TokenPolicy, TokenProvider
 from membermkt.core.ports import Clock, TokenCache
 from membermkt.errors import ConfigError, UsageError
 from membermkt.tokens.memory import MemoryTokenCache
@@ -97,6 +97,7 @@ class OfficialAccount(_Base):
         self.tokens = TokenProvider(
             self.policy, token_cache or MemoryTokenCache(), self.call, self._now
         )
+        self._tickets: TokenProvider | None = None
 
     # ----------------------------------------------------------------- driver
 
@@ -320,3 +321,55 @@ class OfficialAccount(_Base):
 
     def delete_menu(self) -> None:
         self.call(menu.delete_menu())
+
+    # ----------------------------------------------------------------- web pages
+
+    def oauth_url(
+        self,
+        redirect_uri: str,
+        *,
+        state: str,
+        scope: str = "snsapi_base",
+        host: str = oauth.AUTHORIZE_HOST,
+    ) -> str:
+        """The web-authorization URL (see :func:`.oauth.authorize_url`)."""
+        return oauth.authorize_url(self.appid, redirect_uri, state=state, scope=scope, host=host)
+
+    def exchange_code(self, code: str) -> oauth.OAuthToken:
+        """Turn an OAuth ``code`` into the visitor's openid (and per-user token).
+
+        Raises:
+            PlatformError: 40029 (invalid or expired code), 40163 (code already used).
+        """
+        return self.call(oauth.exchange_code(self.appid, self.policy.secret, code))
+
+    def oauth_user_info(self, token: oauth.OAuthToken, *, lang: str = "zh_CN") -> oauth.SnsUserInfo:
+        """The visitor's profile and unionid (``snsapi_userinfo`` tokens only)."""
+        return self.call(oauth.user_info(token, lang=lang))
+
+    def jsapi_ticket(self) -> str:
+        """The JS-SDK ticket, cached in this account's ``TokenCache`` (single-flight)."""
+        if self._tickets is None:
+            policy: TokenPolicy = jssdk.JsapiTicketPolicy(
+                appid=self.appid, secret=self.policy.secret, mode=self.policy.mode
+            )
+            self._tickets = TokenProvider(policy, self.tokens.cache, self.call, self._now)
+        return self._tickets.get()
+
+    def js_config(self, url: str, *, nonce: str, js_api_list: Sequence[str] = ()) -> jssdk.JsConfig:
+        """The ``wx.config`` values for the page at ``url`` (timestamp from the clock).
+
+        Args:
+            url: the page URL as the browser shows it (the fragment is dropped).
+            nonce: a fresh random string (e.g. ``secrets.token_hex(8)``).
+            js_api_list: the JS APIs the page will call.
+        """
+        ts = int(self._now().timestamp())
+        ticket = self.jsapi_ticket()
+        return jssdk.JsConfig(
+            app_id=self.appid,
+            timestamp=ts,
+            nonce_str=nonce,
+            signature=jssdk.js_signature(ticket, nonce, ts, url),
+            js_api_list=tuple(js_api_list),
+        )

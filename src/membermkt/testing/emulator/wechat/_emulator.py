@@ -18,17 +18,18 @@ from membermkt.testing.emulator._base import (
     LostResponse,
     serve,
 )
-from membermkt.testing.emulator.wechat import _account, _messaging, _users
+from membermkt.testing.emulator.wechat import _account, _messaging, _oauth, _users
 from membermkt.testing.emulator.wechat._account import _AccountMixin
 from membermkt.testing.emulator.wechat._messaging import _MessagingMixin
 from membermkt.testing.emulator.wechat._model import Account, Receipt, _Refuse
+from membermkt.testing.emulator.wechat._oauth import _OAuthMixin
 from membermkt.testing.emulator.wechat._tokens import _TokensMixin
 from membermkt.testing.emulator.wechat._users import _UsersMixin
 
 _TOKEN_APIS = frozenset({"/cgi-bin/token", "/cgi-bin/stable_token"})
 
 
-class WeChatEmulator(_TokensMixin, _UsersMixin, _MessagingMixin, _AccountMixin):
+class WeChatEmulator(_TokensMixin, _UsersMixin, _MessagingMixin, _AccountMixin, _OAuthMixin):
     """The official-account API emulator (several accounts side by side).
 
     Args:
@@ -123,6 +124,9 @@ class WeChatEmulator(_TokensMixin, _UsersMixin, _MessagingMixin, _AccountMixin):
             DroppedConnection: a ``drop`` fault (the call never arrived).
         """
         self.calls.add(api)
+        if api == _oauth.AUTHORIZE_PATH:  # a browser page, not a JSON API
+            with self.lock:
+                return self._authorize_page(params)
         fault = self.faults.draw(api)
         if fault == "drop":
             raise DroppedConnection(api)
@@ -159,6 +163,9 @@ class WeChatEmulator(_TokensMixin, _UsersMixin, _MessagingMixin, _AccountMixin):
             return self._stable_token(api, body)
         if api == "/cgi-bin/token":
             return self._classic_token(api, params)
+        sns = self._sns(api, params)
+        if sns is not None:
+            return sns
         acct = self._authorize(params.get("access_token", ""), fault)
         self._limit(acct, api)
         handler = _ROUTES.get(api)
@@ -177,4 +184,9 @@ def _json(data: Mapping[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
 
 
 _Route = Callable[[WeChatEmulator, Account, Any, Any], dict[str, Any]]
-_ROUTES: dict[str, _Route] = {**_users.ROUTES, **_messaging.ROUTES, **_account.ROUTES}
+_ROUTES: dict[str, _Route] = {
+    **_users.ROUTES,
+    **_messaging.ROUTES,
+    **_account.ROUTES,
+    **_oauth.ROUTES,
+}

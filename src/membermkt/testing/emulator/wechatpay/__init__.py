@@ -31,9 +31,12 @@ gateways classify every unknown code as "outcome unknown", so the names do not a
 Layout: :mod:`._models` (records), :mod:`._credentials` (test keys and certificates),
 :mod:`._base` (shared state), :mod:`._signing` (v3 signing), :mod:`._redpack` (v2 red
 packets), :mod:`._transfer` (v3 transfers), :mod:`._notify` (v3 callbacks), :mod:`._serve`
-(loopback mutual TLS) and :mod:`._emulator` (the class, composed from those mixins).
+(loopback mutual TLS), :mod:`._coupons` (v3 favor coupons: stocks, per-user limits,
+``out_request_no`` idempotency, ``COUPON.USE`` callbacks) and :mod:`._emulator` (the
+class, composed from those mixins).
 """
 
+from membermkt.testing.emulator.wechatpay._coupons import Coupon, Stock
 from membermkt.testing.emulator.wechatpay._credentials import (
     TestCredentials,
     make_test_credentials,
@@ -43,8 +46,10 @@ from membermkt.testing.emulator.wechatpay._models import Callback, Fault, Paymen
 
 __all__ = [
     "Callback",
+    "Coupon",
     "Fault",
     "Payment",
+    "Stock",
     "TestCredentials",
     "WeChatPayEmulator",
     "make_test_credentials",

@@ -9,13 +9,14 @@ import httpx
 
 from membermkt.errors import UsageError
 from membermkt.payouts.wechatpay.gateway import CLIENT_CERT_EXTENSION
+from membermkt.testing.emulator.wechatpay._coupons import FAVOR_PATH, _CouponsMixin
 from membermkt.testing.emulator.wechatpay._models import _TRANSFER_PATH, Fault
 from membermkt.testing.emulator.wechatpay._redpack import _RedPacketsMixin
 from membermkt.testing.emulator.wechatpay._serve import _ServeMixin
 from membermkt.testing.emulator.wechatpay._transfer import _TransfersMixin
 
 
-class WeChatPayEmulator(_RedPacketsMixin, _TransfersMixin, _ServeMixin):
+class WeChatPayEmulator(_RedPacketsMixin, _TransfersMixin, _ServeMixin, _CouponsMixin):
     """An in-process WeChat Pay (v2 red packets + v3 transfers) that enforces money rules.
 
     Args:
@@ -104,6 +105,8 @@ class WeChatPayEmulator(_RedPacketsMixin, _TransfersMixin, _ServeMixin):
                 return self._v2_query(request, body, cert, fault)
         elif path.startswith(_TRANSFER_PATH):
             return self._v3(request, body, fault)
+        elif path.startswith(FAVOR_PATH):
+            return self._favor(request, body, fault)
         return httpx.Response(404, text="not found")
 
     def _draw_fault(self) -> Fault | None:

@@ -25,6 +25,7 @@ from membermkt.testing.emulator.wecom._models import EC, _Refuse
 from membermkt.testing.emulator.wecom._tags import _TagsMixin
 from membermkt.testing.emulator.wecom._tokens import _TokensMixin
 from membermkt.testing.emulator.wecom._ways import _WaysMixin
+from membermkt.testing.emulator.wecom._webauth import _WebAuthMixin
 from membermkt.testing.emulator.wecom._welcome import _WelcomeMixin
 
 
@@ -36,6 +37,7 @@ class WeComEmulator(
     _MassMixin,
     _WelcomeMixin,
     _GroupChatsMixin,
+    _WebAuthMixin,
 ):
     """The WeCom customer-contact emulator (several corps side by side).
 
@@ -179,4 +181,5 @@ _ROUTES: dict[str, _Route] = {
     f"{EC}/send_welcome_msg": WeComEmulator._welcome,
     f"{EC}/groupchat/list": WeComEmulator._chat_list,
     f"{EC}/groupchat/get": WeComEmulator._chat_get,
+    "/cgi-bin/auth/getuserinfo": WeComEmulator._getuserinfo,
 }

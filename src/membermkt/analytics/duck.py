@@ -1,0 +1,237 @@
+"""Analytics on DuckDB: read a store's members and events once, then query a column store.
+
+:class:`DuckDBAnalytics` copies the ``members`` and ``events`` tables of a
+:class:`~membermkt.stores.sql.SqlStore` into an in-process DuckDB database and runs the
+*same* query definitions as :class:`~membermkt.analytics.sql.SqlAnalytics` there (it is a
+subclass: only the JSON property extraction differs per dialect), so results are identical to
+the SQL and pure-Python paths (property-tested). Extra ``duckdb``
+(``pip install "membermkt[duckdb]"``: DuckDB, its SQLAlchemy dialect and pandas).
+
+The copy never loops over rows in Python: from PostgreSQL the tables stream through
+``COPY ... TO STDOUT`` into DuckDB's CSV reader; from other databases they arrive in chunks
+of ``chunk_rows`` as pandas data frames that DuckDB scans in bulk.
+
+Example::
+
+    from membermkt import analytics
+    duck = analytics.DuckDBAnalytics.from_store(store)
+    bundle = analytics.run_all(duck, as_of=now)     # every analysis on DuckDB
+    duck.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import StaticPool
+
+from membermkt.analytics._extras import MissingExtraError
+from membermkt.analytics.sql import SqlAnalytics
+from membermkt.errors import UsageError
+from membermkt.stores.sql.schema import Tables
+
+__all__ = ["DEFAULT_CHUNK_ROWS", "DuckDBAnalytics", "duckdb_type"]
+
+DEFAULT_CHUNK_ROWS: Final = 200_000
+"""Rows per chunk when copying from a database without ``COPY``."""
+
+
+def _duckdb() -> Any:
+    try:
+        import duckdb
+        import duckdb_engine  # noqa: F401  (registers the SQLAlchemy dialect)
+    except ImportError as exc:
+        raise MissingExtraError(exc.name or "duckdb", "duckdb") from exc
+    return duckdb
+
+
+def duckdb_type(column: sa.Column[Any]) -> str:
+    """The DuckDB type a store column is copied into (integers stay ``BIGINT``, booleans
+    ``BOOLEAN``, floats ``DOUBLE``, everything else ``VARCHAR``)."""
+    t = column.type
+    if isinstance(t, sa.Boolean):
+        return "BOOLEAN"
+    if isinstance(t, sa.Integer):
+        return "BIGINT"
+    if isinstance(t, sa.Float):
+        return "DOUBLE"
+    return "VARCHAR"
+
+
+class DuckDBAnalytics(SqlAnalytics):
+    """Analytics on an in-process DuckDB copy of a store's members and events.
+
+    Build one with :meth:`from_store`; pass it anywhere :mod:`membermkt.analytics` takes a
+    source. The copy is a snapshot: events appended to the store later are not seen.
+    Segments (offer rules, campaign arms given as segments) are evaluated by the store the
+    copy came from.
+
+    Args:
+        connection: a DuckDB connection whose tables are named like ``tables``.
+        tables: the store's :class:`~membermkt.stores.sql.schema.Tables`.
+        store: the store the copy came from (evaluates segments), if any.
+
+    Raises:
+        MissingExtraError: when DuckDB is not installed (extra ``duckdb``).
+    """
+
+    def __init__(self, connection: Any, tables: Tables, *, store: Any = None) -> None:
+        _duckdb()
+        from duckdb_engine import ConnectionWrapper
+
+        self.connection = connection
+        self.store = store
+        self._lock = threading.Lock()
+        engine = sa.create_engine(
+            "duckdb://",
+            creator=lambda: ConnectionWrapper(connection.cursor()),
+            poolclass=StaticPool,
+        )
+        super().__init__(engine, tables)
+
+    @classmethod
+    def from_store(
+        cls, store: Any, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, threads: int | None = None
+    ) -> DuckDBAnalytics:
+        """Copy ``store``'s members and events into a new in-memory DuckDB database.
+
+        Args:
+            store: a :class:`~membermkt.stores.sql.SqlStore` (any dialect).
+            chunk_rows: rows per chunk for databases read through pandas.
+            threads: DuckDB worker threads (default: DuckDB's own, the CPU count).
+
+        Raises:
+            UsageError: when ``store`` is not a SQL store, or for a bad ``chunk_rows``.
+            MissingExtraError: when DuckDB (extra ``duckdb``) is not installed.
+        """
+        duckdb = _duckdb()
+        if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+            raise UsageError(f"chunk_rows must be a positive int, got {chunk_rows!r}")
+        tables = getattr(store, "tables", None)
+        engine = getattr(store, "engine", None) or getattr(store, "_engine", None)
+        if not isinstance(tables, Tables) or not isinstance(engine, Engine):
+            raise UsageError(
+                f"DuckDB analytics copy from a SqlStore, got {type(store).__name__}; "
+                "for an in-memory history use the pure analytics"
+            )
+        create = getattr(store, "create_schema", None)
+        if callable(create):
+            create()
+        config: dict[str, Any] = {"integer_division": True}
+        if threads is not None:
+            config["threads"] = threads
+        con = duckdb.connect(":memory:", config=config)
+        try:
+            for table in (tables.members, tables.events):
+                _create(con, table)
+                if engine.dialect.name == "postgresql":
+                    _copy_postgres(con, engine, table)
+                else:
+                    _copy_chunks(con, engine, table, chunk_rows)
+        except BaseException:
+            con.close()
+            raise
+        return cls(con, tables, store=store)
+
+    def __repr__(self) -> str:
+        return f"DuckDBAnalytics(prefix={self.tables.prefix!r})"
+
+    def _rows(self, query: Any) -> list[Any]:
+        with self._lock:
+            return super()._rows(query)
+
+    def _stream(self, query: Any) -> Iterator[Any]:
+        # DuckDB materialises results in its own memory; fetch them whole under the lock
+        with self._lock:
+            rows = super()._rows(query)
+        yield from rows
+
+    def count(self, table: str = "events") -> int:
+        """Rows copied into ``table`` (``"members"`` or ``"events"``).
+
+        Raises:
+            UsageError: for another table name.
+        """
+        if table not in ("members", "events"):
+            raise UsageError(f"table must be 'members' or 'events', got {table!r}")
+        t = self.tables.members if table == "members" else self.tables.events
+        return int(self._rows(sa.select(sa.func.count()).select_from(t))[0][0])
+
+    def close(self) -> None:
+        """Release the DuckDB database."""
+        self.engine.dispose()
+        self.connection.close()
+
+    def __enter__(self) -> DuckDBAnalytics:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _create(con: Any, table: sa.Table) -> None:
+    cols = ", ".join(f"{_quote(c.name)} {duckdb_type(c)}" for c in table.columns)
+    con.execute(f"CREATE TABLE {_quote(table.name)} ({cols})")
+
+
+def _copy_postgres(con: Any, engine: Engine, table: sa.Table) -> None:
+    """``COPY (SELECT ...) TO STDOUT`` into a temporary CSV file, read by DuckDB in bulk."""
+    names = [c.name for c in table.columns]
+    select = sa.select(*(table.c[n] for n in names))
+    sql = str(select.compile(engine, compile_kwargs={"literal_binds": True}))
+    types = {n: duckdb_type(table.c[n]) for n in names}
+    fd, path = tempfile.mkstemp(prefix="membermkt-", suffix=".csv")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            raw = engine.raw_connection()
+            try:
+                cur = raw.cursor()
+                with cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
+                    for block in copy:
+                        out.write(block)
+            finally:
+                raw.close()
+        if os.path.getsize(path) == 0:
+            return
+        columns = "{" + ", ".join(f"'{n}': '{t}'" for n, t in types.items()) + "}"
+        con.execute(
+            f"INSERT INTO {_quote(table.name)} SELECT * FROM read_csv(?, header=false, "
+            f"columns={columns}, auto_detect=false, quote='\"', escape='\"', nullstr='', "
+            "allow_quoted_nulls=false, parallel=false)",
+            [path],
+        )
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _copy_chunks(con: Any, engine: Engine, table: sa.Table, chunk_rows: int) -> None:
+    """Stream the table in chunks; each chunk becomes a column-wise data frame that DuckDB
+    appends in bulk."""
+    try:
+        import pandas as pd
+    except ImportError as exc:
+        raise MissingExtraError("pandas", "duckdb") from exc
+    names = [c.name for c in table.columns]
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(
+            sa.select(*(table.c[n] for n in names))
+        )
+        for part in result.partitions(chunk_rows):
+            chunk = pd.DataFrame.from_records(part, columns=names, coerce_float=False)
+            con.register("_membermkt_chunk", chunk)
+            try:
+                con.execute(f"INSERT INTO {_quote(table.name)} SELECT * FROM _membermkt_chunk")
+            finally:
+                con.unregister("_membermkt_chunk")

@@ -1,0 +1,61 @@
+"""``membermkt members import|export``: members (or events) as CSV."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from membermkt.cli._base import EXIT_ERROR, EXIT_OK, _add_db, _Commands, _err, _out, _store
+from membermkt.errors import UsageError
+
+
+def _cmd_members_import(args: argparse.Namespace) -> int:
+    from membermkt.stores import io
+
+    if not Path(args.file).exists():
+        raise UsageError(f"no such file: {args.file}")
+    with _store(args) as store:
+        fn = io.import_events_csv if args.events else io.import_members_csv
+        report = fn(store, args.file)
+    what = "events" if args.events else "members"
+    _out(f"read {report.read:,} rows, wrote {report.written:,} {what}")
+    for err in report.errors[: args.show_errors]:
+        _err(f"  row {err.row}: {err.reason}")
+    if len(report.errors) > args.show_errors:
+        _err(f"  ... and {len(report.errors) - args.show_errors:,} more refused rows")
+    if report.errors:
+        _err(f"{len(report.errors):,} rows refused")
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _cmd_members_export(args: argparse.Namespace) -> int:
+    from membermkt.stores import io
+
+    with _store(args, create=False) as store:
+        fn = io.export_events_csv if args.events else io.export_members_csv
+        if args.file == "-":
+            n = fn(store, sys.stdout)
+        else:
+            n = fn(store, args.file)
+    what = "events" if args.events else "members"
+    _err(f"exported {n:,} {what}")
+    return EXIT_OK
+
+
+def _register(c: _Commands) -> None:
+    """Add the ``members`` commands to the ``membermkt`` parser."""
+    cmd, grp = c.cmd, c.grp
+    g = grp("members", "Import or export members (or events) as CSV.")
+    p = cmd(g, "import", "Import members (or --events) from a CSV file.", _cmd_members_import)
+    p.add_argument("file", metavar="FILE.csv")
+    p.add_argument("--events", action="store_true", help="the file holds events")
+    p.add_argument("--show-errors", type=int, default=20, metavar="N", help="refused rows shown")
+    _add_db(p)
+    p = cmd(
+        g, "export", "Export members (or --events) to a CSV file (- = stdout).", _cmd_members_export
+    )
+    p.add_argument("file", metavar="FILE.csv")
+    p.add_argument("--events", action="store_true", help="export events instead")
+    _add_db(p)
