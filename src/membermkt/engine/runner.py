@@ -98,7 +98,8 @@ class CampaignRunner:
         worker: this runner's id (default: host, pid and a random suffix).
         concurrency: batches in flight at once.
         batch_size: most deliveries per ``send`` (default: the channel's ``max_batch_size``
-            on an idempotent channel, 1 on a non-idempotent one — a crash leaves at most
+            on an idempotent channel or one whose ``batch_call`` attribute is true — one
+            platform call per batch —, else 1: a crash leaves at most
             ``concurrency × batch_size`` deliveries in doubt).
         rate_per_second: most ``send`` calls per second (default: the channel's declared
             ``rate_per_second``; ``None``: unlimited).
@@ -154,7 +155,9 @@ class CampaignRunner:
             raise UsageError(
                 f"{ledger!r} does not offer hand-off batches (open_batch, record_outcomes, ...)"
             )
-        default = caps.max_batch_size if caps.idempotent else 1
+        # a non-idempotent channel that calls once per delivery is handed one at a time
+        batch_call = bool(getattr(channel, "batch_call", False))
+        default = caps.max_batch_size if caps.idempotent or batch_call else 1
         size = batch_size or default
         if not 1 <= size <= caps.max_batch_size:
             raise UsageError(
