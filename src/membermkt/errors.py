@@ -5,10 +5,12 @@ The tree is grouped by *who is at fault and what the caller can do*::
     MembermktError                     base; never raised directly
       UsageError (also ValueError)     you called us wrongly: bad argument, bad config
         SegmentError                   invalid segment / JSON; carries the node path
+        IdentityConflict               a link/merge/import the identity rules refuse
         PluginError                    a channel plugin failed to load or does not conform
         ConfigError                    missing/wrong credentials, certificates, URLs
       SignatureError                   a peer's message failed signature verification
       DecryptError                     a peer's message could not be decrypted/decoded
+        MalformedPushError             an authentic push whose field values can never be used
       PlatformError                    the platform answered with an error (errcode, errmsg, api)
         TokenError                     credential/token problems after the refresh budget
         RateLimitError                 quota or frequency limit; carries a retry hint if known
@@ -34,7 +36,10 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "DecryptError",
+    "IdentityConflict",
+    "JourneyError",
     "LedgerError",
+    "MalformedPushError",
     "MembermktError",
     "PermanentDeliveryError",
     "PlatformError",
@@ -77,6 +82,25 @@ class SegmentError(UsageError):
         super().__init__(f"{path}: {reason}")
 
 
+class JourneyError(UsageError):
+    """A journey definition (or its JSON form) is invalid: it names the step and the problem."""
+
+
+class IdentityConflict(UsageError):
+    """A link between identities that the rules refuse: evidence that does not support the
+    pair, a merge that would give one member two different identities of a kind a person holds
+    once (two unionids, two openids of one appid), or an import that would move an identity
+    from one member to another.
+
+    Attributes:
+        members: the member ids involved (may be empty).
+    """
+
+    def __init__(self, message: str, *, members: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.members = members
+
+
 class PluginError(UsageError):
     """A channel plugin could not be loaded or does not honour the ``Channel`` protocol.
 
@@ -102,6 +126,22 @@ class SignatureError(MembermktError):
 class DecryptError(MembermktError):
     """A message from a peer could not be decrypted or decoded (bad base64, padding, length,
     receive id, XML...)."""
+
+
+class MalformedPushError(DecryptError):
+    """A callback push decoded fine but one of its field values can never be processed
+    (an empty or over-long ``FromUserName``, a ``CreateTime`` that is not a plain integer…).
+
+    Callback handlers answer such a push so that the platform stops re-pushing it (it would
+    fail the same way every time), and log and count it.
+
+    Attributes:
+        field: the XML field that was wrong.
+    """
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        self.field = field
+        super().__init__(message)
 
 
 class PlatformError(MembermktError):

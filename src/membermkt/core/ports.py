@@ -323,7 +323,9 @@ class PayoutIntent:
         member_id: the payee member.
         address: the payee openid.
         amount_fen: amount in fen.
-        status: ``reserved | paying | paid | failed | unknown``.
+        status: ``reserved | paying | paid | failed | unknown | waiting_funds`` (the
+            merchant account lacked funds: the reservation and the bill number are kept until
+            a retry after a top-up).
         reservations: the budget reservations to settle/release, as (key, amount) pairs.
         detail: extra data (platform ids, failure reason).
         created_at / updated_at: times (UTC).
@@ -346,7 +348,29 @@ class PayoutLedger(Protocol):
     """Payout intents keyed by bill number."""
 
     def record_intent(self, intent: PayoutIntent) -> PayoutIntent:
-        """Insert the intent unless its bill number exists; return the stored one."""
+        """Insert the intent unless its bill number exists; return the stored one
+        (insert-or-get)."""
+        ...
+
+    def intent(self, bill_no: str) -> PayoutIntent | None:
+        """The intent with this bill number, or ``None`` (a keyed read)."""
+        ...
+
+    def member_intents(self, rule_id: str, member_id: str) -> list[PayoutIntent]:
+        """One member's intents under one rule, by bill number (a keyed read)."""
+        ...
+
+    def swap_intent(
+        self,
+        bill_no: str,
+        *,
+        expect: str,
+        status: str,
+        now: dt.datetime,
+        detail: str | None = None,
+    ) -> bool:
+        """Compare-and-set: change the status only if it is still ``expect``; ``True`` when
+        this call changed it."""
         ...
 
     def update_intent(

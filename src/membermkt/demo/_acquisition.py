@@ -61,6 +61,7 @@ def _acquire(
         ),
         store=store,
         on_message=on_message,
+        clock=clock.timestamp,
     )
     # profiles first (the e-commerce platforms' buyer records), with an empty state: the
     # store folds the state from the events

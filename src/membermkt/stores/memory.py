@@ -19,25 +19,25 @@ from membermkt.core.evaluate import compile_predicate
 from membermkt.core.events import Event, event_state
 from membermkt.core.identity import Identity
 from membermkt.core.members import Member
-from membermkt.core.ports import BudgetState, PayoutIntent
+from membermkt.core.ports import BudgetState
 from membermkt.core.segments import Segment
-from membermkt.errors import LedgerError, UsageError
+from membermkt.errors import UsageError
 from membermkt.stores._common import (
     EMPTY_STATE,
     AttributeSchema,
     check_as_of,
-    check_intent,
     check_items,
     check_limit,
     check_members,
     check_now,
-    check_payout_status,
     check_sample_args,
     merge_member_values,
     sample_coefficients,
     sample_rank,
 )
 from membermkt.stores._memory_ledger import _MemoryLedger
+from membermkt.stores._memory_links import MemoryLinks
+from membermkt.stores._memory_payouts import _MemoryPayouts
 
 __all__ = ["InMemoryStore"]
 
@@ -48,7 +48,7 @@ def _event_order(e: Event) -> tuple[dt.datetime, str]:
     return (e.at_utc, e.key or "")
 
 
-class InMemoryStore(_MemoryLedger):
+class InMemoryStore(MemoryLinks, _MemoryPayouts, _MemoryLedger):
     """Members, events, tags, the delivery ledger, budgets and payout intents in memory.
 
     Implements :class:`membermkt.core.ports.Store`.
@@ -86,7 +86,8 @@ class InMemoryStore(_MemoryLedger):
         self._event_keys: dict[str, str] = {}  # event key -> member id
         self._init_ledger()
         self._budgets: dict[str, BudgetState] = {}
-        self._intents: dict[str, PayoutIntent] = {}
+        self._init_payouts()
+        self._init_links()
 
     def __repr__(self) -> str:
         return f"InMemoryStore(members={len(self._members)})"
@@ -394,49 +395,3 @@ class InMemoryStore(_MemoryLedger):
         """The budget row, or ``None``."""
         with self._lock:
             return self._budgets.get(key)
-
-    # ------------------------------------------------------------------ payouts
-
-    def record_intent(self, intent: PayoutIntent) -> PayoutIntent:
-        """Insert the intent unless its bill number exists; return the stored one.
-
-        Raises:
-            UsageError: for an invalid intent.
-        """
-        check_intent(intent)
-        with self._lock:
-            return self._intents.setdefault(intent.bill_no, intent)
-
-    def update_intent(
-        self, bill_no: str, *, status: str, now: dt.datetime, detail: str | None = None
-    ) -> None:
-        """Change an intent's status (and detail, when given).
-
-        Raises:
-            LedgerError: for an unknown bill number.
-            UsageError: for an unknown status or a naive ``now``.
-        """
-        st = check_payout_status(status)
-        when = check_now(now)
-        with self._lock:
-            old = self._intents.get(bill_no)
-            if old is None:
-                raise LedgerError(f"unknown payout intent {bill_no!r}")
-            self._intents[bill_no] = attrs.evolve(
-                old,
-                status=st,
-                updated_at=when,
-                detail=detail if detail is not None else old.detail,
-            )
-
-    def intents(
-        self, *, rule_id: str | None = None, status: str | None = None
-    ) -> list[PayoutIntent]:
-        """Intents (optionally of one rule / status), by bill number."""
-        with self._lock:
-            found = [self._intents[k] for k in sorted(self._intents)]
-        return [
-            i
-            for i in found
-            if (rule_id is None or i.rule_id == rule_id) and (status is None or i.status == status)
-        ]

@@ -17,6 +17,7 @@ from membermkt.stores.memory import InMemoryStore
 from membermkt.testing.emulator.wechat import Account, WeChatEmulator
 
 APPID = "wxhandler0000001"
+NOW = lambda: 1_700_000_000.0  # noqa: E731  (the emulator clock)
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def test_follow_through_qr_creates_member_with_source(acct, store):
     """A follow via QR scene creates the member (deterministic id) and records the scene
     (mapped to a channel) as the acquisition source."""
     handler = CallbackHandler(
-        endpoint(acct, scene_channels={"store42": "offline:store42"}), store=store
+        endpoint(acct, scene_channels={"store42": "offline:store42"}), store=store, clock=NOW
     )
     status, _, body = post(handler, acct.follow("oNEW", scene="store42"))
     assert (status, body) == (200, b"success")
@@ -69,7 +70,8 @@ def test_follow_through_qr_creates_member_with_source(acct, store):
 
 def test_behaviour_trail(acct, store):
     """Clicks, views, scans, messages and unfollows become the member's events."""
-    handler = CallbackHandler(endpoint(acct), store=store)
+    # The pushes are stamped at t=1..7 (1970): this test is about the trail, not freshness.
+    handler = CallbackHandler(endpoint(acct), store=store, clock=NOW, freshness=None)
     acct.add_followers(["o1"])
     pushes = [
         acct.event_push("o1", "CLICK", EventKey="MENU_SALE", at=1),
@@ -104,7 +106,7 @@ def test_repushes_are_deduplicated_and_answered_once(acct, store):
         calls.append(incoming.message.msg_id)
         return incoming.reply_text("收到")
 
-    handler = CallbackHandler(endpoint(acct), store=store, on_message=on_message)
+    handler = CallbackHandler(endpoint(acct), store=store, clock=NOW, on_message=on_message)
     push = acct.text_push("o2", "hi", msg_id=1234)
     first = post(handler, push)
     again = post(handler, push)
@@ -130,6 +132,7 @@ def test_plaintext_mode_and_url_verification(acct, store):
     handler = CallbackHandler(
         Endpoint(appid=APPID, token=acct.token),
         store=store,
+        clock=NOW,
         on_message=lambda i: i.reply_text("plain"),
     )
     status, _, body = post(handler, acct.verification_push("abc"))
@@ -142,13 +145,13 @@ def test_plaintext_mode_and_url_verification(acct, store):
 
 
 def test_bad_pushes_are_refused(acct, store):
-    handler = CallbackHandler(endpoint(acct), store=store, max_body=4096)
+    handler = CallbackHandler(endpoint(acct), store=store, clock=NOW, max_body=4096)
     push = acct.text_push("o4", "x")
     bad_sig = dict(push.query, msg_signature="0" * 40)
     assert handler.handle("POST", bad_sig, push.body)[0] == 403
     assert handler.handle("POST", dict(push.query), push.body[:-20])[0] in (400, 403)
     big = acct.text_push("o4", "y" * 5000)
-    assert post(handler, big)[0] == 400
+    assert post(handler, big)[0] == 413
     assert handler.handle("PUT", dict(push.query), push.body)[0] == 405
     verify = acct.verification_push()
     assert handler.handle("GET", dict(verify.query, signature="x"), b"")[0] == 403
@@ -166,7 +169,9 @@ def test_slow_handler_still_answers_in_time(acct, store):
         done.set()
         return incoming.reply_text("late")
 
-    handler = CallbackHandler(endpoint(acct), store=store, on_message=slow, reply_timeout=0.05)
+    handler = CallbackHandler(
+        endpoint(acct), store=store, clock=NOW, on_message=slow, reply_timeout=0.05
+    )
     assert post(handler, acct.text_push("o5", "x"))[2] == b"success"
     gate.set()
     assert done.wait(5)
@@ -177,7 +182,7 @@ def test_failing_handler_does_not_fail_the_push(acct, store):
     def boom(incoming: Incoming):
         raise RuntimeError("user bug")
 
-    handler = CallbackHandler(endpoint(acct), store=store, on_message=boom)
+    handler = CallbackHandler(endpoint(acct), store=store, clock=NOW, on_message=boom)
     assert post(handler, acct.text_push("o6", "x"))[:1] == (200,)
     handler.close()
 
@@ -187,7 +192,7 @@ def test_two_accounts_on_one_handler(emu, store):
     per appid, so one openid string in two accounts is two identities."""
     a = emu.add_account("wxA00000000000001", "sa", token="ta")
     b = emu.add_account("wxB00000000000002", "sb", token="tb")
-    handler = CallbackHandler([endpoint(a), endpoint(b)], store=store)
+    handler = CallbackHandler([endpoint(a), endpoint(b)], store=store, clock=NOW)
     assert post(handler, a.follow("same"))[0] == 200
     assert post(handler, b.follow("same"), appid=b.appid)[0] == 200
     ma = store.resolve(Identity.openid(a.appid, "same"))
@@ -202,7 +207,7 @@ async def test_asgi_mount_in_fastapi(acct, store):
     from fastapi import FastAPI
 
     app = FastAPI()
-    handler = CallbackHandler(endpoint(acct), store=store, on_message=lambda i: None)
+    handler = CallbackHandler(endpoint(acct), store=store, clock=NOW, on_message=lambda i: None)
     app.mount("/wechat", asgi_app(handler))
     push = acct.follow("oASGI", scene="s1")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
@@ -217,7 +222,7 @@ async def test_asgi_mount_in_fastapi(acct, store):
 def test_wsgi_and_flask(acct, store):
     from flask import Flask
 
-    handler = CallbackHandler(endpoint(acct), store=store)
+    handler = CallbackHandler(endpoint(acct), store=store, clock=NOW)
     flask = Flask(__name__)
     flask.add_url_rule("/wechat", view_func=flask_view(handler), methods=["GET", "POST"])
     push = acct.follow("oFlask")
@@ -236,7 +241,7 @@ def test_wsgi_and_flask(acct, store):
 def test_job_results_create_no_member_and_reach_on_message_once(acct, store):
     """A MASSSENDJOBFINISH push is passed to on_message (once) but records nothing."""
     seen = []
-    handler = CallbackHandler(endpoint(acct), store=store, on_message=seen.append)
+    handler = CallbackHandler(endpoint(acct), store=store, clock=NOW, on_message=seen.append)
     push = acct.event_push("sysuser", "MASSSENDJOBFINISH", MsgID="77", Status="send success")
     assert post(handler, push)[2] == b"success"
     assert post(handler, push)[2] == b"success"

@@ -84,6 +84,7 @@ def test_wc1_through_the_handler():
             encoding_aes_key="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
         ),
         store=InMemoryStore(),
+        clock=lambda: 1409659589.0,  # the vector's timestamp (the freshness window)
     )
     q = {
         "msg_signature": "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3",
@@ -235,6 +236,7 @@ def test_handler_records_events_once(corp, emu):
     h = WeComCallbackHandler(
         WeComEndpoint(corpid=corp.corpid, token=corp.token, encoding_aes_key=corp.encoding_aes_key),
         store=store,
+        clock=corp.emulator.now,
     )
     assert h.handle(*_args(corp.verification_push("abc")))[2] == b"abc"
     add = corp.add_customer("clerk1", "wmC1", state="store-7")
@@ -268,7 +270,7 @@ def test_mounts_with_the_wsgi_glue(corp):
 
     store = InMemoryStore()
     ep = WeComEndpoint(corpid=corp.corpid, token=corp.token, encoding_aes_key=corp.encoding_aes_key)
-    app = wsgi_app(WeComCallbackHandler(ep, store=store))
+    app = wsgi_app(WeComCallbackHandler(ep, store=store, clock=corp.emulator.now))
     push = corp.add_customer("clerk1", "wmW", state="s1")
     seen: list[str] = []
     env = {
@@ -281,7 +283,7 @@ def test_mounts_with_the_wsgi_glue(corp):
     assert b"".join(app(env, lambda status, headers: seen.append(status))) == b"success"
     assert seen == ["200 OK"]
     assert store.resolve(Identity.external_userid(corp.corpid, "wmW")) is not None
-    h = WeComCallbackHandler(ep, store=store)
+    h = WeComCallbackHandler(ep, store=store, clock=corp.emulator.now)
     assert h.handle("POST", dict(push.query), push.body, appid="wwOther")[0] == 403
 
 

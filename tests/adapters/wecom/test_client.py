@@ -302,6 +302,7 @@ def test_contacts_feed_the_identity_graph(client, corp, emu):
     h = WeComCallbackHandler(
         WeComEndpoint(corpid=CORPID, token=corp.token, encoding_aes_key=corp.encoding_aes_key),
         store=store,
+        clock=corp.emulator.now,
     )
     push = corp.add_customer("clerk1", "wmAnn", unionid="u-ann", state="store-9")
     h.handle(push.method, dict(push.query), push.body)

@@ -94,6 +94,7 @@ def test_contact_events_count_for_staff(corp):
     h = WeComCallbackHandler(
         WeComEndpoint(corpid=corp.corpid, token=corp.token, encoding_aes_key=corp.encoding_aes_key),
         store=store,
+        clock=corp.emulator.now,
     )
     for push in (
         corp.add_customer("clerk1", "wm1"),

@@ -16,12 +16,34 @@ from membermkt.errors import DecryptError
 
 _BYTES = (bytes, bytearray, memoryview)
 
-__all__ = ["DEFAULT_MAX_XML", "check_prolog", "parse_fields", "parse_root"]
+__all__ = ["DEFAULT_MAX_XML", "MAX_MARKUP", "check_prolog", "parse_fields", "parse_root"]
 
 DEFAULT_MAX_XML = 1 << 20
 """Default largest XML document accepted (1 MiB)."""
 
+MAX_MARKUP = 4096
+"""Most ``<`` characters a document taking the full parser may have. Callback documents
+are a few dozen elements (unconfirmed: the platform documents no limit; the largest known
+pushes — mass-send results with copyright-check lists — stay well under a thousand).
+Flat documents take the fast path and are not subject to it."""
+
 _WS = b" \t\r\n"
+
+
+_ENCODING = re.compile(rb"""encoding\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_UTF8_NAMES = frozenset({b"utf-8", b"utf8"})
+
+
+def _check_declaration(decl: bytes) -> None:
+    # The callback protocol is UTF-8; any other declared encoding is refused up front
+    # (expat would decode some, e.g. latin-1, differently from the bytes we were sent).
+    found = _ENCODING.search(decl)
+    if found is None:
+        return
+    name = (found.group(1) or found.group(2) or b"").strip().lower()
+    if name not in _UTF8_NAMES:
+        shown = name[:20].decode("ascii", "replace")
+        raise DecryptError(f"XML declares encoding {shown!r}; only UTF-8 is accepted")
 
 
 def check_prolog(data: bytes) -> None:
@@ -41,6 +63,8 @@ def check_prolog(data: bytes) -> None:
             j = data.find(b"?>", i + 2)
             if j < 0:
                 raise DecryptError("XML: unterminated processing instruction")
+            if data.startswith(b"<?xml", i):
+                _check_declaration(data[i + 5 : j])
             i = j + 2
             continue
         if data.startswith(b"<!", i):
@@ -57,7 +81,10 @@ def parse_root(xml: str | bytes, *, max_size: int = DEFAULT_MAX_XML) -> ET.Eleme
             well-formed XML.
     """
     if isinstance(xml, str):
-        data = xml.encode("utf-8")
+        try:
+            data = xml.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DecryptError("XML text is not encodable as UTF-8 (lone surrogate)") from None
     elif isinstance(xml, _BYTES):
         data = bytes(xml)
     else:
@@ -65,47 +92,90 @@ def parse_root(xml: str | bytes, *, max_size: int = DEFAULT_MAX_XML) -> ET.Eleme
     if len(data) > max_size:
         raise DecryptError(f"XML document is {len(data)} bytes, over the {max_size}-byte limit")
     check_prolog(data)
+    markup = data.count(b"<")
+    if markup > MAX_MARKUP:
+        # Bounds the parser's work: a deeply nested or element-stuffed body costs expat
+        # (and the tree it builds) far more per byte than a real callback ever needs.
+        raise DecryptError(f"XML has {markup} '<' characters, over the {MAX_MARKUP} limit")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DecryptError("XML is not UTF-8") from None
     try:
         return ET.fromstring(data)
     except ET.ParseError as exc:
         raise DecryptError(f"XML is not well-formed: {exc}") from None
+    except (ValueError, LookupError) as exc:
+        # expat refuses an encoding it does not know (``encoding="GBK"``) with ValueError.
+        raise DecryptError(f"XML declares an unsupported encoding: {exc}") from None
 
 
 # --------------------------------------------------------------------------- fast path
 #
 # Nearly every push is ``<xml>`` followed by flat leaf elements whose text is either one
-# CDATA section or plain text. For exactly that shape, one C-level regex pass gives the
+# CDATA section or plain text. For exactly that shape, a hand-written scanner gives the
 # same fields as expat at a fraction of the cost. Anything else — attributes, nesting,
 # entities, ``\r`` (XML normalises line ends), control characters, several CDATA sections,
 # a prolog, non-UTF-8 — takes the expat path, so both paths agree on every input (a
 # differential property test holds them to it).
+#
+# The scanner is linear in the input for every input: it only moves forward, each step is
+# a ``str.find`` / ``startswith`` or a regex made of ONE character class (no nested or
+# alternated quantifiers, so no backtracking), and it gives up at the first surprise. An
+# earlier single-regex design backtracked exponentially on an unterminated CDATA section.
 
-_CTRL = r"\x00-\x08\x0b\x0c\x0e-\x1f\r\ufffe\uffff"
-# One pass over the root's content: each match is a flat leaf element (tag, CDATA text,
-# plain text) or, as the last alternative, ONE other character — any such "junk" match
-# (empty tag) sends the document to expat.
-_FAST_ITEM = re.compile(
-    r"[ \t\n]*(?:<([A-Za-z_][A-Za-z0-9_.-]*)>"
-    r"(?:<!\[CDATA\[((?:[^\]" + _CTRL + r"]+|\](?!\]>))*)\]\]>"
-    r"|([^<&\]" + _CTRL + r"]*))</\1>|.)",
-    re.S,
-)
+_CTRL = "\x00-\x08\x0b\x0c\x0e-\x1f\r\ufffe\uffff"
+_TAG = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_BAD_CDATA = re.compile("[" + _CTRL + "]")
+_BAD_TEXT = re.compile(r"[&\]" + _CTRL + "]")
+_SPACE = " \t\n"
 
 
 def _fast_fields(data: bytes) -> dict[str, str] | None:
     if not data.startswith(b"<xml>"):
         return None
     try:
-        text = data.decode("utf-8").rstrip(" \t\n")
+        text = data.decode("utf-8").rstrip(_SPACE)
     except UnicodeDecodeError:
         return None
     if not text.endswith("</xml>"):
         return None
     end = len(text) - 6
-    while end > 5 and text[end - 1] in " \t\n":
-        end -= 1
-    fields = {tag: cdata or plain for tag, cdata, plain in _FAST_ITEM.findall(text, 5, end)}
-    return None if "" in fields else fields
+    fields: dict[str, str] = {}
+    i = 5
+    find, startswith = text.find, text.startswith
+    while True:
+        while i < end and text[i] in _SPACE:
+            i += 1
+        if i >= end:
+            return fields
+        if text[i] != "<":
+            return None
+        tag = _TAG.match(text, i + 1, end)
+        if tag is None:
+            return None
+        name = tag.group()
+        i = tag.end()
+        if not startswith(">", i, end):
+            return None
+        i += 1
+        if startswith("<![CDATA[", i, end):
+            j = find("]]>", i + 9, end)
+            if j < 0 or _BAD_CDATA.search(text, i + 9, j):
+                return None
+            value = text[i + 9 : j]
+            i = j + 3
+        else:
+            j = find("<", i, end)
+            if j < 0 or _BAD_TEXT.search(text, i, j):
+                return None
+            value = text[i:j]
+            i = j
+        close = f"</{name}>"
+        if not startswith(close, i, end):
+            return None
+        i += len(close)
+        fields[name] = value
 
 
 def parse_fields(
@@ -117,7 +187,7 @@ def parse_fields(
     Raises:
         DecryptError: as for :func:`parse_root`.
     """
-    data = xml.encode("utf-8") if isinstance(xml, str) else xml
+    data = xml.encode("utf-8", "surrogatepass") if isinstance(xml, str) else xml
     if isinstance(data, bytes) and len(data) <= max_size:
         fast = _fast_fields(data)
         if fast is not None:

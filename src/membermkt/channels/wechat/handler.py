@@ -14,9 +14,19 @@ line. For each push it:
    a deadline so the answer always leaves within WeChat's 5 s; a late handler keeps running
    in the background and the push is answered ``success``.
 
+Before any of that, the endpoint — not the request — decides what it accepts (see
+``docs/security.md``): query parameters must be ASCII; the body must fit ``max_body``; an
+endpoint with an EncodingAESKey refuses plaintext pushes unless it is explicitly in
+``compatibility`` mode; the signed ``timestamp`` must lie within ``freshness`` seconds of
+``now``. Refusals are answered 403 (signature, mode, freshness), 400 (undecryptable or not
+well-formed), 413 (too large); an authentic push whose field values can never be used is
+answered ``success`` so WeChat stops re-pushing it (logged and counted); only store failures
+answer 503, so WeChat re-pushes. :attr:`CallbackHandler.outcomes` counts each kind.
+
 Several official accounts can share one handler: give one :class:`Endpoint` per account;
 a push is routed by the ``appid`` argument (e.g. from the URL path) or, failing that, by
-whose token signs it.
+whose token signs it. Accounts sharing a Token cannot be told apart by signature, so such a
+configuration requires ``route_by_signature=False`` (every request names its appid).
 """
 
 from __future__ import annotations
@@ -24,18 +34,34 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import attrs
 
 from membermkt.channels.wechat import messages as m
+from membermkt.channels.wechat._guard import (
+    DEFAULT_FRESHNESS,
+    Outcomes,
+    check_fresh,
+    check_window,
+    clean_query,
+)
 from membermkt.channels.wechat.crypto import MessageCrypto, sha1_signature
 from membermkt.channels.wechat.replies import SUCCESS, text_reply
 from membermkt.core.events import Event
 from membermkt.core.identity import Identity, member_id_for
 from membermkt.core.members import Member
-from membermkt.errors import ConfigError, DecryptError, MembermktError, SignatureError
+from membermkt.errors import (
+    ConfigError,
+    DecryptError,
+    MalformedPushError,
+    MembermktError,
+    SignatureError,
+    StoreError,
+    UsageError,
+)
 
 __all__ = [
     "CallbackHandler",
@@ -67,7 +93,10 @@ class Endpoint:
     Attributes:
         appid: the account's appid (the safe-mode receive id).
         token: the server-settings Token.
-        encoding_aes_key: the EncodingAESKey (``None``: plaintext mode only).
+        encoding_aes_key: the EncodingAESKey (``None``: plaintext mode only). With a key
+            the endpoint is in safe mode: plaintext pushes are refused.
+        compatibility: accept plaintext pushes as well as encrypted ones (WeChat's
+            compatibility mode, for the duration of a migration to safe mode). Needs a key.
         scene_channels: QR scene → acquisition channel name; a follow or scan through a
             mapped scene records the channel as ``source`` (unmapped: the scene itself).
     """
@@ -75,7 +104,15 @@ class Endpoint:
     appid: str
     token: str = attrs.field(repr=False)
     encoding_aes_key: str | None = attrs.field(default=None, repr=False)
+    compatibility: bool = False
     scene_channels: Mapping[str, str] = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        if self.compatibility and not self.encoding_aes_key:
+            raise ConfigError(
+                f"endpoint {self.appid!r}: compatibility mode needs an encoding_aes_key "
+                "(without one the endpoint is plaintext-only anyway)"
+            )
 
     def crypto(self, max_body: int) -> MessageCrypto:
         """The :class:`MessageCrypto` of this endpoint (a dummy key in plaintext mode)."""
@@ -194,10 +231,17 @@ class CallbackHandler:
             :meth:`Incoming.reply_text`) or ``None``.
         reply_timeout: seconds ``on_message`` may take before the push is answered
             ``success`` without a reply (keep it under WeChat's 5 s).
-        max_body: the largest accepted body, in bytes.
+        max_body: the largest accepted body, in bytes (default 1 MiB).
+        freshness: seconds the signed ``timestamp`` may differ from ``now`` either side
+            (default 300); ``None`` disables the check.
+        clock: unix-seconds clock used when :meth:`handle` gets no ``now``.
+        route_by_signature: with several endpoints and no ``appid`` on a request, route by
+            whose Token signs it. Set ``False`` to require the appid (URL path) on every
+            request; required when two endpoints share a Token.
 
     Raises:
-        ConfigError: without endpoints, with two for one appid, or with a bad key.
+        ConfigError: without endpoints, with two for one appid, with a bad key or
+            freshness, or with two endpoints sharing a Token while routing by signature.
     """
 
     def __init__(
@@ -208,17 +252,32 @@ class CallbackHandler:
         on_message: OnMessage | None = None,
         reply_timeout: float = 4.0,
         max_body: int = 1 << 20,
+        freshness: float | None = DEFAULT_FRESHNESS,
+        clock: Callable[[], float] = time.time,
+        route_by_signature: bool = True,
     ) -> None:
         eps = [endpoints] if isinstance(endpoints, Endpoint) else list(endpoints)
         if not eps:
             raise ConfigError("CallbackHandler needs at least one Endpoint")
         self.endpoints: dict[str, Endpoint] = {}
         self._crypto: dict[str, MessageCrypto] = {}
+        tokens: dict[str, str] = {}
         for ep in eps:
             if ep.appid in self.endpoints:
                 raise ConfigError(f"two endpoints for appid {ep.appid!r}")
+            if route_by_signature and len(eps) > 1 and ep.token in tokens:
+                raise ConfigError(
+                    f"endpoints {tokens[ep.token]!r} and {ep.appid!r} share a Token, so a "
+                    "push cannot be routed by its signature: give each account its own "
+                    "Token, or pass route_by_signature=False and name the appid in the URL"
+                )
+            tokens[ep.token] = ep.appid
             self.endpoints[ep.appid] = ep
             self._crypto[ep.appid] = ep.crypto(max_body)
+        self.freshness = check_window(freshness)
+        self.clock = clock
+        self.route_by_signature = route_by_signature
+        self.outcomes = Outcomes()
         self.store = store
         self.on_message = on_message
         self.reply_timeout = reply_timeout
@@ -245,6 +304,8 @@ class CallbackHandler:
             return appid
         if len(self.endpoints) == 1:
             return next(iter(self.endpoints))
+        if not self.route_by_signature:
+            raise SignatureError("this handler serves several accounts: the URL must name one")
         ts, nonce = query.get("timestamp", ""), query.get("nonce", "")
         sig = query.get("signature", "")
         for aid, ep in self.endpoints.items():
@@ -261,6 +322,7 @@ class CallbackHandler:
         body: bytes,
         *,
         appid: str | None = None,
+        now: float | None = None,
     ) -> Response:
         """Answer one callback request.
 
@@ -269,26 +331,52 @@ class CallbackHandler:
             query: the query parameters.
             body: the raw body.
             appid: the account, when the URL names it (several accounts on one handler).
+            now: the current unix time (default: ``clock()``), for the freshness window.
 
         Returns:
-            ``(status, headers, body)``: 200 with the echo / reply / ``success``; 403 for a
-            bad signature; 400 for an undecryptable or malformed push; 405 for other
-            methods; 500 when the store fails (WeChat then re-pushes).
+            ``(status, headers, body)``: 200 with the echo / reply / ``success`` (also for
+            an authentic push with unusable field values, so WeChat stops re-pushing it);
+            403 for a bad signature, a refused plaintext push on a safe-mode endpoint or a
+            stale timestamp; 400 for an undecryptable or malformed push; 413 for an
+            oversized body; 405 for other methods; 503 when the store fails (WeChat then
+            re-pushes).
         """
         try:
-            target = self._route(query, appid)
-            if method == "GET":
-                return self._verify(target, query)
-            if method != "POST":
+            if method not in ("GET", "POST"):
                 return 405, _TEXT, b"method not allowed"
-            return self._push(target, query, body)
+            if len(body) > self.max_body:
+                self.outcomes.add("too_large")
+                return 413, _TEXT, b"request entity too large"
+            clean = clean_query(query)
+            target = self._route(clean, appid)
+            check_fresh(
+                clean.get("timestamp", ""),
+                now=self.clock() if now is None else now,
+                window=self.freshness,
+            )
+            if method == "GET":
+                response = self._verify(target, clean)
+                self.outcomes.add("verified")
+                return response
+            return self._push(target, clean, body)
         except SignatureError as exc:
+            self.outcomes.add("refused")
             log.warning("wechat callback refused: %s", exc)
             return 403, _TEXT, b"invalid signature"
+        except MalformedPushError as exc:
+            self.outcomes.add("unprocessable")
+            log.warning("wechat push can never be processed; answered success: %s", exc)
+            return 200, _TEXT, SUCCESS.encode()
         except DecryptError as exc:
+            self.outcomes.add("undecodable")
             log.warning("wechat callback undecodable: %s", exc)
             return 400, _TEXT, b"bad request"
+        except StoreError:
+            self.outcomes.add("store_error")
+            log.exception("wechat callback: the store failed; answered 503 so WeChat re-pushes")
+            return 503, _TEXT, b"try again"
         except MembermktError:
+            self.outcomes.add("error")
             log.exception("wechat callback failed")
             return 500, _TEXT, b"error"
 
@@ -300,6 +388,8 @@ class CallbackHandler:
             crypto.check_signature(query["signature"], ts, nonce)
             return 200, _TEXT, echostr.encode("utf-8")
         if "msg_signature" in query and self.endpoints[appid].encoding_aes_key:
+            # Unconfirmed: official accounts verify URLs with the plaintext signature even in
+            # safe mode; this WeCom-style branch is kept for Open Platform-style endpoints.
             return (
                 200,
                 _TEXT,
@@ -311,17 +401,23 @@ class CallbackHandler:
         ep, crypto = self.endpoints[appid], self._crypto[appid]
         ts, nonce = query.get("timestamp", ""), query.get("nonce", "")
         encrypted = query.get("encrypt_type") == "aes"
-        if len(body) > self.max_body:
-            raise DecryptError(f"callback body is {len(body)} bytes, over {self.max_body}")
         if encrypted:
             if not ep.encoding_aes_key:
                 raise DecryptError(f"{appid}: encrypted push but no EncodingAESKey configured")
             xml = crypto.decrypt_bytes(body, query.get("msg_signature", ""), ts, nonce)
         else:
             crypto.check_signature(query.get("signature", ""), ts, nonce)
+            if ep.encoding_aes_key and not ep.compatibility:
+                # The endpoint, not the request, decides the mode: a safe-mode endpoint
+                # never takes an unencrypted body (its signature covers only the query).
+                raise SignatureError(
+                    f"{appid}: plaintext push refused (the endpoint is in safe mode; set "
+                    "compatibility=True only while migrating)"
+                )
             xml = body
         message = m.parse_message(xml, max_size=self.max_body)
         incoming, new = self._record(ep, message)
+        self.outcomes.add("accepted" if new else "duplicate")
         reply = self._reply(incoming) if new else None
         if reply is None:
             return 200, _TEXT, SUCCESS.encode()
@@ -330,7 +426,12 @@ class CallbackHandler:
         return 200, _XML, reply.encode("utf-8")
 
     def _record(self, ep: Endpoint, message: m.BaseMessage) -> tuple[Incoming, bool]:
-        identity = Identity.openid(ep.appid, message.openid)
+        try:
+            identity = Identity.openid(ep.appid, message.openid)
+        except UsageError as exc:
+            raise MalformedPushError(
+                f"FromUserName is not a usable openid: {exc}", field="FromUserName"
+            ) from None
         member_id = self.store.resolve(identity)
         # Pushes that mean nothing for a member (job results, unknown events) neither create
         # one nor store events; they are de-duplicated by key in a small in-memory window.

@@ -11,6 +11,7 @@ adds later become :class:`UnknownMessage` / :class:`UnknownEvent`, never an erro
 from __future__ import annotations
 
 import datetime as dt
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -19,7 +20,7 @@ from typing import Any
 import attrs
 
 from membermkt.channels.wechat._xml import DEFAULT_MAX_XML, parse_fields
-from membermkt.errors import DecryptError
+from membermkt.errors import MalformedPushError
 
 __all__ = [
     "BaseEvent",
@@ -53,16 +54,39 @@ QR_PREFIX = "qrscene_"
 Fields = Mapping[str, str]
 
 
+_DIGITS = re.compile(r"[0-9]{1,13}")
+_MAX_OPENID = 128
+"""Longest accepted ``FromUserName`` (openids are 28 characters; external ids ~32).
+Unconfirmed: the platform documents no maximum; 128 leaves ample room."""
+
+
 def _base_kwargs(f: Fields) -> dict[str, Any]:
-    try:
-        openid = f["FromUserName"]
-        create_time = int(f["CreateTime"])
-    except KeyError as exc:
-        raise DecryptError(f"callback XML lacks the {exc.args[0]} field") from None
-    except ValueError:
-        raise DecryptError(f"callback CreateTime is not an integer: {f['CreateTime']!r}") from None
+    openid = f.get("FromUserName")
+    raw_time = f.get("CreateTime")
+    if openid is None:
+        raise MalformedPushError("callback XML lacks the FromUserName field", field="FromUserName")
+    if raw_time is None:
+        raise MalformedPushError("callback XML lacks the CreateTime field", field="CreateTime")
+    if (
+        not openid
+        or len(openid) > _MAX_OPENID
+        or not openid.isprintable()
+        or openid != openid.strip()
+    ):
+        raise MalformedPushError(
+            f"callback FromUserName is empty, over {_MAX_OPENID} characters or has "
+            f"spaces/control characters ({len(openid)} characters)",
+            field="FromUserName",
+        )
+    if not _DIGITS.fullmatch(raw_time):
+        raise MalformedPushError(
+            f"callback CreateTime is not a plain integer: {raw_time[:20]!r}", field="CreateTime"
+        )
+    create_time = int(raw_time)
     if not 0 <= create_time < 1 << 40:
-        raise DecryptError(f"callback CreateTime out of range: {create_time}")
+        raise MalformedPushError(
+            f"callback CreateTime out of range: {create_time}", field="CreateTime"
+        )
     return {
         "type": f.get("MsgType", "").lower(),
         "openid": openid,
@@ -74,22 +98,20 @@ def _base_kwargs(f: Fields) -> dict[str, Any]:
 
 def _int(f: Fields, name: str) -> int | None:
     v = f.get(name)
-    if v is None or v == "":
+    if v is None or not _DIGITS.fullmatch(v):
         return None
-    try:
-        return int(v)
-    except ValueError:
-        return None
+    return int(v)
+
+
+_DECIMAL = re.compile(r"-?[0-9]{1,4}(?:\.[0-9]{1,12})?")
 
 
 def _float(f: Fields, name: str) -> float | None:
+    # Plain ASCII decimals only: float() would also take " 1 ", "1_0", "nan", full-width digits.
     v = f.get(name)
-    if v is None or v == "":
+    if v is None or not _DECIMAL.fullmatch(v):
         return None
-    try:
-        return float(v)
-    except ValueError:
-        return None
+    return float(v)
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -517,7 +539,7 @@ def message_from_root(root: ET.Element) -> BaseMessage:
     """Build the typed value from an already parsed root element.
 
     Raises:
-        DecryptError: when a required common field is missing or malformed.
+        MalformedPushError: when a required common field is missing or malformed.
     """
     fields = {child.tag: child.text or "" for child in root if len(child) == 0}
     return message_from_fields(fields, root)
@@ -527,7 +549,7 @@ def message_from_fields(fields: Fields, root: ET.Element | None = None) -> BaseM
     """Build the typed value from leaf fields (and the root, for nested event data).
 
     Raises:
-        DecryptError: when a required common field is missing or malformed.
+        MalformedPushError: when a required common field is missing or malformed.
     """
     msg_type = fields.get("MsgType", "").lower()
     if msg_type == "event":
@@ -549,8 +571,10 @@ def parse_message(xml: str | bytes, *, max_size: int = DEFAULT_MAX_XML) -> BaseM
         (``SubscribeEvent`` …), or :class:`UnknownMessage` / :class:`UnknownEvent`.
 
     Raises:
-        DecryptError: when the document is oversized, declares a DTD or entities, is not
-            well-formed, or lacks ``FromUserName``/``CreateTime``.
+        DecryptError: when the document is oversized, declares a DTD, entities or a
+            non-UTF-8 encoding, or is not well-formed; its subclass
+            :class:`~membermkt.errors.MalformedPushError` when ``FromUserName`` or
+            ``CreateTime`` is missing or not a usable value.
     """
     fields, root = parse_fields(xml, max_size=max_size)
     return message_from_fields(fields, root)

@@ -15,6 +15,14 @@
 * A *new* ``add_external_contact`` with a ``WelcomeCode`` goes to the
   :class:`~membermkt.channels.wecom.welcome.WelcomeSender` (once).
 
+Security (see ``docs/security.md``): WeCom callbacks are always encrypted, so there is no
+plaintext mode to downgrade to — a push without a valid ``msg_signature`` over its
+``Encrypt`` value is refused. Query parameters must be ASCII, the body must fit
+``max_body`` (413 otherwise), and the signed ``timestamp`` must lie within ``freshness``
+seconds of the clock. An authentic push with unusable field values is answered ``success``
+(logged and counted in :attr:`WeComCallbackHandler.outcomes`); only store failures answer
+503.
+
 Core events: ``contact_added`` (``source`` = the decoded channel, ``staff``, ``state``,
 ``campaign``), ``contact_deleted`` (``staff``, ``by`` = ``"customer"`` for ``del_follow_user``
 — a churn signal — or ``"staff"`` for ``del_external_contact``), ``tags_changed``
@@ -33,6 +41,13 @@ from typing import Any, Protocol
 
 import attrs
 
+from membermkt.channels.wechat._guard import (
+    DEFAULT_FRESHNESS,
+    Outcomes,
+    check_fresh,
+    check_window,
+    clean_query,
+)
 from membermkt.channels.wechat.crypto import MessageCrypto
 from membermkt.channels.wechat.messages import BaseMessage
 from membermkt.channels.wechat.replies import SUCCESS
@@ -42,7 +57,15 @@ from membermkt.channels.wecom.welcome import WelcomeJob, WelcomeSender
 from membermkt.core.events import Event
 from membermkt.core.identity import Identity, member_id_for
 from membermkt.core.members import Member
-from membermkt.errors import ConfigError, DecryptError, MembermktError, SignatureError
+from membermkt.errors import (
+    ConfigError,
+    DecryptError,
+    MalformedPushError,
+    MembermktError,
+    SignatureError,
+    StoreError,
+    UsageError,
+)
 
 __all__ = ["WeComCallbackHandler", "WeComEndpoint", "WeComIncoming", "event_key", "events_for"]
 
@@ -158,10 +181,12 @@ class WeComCallbackHandler:
             welcomes).
         on_event: called once per new push (exceptions are logged, never propagated).
         clock: unix-seconds clock stamping receipt (the welcome deadline runs from it).
-        max_body: the largest accepted body, in bytes.
+        max_body: the largest accepted body, in bytes (default 1 MiB).
+        freshness: seconds the signed ``timestamp`` may differ from the clock either side
+            (default 300); ``None`` disables the check.
 
     Raises:
-        ConfigError: for a bad token or EncodingAESKey.
+        ConfigError: for a bad token, EncodingAESKey or freshness.
     """
 
     def __init__(
@@ -173,6 +198,7 @@ class WeComCallbackHandler:
         on_event: OnEvent | None = None,
         clock: Callable[[], float] = time.time,
         max_body: int = 1 << 20,
+        freshness: float | None = DEFAULT_FRESHNESS,
     ) -> None:
         if welcome is not None and welcome.client.corpid != endpoint.corpid:
             raise ConfigError("the WelcomeSender's client is for another corp")
@@ -184,6 +210,8 @@ class WeComCallbackHandler:
         self.on_event = on_event
         self.clock = clock
         self.max_body = max_body
+        self.freshness = check_window(freshness)
+        self.outcomes = Outcomes()
         self._recent: dict[str, None] = {}
         self._lock = threading.Lock()
 
@@ -217,39 +245,61 @@ class WeComCallbackHandler:
             body: the raw body.
             appid: the corpid named by the URL, if any (``contrib`` glue passes it); another
                 corp's id is refused with 403.
-            received_at: when the request arrived (default: now on ``clock``).
+            received_at: when the request arrived (default: now on ``clock``); also the
+                ``now`` of the freshness window.
 
         Returns:
-            ``(status, headers, body)``: 200 with the echo or ``success``; 403 for a bad
-            signature; 400 for an undecryptable push; 405 for other methods; 500 when the
-            store fails (WeCom then re-pushes).
+            ``(status, headers, body)``: 200 with the echo or ``success`` (also for an
+            authentic push with unusable field values); 403 for a bad signature or a stale
+            timestamp; 400 for an undecryptable push; 413 for an oversized body; 405 for
+            other methods; 503 when the store fails (WeCom then re-pushes).
         """
         perf = time.perf_counter()
         at = self.clock() if received_at is None else received_at
         try:
-            if appid is not None and appid != self.corpid:
-                raise SignatureError(f"no callback endpoint for corp {appid!r}")
-            if method == "GET":
-                return 200, _TEXT, self._verify(query).encode("utf-8")
-            if method != "POST":
+            if method not in ("GET", "POST"):
                 return 405, _TEXT, b"method not allowed"
             if len(body) > self.max_body:
-                raise DecryptError(f"callback body is {len(body)} bytes, over {self.max_body}")
+                self.outcomes.add("too_large")
+                return 413, _TEXT, b"request entity too large"
+            if appid is not None and appid != self.corpid:
+                raise SignatureError("no callback endpoint for the corp named in the URL")
+            clean = clean_query(query)
+            check_fresh(clean.get("timestamp", ""), now=at, window=self.freshness)
+            if method == "GET":
+                echo = self._verify(clean).encode("utf-8")
+                self.outcomes.add("verified")
+                return 200, _TEXT, echo
+            if "msg_signature" not in clean or clean.get("encrypt_type", "aes") != "aes":
+                # WeCom has no plaintext mode: whatever the request claims, it is refused.
+                raise SignatureError("WeCom pushes are always encrypted: no msg_signature")
             xml = self.crypto.decrypt_bytes(
                 body,
-                query.get("msg_signature", ""),
-                query.get("timestamp", ""),
-                query.get("nonce", ""),
+                clean.get("msg_signature", ""),
+                clean.get("timestamp", ""),
+                clean.get("nonce", ""),
             )
-            self._push(m.parse_message(xml, max_size=self.max_body), at, perf)
+            new = self._push(m.parse_message(xml, max_size=self.max_body), at, perf)
+            self.outcomes.add("accepted" if new else "duplicate")
             return 200, _TEXT, SUCCESS.encode()
         except SignatureError as exc:
+            self.outcomes.add("refused")
             log.warning("wecom callback refused: %s", exc)
             return 403, _TEXT, b"invalid signature"
+        except MalformedPushError as exc:
+            self.outcomes.add("unprocessable")
+            log.warning("wecom push can never be processed; answered success: %s", exc)
+            return 200, _TEXT, SUCCESS.encode()
         except DecryptError as exc:
+            self.outcomes.add("undecodable")
             log.warning("wecom callback undecodable: %s", exc)
             return 400, _TEXT, b"bad request"
+        except StoreError:
+            self.outcomes.add("store_error")
+            log.exception("wecom callback: the store failed; answered 503 so WeCom re-pushes")
+            return 503, _TEXT, b"try again"
         except MembermktError:
+            self.outcomes.add("error")
             log.exception("wecom callback failed")
             return 500, _TEXT, b"error"
 
@@ -266,14 +316,19 @@ class WeComCallbackHandler:
             return self.crypto.verify_url(sig, ts, nonce, echostr.replace(" ", "+"))
 
     def _member(self, external_userid: str) -> str:
-        identity = Identity.external_userid(self.corpid, external_userid)
+        try:
+            identity = Identity.external_userid(self.corpid, external_userid)
+        except UsageError as exc:
+            raise MalformedPushError(
+                f"ExternalUserID is not a usable id: {exc}", field="ExternalUserID"
+            ) from None
         member_id = self.store.resolve(identity)
         if member_id is None:
             member_id = member_id_for(identity)
             self.store.upsert_members([Member(member_id, identities=(identity,))])
         return member_id
 
-    def _push(self, message: BaseMessage, at: float, perf: float) -> None:
+    def _push(self, message: BaseMessage, at: float, perf: float) -> bool:
         member_id: str | None = None
         events: tuple[Event, ...] = ()
         state: ChannelState | None = None
@@ -314,6 +369,7 @@ class WeComCallbackHandler:
                 self.on_event(incoming)
             except Exception:
                 log.exception("on_event failed for %s", event_key(self.corpid, message))
+        return new
 
     def _seen_once(self, key: str) -> bool:
         with self._lock:

@@ -61,7 +61,7 @@ def _long_text() -> TypeEngine[str]:
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 """An auto-increment key (``INTEGER PRIMARY KEY`` is the rowid alias on SQLite)."""
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 """The version this code writes and reads."""
 
 # Length limits (the store refuses longer values with a UsageError naming the field).
@@ -124,6 +124,27 @@ class Tables:
             sa.Column("token", Text(TOKEN_LEN), primary_key=True),
             sa.Column("member_id", Text(ID_LEN), nullable=False),
             sa.Index(f"{p}ix_identities_member", "member_id"),
+            **opts,
+        )
+        self.merges = sa.Table(
+            f"{p}merges",
+            md,
+            sa.Column("id", Text(64), primary_key=True),
+            sa.Column("seq", sa.BigInteger, nullable=False),
+            sa.Column("keep_id", Text(ID_LEN), nullable=False),
+            sa.Column("drop_id", Text(ID_LEN), nullable=False),
+            sa.Column("a", Text(TOKEN_LEN), nullable=False),
+            sa.Column("b", Text(TOKEN_LEN), nullable=False),
+            sa.Column("evidence", Text(32), nullable=False),
+            sa.Column("at", sa.BigInteger, nullable=False),
+            sa.Column("by", Text(TEXT_LEN), nullable=False),
+            sa.Column("note", Text(TEXT_LEN), nullable=False),
+            sa.Column("identities", _long_text(), nullable=False),
+            sa.Column("snapshot", _long_text(), nullable=False),
+            sa.Column("undone_at", sa.BigInteger),
+            sa.Column("undone_by", Text(TEXT_LEN)),
+            sa.Index(f"{p}ix_merges_keep", "keep_id"),
+            sa.Index(f"{p}ix_merges_drop", "drop_id"),
             **opts,
         )
         self.tags = sa.Table(
@@ -232,6 +253,8 @@ class Tables:
             sa.Column("created_at", sa.BigInteger),
             sa.Column("updated_at", sa.BigInteger),
             sa.Index(f"{p}ix_payouts_rule", "rule_id", "status"),
+            # claims read one member's intents of one rule (#17)
+            sa.Index(f"{p}ix_payouts_member", "rule_id", "member_id"),
             **opts,
         )
 
@@ -246,7 +269,27 @@ def _v1(conn: Connection, tables: Tables) -> None:
     )
 
 
-MIGRATIONS: Final[tuple[Callable[[Connection, Tables], None], ...]] = (_v1,)
+def _v2(conn: Connection, tables: Tables) -> None:
+    # Version 2 added tables (merges) and member columns. Databases created at version 1 by
+    # this code already hold every table of its time, so: create what is missing, then add
+    # missing nullable columns. Idempotent.
+    tables.metadata.create_all(
+        conn, tables=[t for t in tables.all_tables() if t is not tables.schema_version]
+    )
+    inspector = sa.inspect(conn)
+    prep = conn.dialect.identifier_preparer
+    for table in tables.all_tables():
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for col in table.columns:
+            if col.name in have:
+                continue
+            ddl = col.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(
+                f"ALTER TABLE {prep.quote(table.name)} ADD COLUMN {prep.quote(col.name)} {ddl}"
+            )
+
+
+MIGRATIONS: Final[tuple[Callable[[Connection, Tables], None], ...]] = (_v1, _v2)
 """Forward migrations: ``MIGRATIONS[i]`` takes the schema from version ``i`` to ``i + 1``."""
 
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -11,6 +11,7 @@ from membermkt.stores.sql.store._batches import _BatchesMixin
 from membermkt.stores.sql.store._budgets import _BudgetsMixin
 from membermkt.stores.sql.store._events import _EventsMixin
 from membermkt.stores.sql.store._ledger import _LedgerMixin
+from membermkt.stores.sql.store._links import _LinksMixin
 from membermkt.stores.sql.store._members import _MembersMixin
 from membermkt.stores.sql.store._payouts import _PayoutsMixin
 from membermkt.stores.sql.store._segments import _SegmentsMixin
@@ -19,6 +20,7 @@ __all__ = ["SqlStore"]
 
 
 class SqlStore(
+    _LinksMixin,
     _MembersMixin,
     _EventsMixin,
     _SegmentsMixin,
