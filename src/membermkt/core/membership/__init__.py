@@ -37,6 +37,7 @@ from membermkt.core.membership.entitlements import (
 )
 from membermkt.core.membership.joining import (
     CONSENT_FIELDS,
+    JoinOffer,
     Membership,
     joined_event,
     left_event,
@@ -104,6 +105,7 @@ __all__ = [
     "CouponStatus",
     "EarnRule",
     "Entitlement",
+    "JoinOffer",
     "Latest",
     "Membership",
     "PointsLedger",

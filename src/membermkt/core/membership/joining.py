@@ -27,6 +27,7 @@ from membermkt.errors import UsageError
 
 __all__ = [
     "CONSENT_FIELDS",
+    "JoinOffer",
     "Membership",
     "joined_event",
     "left_event",
@@ -118,6 +119,42 @@ def joined_event(
         properties=props,
         key=f"{MEMBER_JOINED}:{member_id}:{sequence}",
     )
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class JoinOffer:
+    """What a joining page offers and records: a gift or service in exchange for details.
+
+    Attributes:
+        source: the acquisition source/partner credited (``joined_event(source=...)``).
+        form: the form/page id (and version).
+        gift: what the member gets, if anything (``"trial-bottle"``).
+        consent: the details the page asks consent for.
+        channel: where the page runs.
+        invite_only: only members with a ``member_invited`` event for ``form`` may join.
+    """
+
+    source: str
+    form: str
+    gift: str | None = None
+    consent: frozenset[str] = attrs.field(
+        default=frozenset({"phone", "marketing"}), converter=frozenset
+    )
+    channel: str = "wechat.oauth"
+    invite_only: bool = False
+
+    def event(self, member_id: str, at: dt.datetime, *, sequence: int = 1) -> Event:
+        """The ``member_joined`` event of ``member_id`` joining through this offer."""
+        return joined_event(
+            member_id,
+            at,
+            source=self.source,
+            channel=self.channel,
+            form=self.form,
+            consent=self.consent,
+            gift=self.gift,
+            sequence=sequence,
+        )
 
 
 def left_event(member_id: str, at: dt.datetime, *, reason: str, sequence: int = 1) -> Event:
