@@ -6,6 +6,8 @@ import datetime as dt
 import time
 from pathlib import Path
 
+import attrs
+
 from membermkt._version import __version__
 from membermkt.demo._acquisition import _acquire
 from membermkt.demo._base import (
@@ -24,6 +26,7 @@ from membermkt.demo._base import (
     _Stages,
 )
 from membermkt.demo._campaigns import _campaign
+from membermkt.demo._members import _member_programme
 from membermkt.demo._redpackets import _red_packets
 from membermkt.demo._report import _analytics
 from membermkt.demo._result import DemoResult
@@ -147,6 +150,11 @@ def run_demo(
                 camp,
                 rule_id=RULE_ID,
             )
+        # 7. the member programme -------------------------------------------------------
+        with stage(7, "member programme: first members join, tiers, durian coupons, report"):
+            programme = _member_programme(
+                store, world, clock, as_of, report_as_of, echo, work if report else None
+            )
         counts = table_counts(store)
         stats = counts["members"], counts["events"]
         state["runs"] = int(state.get("runs", 0)) + 1
@@ -176,4 +184,8 @@ def run_demo(
         attribution=analytics[1],
         lift=camp.lift,
         seconds=time.perf_counter() - started,
+        programme={
+            **attrs.asdict(programme, recurse=False),
+            "report": None if programme.report is None else str(programme.report),
+        },
     )
