@@ -137,23 +137,24 @@ def run_demo(
             camp = _campaign(store, world, clock, as_of, echo, progress)
 
         report_as_of = as_of + CONVERSION_WINDOW + dt.timedelta(days=1)
-        # 5. tags and segments ------------------------------------------------------------
-        with stage(5, "tags and segments, as of a week after the campaign"):
+        # 5. the member programme (before tags and the report, so every run sees the same
+        #    events there) --------------------------------------------------------------
+        with stage(5, "member programme: first members join, tiers, durian coupons, report"):
+            programme = _member_programme(
+                store, world, clock, as_of, report_as_of, echo, work if report else None
+            )
+        # 6. tags and segments ------------------------------------------------------------
+        with stage(6, "tags and segments, as of a week after the campaign"):
             tags, segments = _tags_and_segments(store, world, report_as_of, echo)
 
-        # 6. report ---------------------------------------------------------------------
-        with stage(6, "analytics and the HTML report"):
+        # 7. report ---------------------------------------------------------------------
+        with stage(7, "analytics and the HTML report"):
             analytics = _analytics(
                 store,
                 report_as_of,
                 work / REPORT_FILE if report else None,
                 camp,
                 rule_id=RULE_ID,
-            )
-        # 7. the member programme -------------------------------------------------------
-        with stage(7, "member programme: first members join, tiers, durian coupons, report"):
-            programme = _member_programme(
-                store, world, clock, as_of, report_as_of, echo, work if report else None
             )
         counts = table_counts(store)
         stats = counts["members"], counts["events"]

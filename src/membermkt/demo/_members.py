@@ -1,4 +1,4 @@
-"""Chapter 7, the member programme: qualified first members join via a gift, tiers are
+"""Chapter 5, the member programme: qualified first members join via a gift, tiers are
 assigned by rule, durian buyers get a durian coupon through WeChat Pay, gold members a
 birthday privilege, and the members' report shows the tier migration.
 
@@ -120,6 +120,23 @@ def _coupon_service(store: Any, world: _World, clock: StoryClock) -> tuple[Any, 
 
 
 def _member_programme(
+    store: Any,
+    world: _World,
+    clock: StoryClock,
+    as_of: dt.datetime,
+    report_as_of: dt.datetime,
+    echo: Echo,
+    work: Path | None,
+) -> MembersChapter:
+
+    started_at = clock.now()
+    try:
+        return _play(store, world, clock, as_of, report_as_of, echo, work)
+    finally:
+        clock.set(started_at)  # the next chapters continue the main story's time
+
+
+def _play(
     store: Any,
     world: _World,
     clock: StoryClock,

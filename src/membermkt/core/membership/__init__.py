@@ -55,6 +55,7 @@ from membermkt.core.membership.leaves import (
     joined_via,
     joined_within,
     latest,
+    non_member_repeat_buyers,
     tier_is,
 )
 from membermkt.core.membership.points import (
@@ -150,6 +151,7 @@ __all__ = [
     "members_by_tier",
     "members_report",
     "membership_as_of",
+    "non_member_repeat_buyers",
     "override_event",
     "redeem_event",
     "redeem_points_event",
