@@ -103,6 +103,7 @@ def v3_gateway(creds: TestCredentials, directory: Path, **kw: object) -> WeChatP
         appid=APPID,
         transfer_scene_id="1000",
         transfer_remark="包裹红包",
+        scene_report_infos=(("活动名称", "包裹红包"), ("奖励说明", "签收奖励")),
         notify_url="https://example.com/notify",
     )
     return WeChatPayV3Gateway(config, signer, keys, api_v3_key=API_V3_KEY, **kw)  # type: ignore[arg-type]
@@ -370,8 +371,10 @@ def test_threads_never_overspend_or_double_pay(
     store: InMemoryStore, creds: TestCredentials, tmp_path: Path, fault_rate: float
 ) -> None:
     """64 threads, 500 claims (450 members, 50 repeat claims), budget for 100 packets."""
+    # 64 threads on the wall clock send far more than sendredpack's 30 requests/s: this test
+    # is about concurrency safety, so the rate rule (tested in test_emulator_rules) is off.
     emulator = WeChatPayEmulator(
-        creds, appid=APPID, api_key=API_KEY, fault_rate=fault_rate, seed=11
+        creds, appid=APPID, api_key=API_KEY, fault_rate=fault_rate, seed=11, v2_rate_per_s=None
     )
     with v2_gateway(creds, tmp_path, emulator.transport()) as gw:
         clock = StepClock(step=dt.timedelta(milliseconds=1))
@@ -439,7 +442,12 @@ async def test_async_service_runs_the_same_flows(
     files = creds.write(tmp_path)
     signer = load_merchant_signer(MCH_ID, files["merchant_key"], cert_file=files["merchant_cert"])
     keys = load_platform_keys(certificates=[creds.platform_cert])
-    config = TransferConfig(appid=APPID, transfer_scene_id="1000", transfer_remark="包裹红包")
+    config = TransferConfig(
+        appid=APPID,
+        transfer_scene_id="1000",
+        transfer_remark="包裹红包",
+        scene_report_infos=(("活动名称", "包裹红包"), ("奖励说明", "签收奖励")),
+    )
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
@@ -471,7 +479,12 @@ def test_services_refuse_the_wrong_kind_of_gateway(
     files = creds.write(tmp_path)
     signer = load_merchant_signer(MCH_ID, files["merchant_key"], cert_file=files["merchant_cert"])
     keys = load_platform_keys(certificates=[creds.platform_cert])
-    config = TransferConfig(appid=APPID, transfer_scene_id="1000", transfer_remark="x")
+    config = TransferConfig(
+        appid=APPID,
+        transfer_scene_id="1000",
+        transfer_remark="x",
+        scene_report_infos=(("活动名称", "包裹红包"), ("奖励说明", "签收奖励")),
+    )
     agw = AsyncWeChatPayV3Gateway(config, signer, keys, transport=emulator.transport())
     with pytest.raises(ConfigError, match="sync PayoutGateway"):
         RedPacketService(store, agw, clock=StepClock())  # type: ignore[arg-type]

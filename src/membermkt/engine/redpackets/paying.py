@@ -48,6 +48,10 @@ class _PayFlows(_FlowsBase):
                 last = result
                 if result.status in (PayoutStatus.NOT_FOUND, PayoutStatus.UNKNOWN):
                     continue  # the same bill number again; the platform pays it at most once
+            if result.status is PayoutStatus.NO_FUNDS:
+                # NOTENOUGH / NOT_ENOUGH: park the intent with its reservation and its bill
+                # number; after a top-up, resume pays the very same bill (reference §4.2).
+                return self._finish(intent, result, events=events)
             if result.status is PayoutStatus.PENDING:
                 polled = yield from self._query_step(intent.bill_no)
                 if polled.status.definitive:
@@ -147,6 +151,17 @@ class _PayFlows(_FlowsBase):
                 amount_fen=intent.amount_fen,
                 result=result,
             )
+        if status is PayoutStatus.NO_FUNDS:
+            self.store.update_intent(
+                intent.bill_no, status="waiting_funds", now=now, detail=_detail(result)
+            )
+            return ClaimOutcome(
+                status="waiting_funds",
+                reason=result.state,
+                bill_no=intent.bill_no,
+                amount_fen=intent.amount_fen,
+                result=result,
+            )
         label = "pending" if status is PayoutStatus.PENDING else "unknown"
         self.store.update_intent(
             intent.bill_no,
@@ -174,6 +189,13 @@ class _PayFlows(_FlowsBase):
             # bill number makes it idempotent either way.
             return (yield from self._pay_flow(intent, first=False))
         result = yield from self._query_step(intent.bill_no)
+        for _ in range(1, self.max_attempts):
+            # An ambiguous query answer (timeout, SYSTEMERROR) says nothing: ask again rather
+            # than leave the intent open with money possibly moved and not settled.
+            if result.status is not PayoutStatus.UNKNOWN:
+                break
+            yield from self._sleep_step(self.retry_interval)
+            result = yield from self._query_step(intent.bill_no)
         if result.status is PayoutStatus.NOT_FOUND:
             return (yield from self._pay_flow(intent, first=False))
         return self._finish(intent, result)
