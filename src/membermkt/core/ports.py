@@ -22,6 +22,8 @@ from membermkt.core.delivery import (
     Delivery,
     DeliveryRecord,
     DeliveryStatus,
+    LedgerBatch,
+    Outcome,
     SendResult,
 )
 
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AsyncChannel",
     "AsyncTokenCache",
+    "BatchLedger",
     "BudgetState",
     "BudgetStore",
     "Channel",
@@ -195,6 +198,75 @@ class Ledger(Protocol):
 
     def status_counts(self, campaign_id: str) -> Mapping[str, int]:
         """Number of deliveries per status value."""
+        ...
+
+
+@runtime_checkable
+class BatchLedger(Protocol):
+    """The hand-off half of the ledger the :class:`~membermkt.engine.runner.CampaignRunner`
+    works through (DESIGN §4.1): deliveries move ``planned → sending`` only inside a batch
+    row written in the same transaction, so a crash leaves either nothing handed or a batch
+    that recovery resends unchanged (idempotent channel) or reports ``unknown``.
+    """
+
+    def planned_counts(self, campaign_id: str, *, channel: str) -> Mapping[str, int]:
+        """Planned deliveries per variant."""
+        ...
+
+    def peek_planned(
+        self, campaign_id: str, *, channel: str, variant: str, limit: int
+    ) -> list[DeliveryRecord]:
+        """Up to ``limit`` planned deliveries of one variant (no state change)."""
+        ...
+
+    def skip(self, outcomes: Sequence[Outcome], *, now: dt.datetime) -> int:
+        """``planned → skipped(reason)`` for those still planned; returns how many."""
+        ...
+
+    def open_batch(
+        self,
+        campaign_id: str,
+        *,
+        channel: str,
+        batch_id: str,
+        keys: Sequence[str],
+        request_key: str,
+        worker: str,
+        now: dt.datetime,
+    ) -> LedgerBatch | None:
+        """Atomically write the batch row and move every key ``planned → sending``; ``None``
+        (and no change) when any key is no longer planned."""
+        ...
+
+    def record_outcomes(
+        self, batch_id: str, outcomes: Sequence[Outcome], *, now: dt.datetime, close: bool
+    ) -> None:
+        """Record outcomes of one batch in one transaction (and close it if ``close``)."""
+        ...
+
+    def open_batches(
+        self, campaign_id: str, *, channel: str, older_than: dt.datetime | None = None
+    ) -> list[LedgerBatch]:
+        """Open batches (optionally only those not updated since ``older_than``)."""
+        ...
+
+    def take_batch(
+        self, batch_id: str, *, worker: str, now: dt.datetime, stale_before: dt.datetime
+    ) -> LedgerBatch | None:
+        """Take over an open batch not updated since ``stale_before`` (``None`` if another
+        runner holds or took it)."""
+        ...
+
+    def records(self, keys: Sequence[str]) -> list[DeliveryRecord]:
+        """The deliveries with these keys, in the same order (missing ones left out)."""
+        ...
+
+    def hold(self, scope: str, *, until: dt.datetime, now: dt.datetime) -> dt.datetime:
+        """Stop calls of ``scope`` until ``until`` (kept if later); returns the hold."""
+        ...
+
+    def held_until(self, scope: str, *, now: dt.datetime) -> dt.datetime | None:
+        """The active hold of ``scope`` (``None`` when none is in force at ``now``)."""
         ...
 
 

@@ -39,7 +39,7 @@ from membermkt.core.delivery import ChannelCapabilities, Delivery, DeliveryRecor
 from membermkt.core.events import Event
 from membermkt.core.members import Member
 from membermkt.core.ports import EventLog, Ledger, MemberStore, SegmentQueries
-from membermkt.core.quotas import HistoryLike, PastSend
+from membermkt.core.quotas import HistoryLike, PastSend, balanced_batches
 from membermkt.engine.progress import Progress, ProgressCallback, tqdm_progress
 from membermkt.engine.runner import CampaignRunner, DeliveryRetry, RunResult, SystemClock
 from membermkt.errors import UsageError
@@ -188,6 +188,8 @@ class Simulation:
         deliveries: the deliveries that would be made (up to ``keep``).
         skips: the skips (up to ``keep``).
         quota_cost: variant → {``"api_calls"``: platform calls, cap label: quota units}.
+        batches: variant → the batch sizes the runner will hand to the channel (balanced:
+            never a lone remainder), one platform call each on a batch channel.
         truncated: whether ``deliveries``/``skips`` were cut at ``keep``.
     """
 
@@ -196,6 +198,7 @@ class Simulation:
     deliveries: tuple[Delivery, ...]
     skips: tuple[Skip, ...]
     quota_cost: Mapping[str, Mapping[str, int]]
+    batches: Mapping[str, tuple[int, ...]] = attrs.field(factory=dict)
     truncated: bool = False
 
     def rows(self) -> list[dict[str, Any]]:
@@ -296,8 +299,11 @@ def simulate(
     if rules.max_batch_size is not None:
         max_batch = min(max_batch or rules.max_batch_size, rules.max_batch_size)
     cost: dict[str, dict[str, int]] = {}
+    batches: dict[str, tuple[int, ...]] = {}
     for variant, n in summary.deliveries.items():
-        per = {"api_calls": rules.batches(n, max_batch)}
+        sizes = tuple(balanced_batches(n, max_batch or rules.max_batch_size or 1))
+        batches[variant] = sizes
+        per = {"api_calls": len(sizes)}
         for cap in rules.caps:
             per[cap.label] = n
         if rules.window is not None:
@@ -309,6 +315,7 @@ def simulate(
         deliveries=tuple(deliveries),
         skips=tuple(skips),
         quota_cost=cost,
+        batches=batches,
         truncated=truncated,
     )
 
