@@ -39,7 +39,7 @@ from membermkt.core.members import Member, MemberState
 from membermkt.core.segments import Segment
 from membermkt.errors import JourneyError
 
-__all__ = ["Effect", "EntryState", "MemberJourney", "effect_key", "pick", "replay"]
+__all__ = ["Effect", "EntryState", "MemberJourney", "Resume", "effect_key", "pick", "replay"]
 
 MAX_STEPS_PER_ENTRY: Final = 10_000
 _KEY_MAX: Final = 180
@@ -85,6 +85,18 @@ class Effect:
     channel: str
     variant: str
     payload: FrozenMap[str, Any]
+    at: dt.datetime
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Resume:
+    """An entry carried over from an older journey version (see the engine's migration
+    rules): it continues at ``step`` (``None``: it ends, reason ``"exit:migrated"``) from
+    time ``at``."""
+
+    entry: int
+    entered_at: dt.datetime
+    step: str | None
     at: dt.datetime
 
 
@@ -247,7 +259,13 @@ class _Walker:
             target += dt.timedelta(days=1)
         return target.astimezone(dt.UTC)
 
-    def walk(self, entry: int, entered_at: dt.datetime, sink: list[Effect]) -> EntryState:
+    def walk(
+        self,
+        entry: int,
+        entered_at: dt.datetime,
+        sink: list[Effect],
+        resume: Resume | None = None,
+    ) -> EntryState:
         j = self.j
         variant, holdout = pick(j, self.member.id, entry)
         goal_at = (
@@ -255,8 +273,8 @@ class _Walker:
             if j.goal is not None
             else None
         )
-        t = entered_at
-        sid: str | None = j.start_id
+        t = entered_at if resume is None else resume.at
+        sid: str | None = j.start_id if resume is None else resume.step
         path: list[tuple[str, dt.datetime]] = []
 
         def state(
@@ -280,7 +298,9 @@ class _Walker:
                 path=tuple(path),
             )
 
-        last = j.start_id
+        last = j.start_id if sid is None else sid
+        if resume is not None and resume.step is None:
+            return state("exited", last, ended_at=t, reason="exit:migrated")
         for _ in range(MAX_STEPS_PER_ENTRY):
             if goal_at is not None and goal_at <= t:
                 return state("goal", last, ended_at=goal_at, reason="goal")
@@ -350,7 +370,15 @@ class _Walker:
 
 
 def replay(
-    journey: Journey, member: Member, events: Sequence[Event] | Iterable[Event], now: dt.datetime
+    journey: Journey,
+    member: Member,
+    events: Sequence[Event] | Iterable[Event],
+    now: dt.datetime,
+    *,
+    triggers_after: dt.datetime | None = None,
+    triggers_until: dt.datetime | None = None,
+    first_entry: int = 0,
+    resume: Sequence[Resume] = (),
 ) -> MemberJourney:
     """Walk ``member`` through ``journey`` from their events up to ``now``.
 
@@ -360,6 +388,11 @@ def replay(
     Re-entry: ``"never"`` keeps only the first trigger; ``"after_exit"`` takes a trigger only
     once the previous entry has ended (before that time); ``"always"`` takes every trigger;
     ``cooldown_seconds`` and ``max_entries`` apply on top.
+
+    Version epochs (used by the engine when a journey is edited): only triggers with
+    ``triggers_after < t <= triggers_until`` start entries, numbered from ``first_entry``;
+    ``resume`` entries (carried over from an older version) are walked first. With
+    re-entry ``"never"``, an epoch that does not start at entry 0 takes no new entries.
 
     Raises:
         JourneyError: for events of another member, a non-aware ``now``, or a journey that
@@ -373,11 +406,24 @@ def replay(
     evs = _canonical(events, member.id)
     w = _Walker(journey, member, evs, now)
     times, next_sched = w.triggers()
+    times = [
+        t
+        for t in times
+        if (triggers_after is None or t > triggers_after)
+        and (triggers_until is None or t <= triggers_until)
+    ]
+    if triggers_until is not None and next_sched is not None and next_sched > triggers_until:
+        next_sched = None
     rules = journey.reentry
-    entries: list[EntryState] = []
     effects: list[Effect] = []
+    entries: list[EntryState] = [
+        w.walk(r.entry, r.entered_at, effects, r) for r in sorted(resume, key=lambda r: r.entry)
+    ]
+    n0 = first_entry
+    if rules.mode == "never" and (first_entry > 0 or entries):
+        times = []
     for t in times:
-        if rules.max_entries is not None and len(entries) >= rules.max_entries:
+        if rules.max_entries is not None and n0 + len(entries) >= rules.max_entries:
             break
         if entries:
             prev = entries[-1]
@@ -389,7 +435,7 @@ def replay(
                 continue
             if rules.mode == "after_exit" and (prev.ended_at is None or prev.ended_at >= t):
                 continue
-        entries.append(w.walk(len(entries), t, effects))
+        entries.append(w.walk(n0 + len(entries) - len(resume), t, effects))
     dues = [e.due_at for e in entries if e.due_at is not None]
     if next_sched is not None:
         dues.append(next_sched)
