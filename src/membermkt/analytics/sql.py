@@ -120,10 +120,10 @@ class _Json:
     def number(self, name: str, *, integer: bool = False) -> ColumnElement[Any]:
         """The property when it is a JSON number, else NULL."""
         if self.dialect == "mysql":
-            kinds = ["INTEGER"] if integer else ["INTEGER", "DOUBLE"]
-            raw = self._my_value(name)
-            value = sa.cast(raw, sa.BigInteger()) if integer else _my_double(raw)
-            return sa.case((self._my_type(name).in_(kinds), value), else_=sa.null())
+            my_kinds = ["INTEGER"] if integer else ["INTEGER", "DOUBLE"]
+            my_raw = self._my_value(name)
+            value = sa.cast(my_raw, sa.BigInteger()) if integer else _my_double(my_raw)
+            return sa.case((self._my_type(name).in_(my_kinds), value), else_=sa.null())
         if self.dialect == "duckdb":
             kinds = _DUCK_INTS if integer else (*_DUCK_INTS, "DOUBLE")
             raw = sa.func.json_extract_string(self.props, f'$."{name}"')
