@@ -61,10 +61,8 @@ def test_five_mass_campaigns_through_the_cli_never_make_a_fifth_receipt(
     with emu.serve() as server:
         for k in range(5):
             path = _campaign_file(tmp_path, f"mass{k}")
-            code = main(
-                ["campaign", "run", str(path), "--appid", APPID, "--base-url", server.url]
-                + ["--db", db, "--no-progress"]
-            )
+            args = ["--appid", APPID, "--base-url", server.url, "--db", db, "--no-progress"]
+            code = main(["campaign", "run", str(path), *args])
             assert code == 0
     out = capsys.readouterr().out
     assert out.count("planned 12 deliveries") == 4
