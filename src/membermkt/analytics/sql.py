@@ -81,6 +81,9 @@ class _Json:
     def _duck_type(self, name: str) -> ColumnElement[Any]:
         return sa.func.json_type(self.props, f'$."{name}"')
 
+    def _duck_raw(self, name: str) -> ColumnElement[Any]:
+        return sa.func.json_extract_string(self.props, f'$."{name}"')
+
     def _my_type(self, name: str) -> ColumnElement[Any]:
         return sa.func.json_type(sa.func.json_extract(self.props, f'$."{name}"'))
 
@@ -98,7 +101,7 @@ class _Json:
             return sa.case(
                 (
                     self._duck_type(name) == "VARCHAR",
-                    sa.func.json_extract_string(self.props, f'$."{name}"'),
+                    self._duck_raw(name),
                 ),
                 else_=sa.null(),
             )
@@ -126,7 +129,7 @@ class _Json:
             return sa.case((self._my_type(name).in_(my_kinds), value), else_=sa.null())
         if self.dialect == "duckdb":
             kinds = _DUCK_INTS if integer else (*_DUCK_INTS, "DOUBLE")
-            raw = sa.func.json_extract_string(self.props, f'$."{name}"')
+            raw = self._duck_raw(name)
             kind: Any = sa.BigInteger() if integer else sa.Double()
             return sa.case((self._duck_type(name).in_(kinds), sa.cast(raw, kind)), else_=sa.null())
         if self.dialect == "sqlite":
@@ -163,7 +166,7 @@ class _Json:
             )
         if self.dialect == "duckdb":
             jtype = self._duck_type(name)
-            raw = sa.func.json_extract_string(self.props, f'$."{name}"')
+            raw = self._duck_raw(name)
             if isinstance(value, bool):
                 return sa.and_(jtype == "BOOLEAN", raw == ("true" if value else "false"))
             if isinstance(value, str):
