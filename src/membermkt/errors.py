@@ -5,6 +5,7 @@ The tree is grouped by *who is at fault and what the caller can do*::
     MembermktError                     base; never raised directly
       UsageError (also ValueError)     you called us wrongly: bad argument, bad config
         SegmentError                   invalid segment / JSON; carries the node path
+        IdentityConflict               a link/merge/import the identity rules refuse
         PluginError                    a channel plugin failed to load or does not conform
         ConfigError                    missing/wrong credentials, certificates, URLs
       SignatureError                   a peer's message failed signature verification
@@ -35,6 +36,8 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "DecryptError",
+    "IdentityConflict",
+    "JourneyError",
     "LedgerError",
     "MalformedPushError",
     "MembermktError",
@@ -77,6 +80,25 @@ class SegmentError(UsageError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+class JourneyError(UsageError):
+    """A journey definition (or its JSON form) is invalid: it names the step and the problem."""
+
+
+class IdentityConflict(UsageError):
+    """A link between identities that the rules refuse: evidence that does not support the
+    pair, a merge that would give one member two different identities of a kind a person holds
+    once (two unionids, two openids of one appid), or an import that would move an identity
+    from one member to another.
+
+    Attributes:
+        members: the member ids involved (may be empty).
+    """
+
+    def __init__(self, message: str, *, members: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.members = members
 
 
 class PluginError(UsageError):

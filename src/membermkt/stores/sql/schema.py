@@ -61,7 +61,7 @@ def _long_text() -> TypeEngine[str]:
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 """An auto-increment key (``INTEGER PRIMARY KEY`` is the rowid alias on SQLite)."""
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 """The version this code writes and reads."""
 
 # Length limits (the store refuses longer values with a UsageError naming the field).
@@ -126,6 +126,27 @@ class Tables:
             sa.Index(f"{p}ix_identities_member", "member_id"),
             **opts,
         )
+        self.merges = sa.Table(
+            f"{p}merges",
+            md,
+            sa.Column("id", Text(64), primary_key=True),
+            sa.Column("seq", sa.BigInteger, nullable=False),
+            sa.Column("keep_id", Text(ID_LEN), nullable=False),
+            sa.Column("drop_id", Text(ID_LEN), nullable=False),
+            sa.Column("a", Text(TOKEN_LEN), nullable=False),
+            sa.Column("b", Text(TOKEN_LEN), nullable=False),
+            sa.Column("evidence", Text(32), nullable=False),
+            sa.Column("at", sa.BigInteger, nullable=False),
+            sa.Column("by", Text(TEXT_LEN), nullable=False),
+            sa.Column("note", Text(TEXT_LEN), nullable=False),
+            sa.Column("identities", _long_text(), nullable=False),
+            sa.Column("snapshot", _long_text(), nullable=False),
+            sa.Column("undone_at", sa.BigInteger),
+            sa.Column("undone_by", Text(TEXT_LEN)),
+            sa.Index(f"{p}ix_merges_keep", "keep_id"),
+            sa.Index(f"{p}ix_merges_drop", "drop_id"),
+            **opts,
+        )
         self.tags = sa.Table(
             f"{p}tags",
             md,
@@ -179,6 +200,32 @@ class Tables:
             sa.Column("updated_at", sa.BigInteger),
             sa.Column("worker", Text(TEXT_LEN)),
             sa.Index(f"{p}ix_deliveries_campaign", "campaign_id", "status", "key"),
+            # #12: ledger history per member (caps at hand-off and prepare)
+            sa.Index(f"{p}ix_deliveries_member", "member_id", "updated_at"),
+            **opts,
+        )
+        # #12 hand-off batches and call holds: created lazily by the ledger mixin too, so a
+        # database at schema version 1 gains them without a migration.
+        self.delivery_batches = sa.Table(
+            f"{p}delivery_batches",
+            md,
+            sa.Column("batch_id", Text(64), primary_key=True),
+            sa.Column("campaign_id", Text(TEXT_LEN), nullable=False),
+            sa.Column("channel", Text(TEXT_LEN), nullable=False),
+            sa.Column("keys", _long_text(), nullable=False),
+            sa.Column("request_key", Text(TEXT_LEN), nullable=False),
+            sa.Column("worker", Text(TEXT_LEN)),
+            sa.Column("opened_at", sa.BigInteger, nullable=False),
+            sa.Column("updated_at", sa.BigInteger, nullable=False),
+            sa.Column("state", sa.String(16), nullable=False),
+            sa.Index(f"{p}ix_delivery_batches_open", "campaign_id", "channel", "state"),
+            **opts,
+        )
+        self.holds = sa.Table(
+            f"{p}holds",
+            md,
+            sa.Column("scope", Text(TEXT_LEN), primary_key=True),
+            sa.Column("until_at", sa.BigInteger, nullable=False),
             **opts,
         )
         self.budgets = sa.Table(
@@ -208,6 +255,8 @@ class Tables:
             sa.Column("created_at", sa.BigInteger),
             sa.Column("updated_at", sa.BigInteger),
             sa.Index(f"{p}ix_payouts_rule", "rule_id", "status"),
+            # claims read one member's intents of one rule (#17)
+            sa.Index(f"{p}ix_payouts_member", "rule_id", "member_id"),
             **opts,
         )
 
@@ -222,7 +271,27 @@ def _v1(conn: Connection, tables: Tables) -> None:
     )
 
 
-MIGRATIONS: Final[tuple[Callable[[Connection, Tables], None], ...]] = (_v1,)
+def _v2(conn: Connection, tables: Tables) -> None:
+    # Version 2 added tables (merges) and member columns. Databases created at version 1 by
+    # this code already hold every table of its time, so: create what is missing, then add
+    # missing nullable columns. Idempotent.
+    tables.metadata.create_all(
+        conn, tables=[t for t in tables.all_tables() if t is not tables.schema_version]
+    )
+    inspector = sa.inspect(conn)
+    prep = conn.dialect.identifier_preparer
+    for table in tables.all_tables():
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for col in table.columns:
+            if col.name in have:
+                continue
+            ddl = col.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(
+                f"ALTER TABLE {prep.quote(table.name)} ADD COLUMN {prep.quote(col.name)} {ddl}"
+            )
+
+
+MIGRATIONS: Final[tuple[Callable[[Connection, Tables], None], ...]] = (_v1, _v2)
 """Forward migrations: ``MIGRATIONS[i]`` takes the schema from version ``i`` to ``i + 1``."""
 
 assert len(MIGRATIONS) == SCHEMA_VERSION

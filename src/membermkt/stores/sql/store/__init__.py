@@ -7,9 +7,11 @@ MySQL/MariaDB (``mysql+pymysql://``). Segments are compiled to SQL
 
 from __future__ import annotations
 
+from membermkt.stores.sql.store._batches import _BatchesMixin
 from membermkt.stores.sql.store._budgets import _BudgetsMixin
 from membermkt.stores.sql.store._events import _EventsMixin
 from membermkt.stores.sql.store._ledger import _LedgerMixin
+from membermkt.stores.sql.store._links import _LinksMixin
 from membermkt.stores.sql.store._members import _MembersMixin
 from membermkt.stores.sql.store._payouts import _PayoutsMixin
 from membermkt.stores.sql.store._segments import _SegmentsMixin
@@ -18,10 +20,12 @@ __all__ = ["SqlStore"]
 
 
 class SqlStore(
+    _LinksMixin,
     _MembersMixin,
     _EventsMixin,
     _SegmentsMixin,
     _LedgerMixin,
+    _BatchesMixin,
     _BudgetsMixin,
     _PayoutsMixin,
 ):
