@@ -37,11 +37,17 @@ pytest: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
-## Run the benchmarks at a size that suits a laptop (each prints its ratios; see benchmarks/).
+## Run the benchmarks at a size that suits a laptop (each prints its ratios; see benchmarks/
+## for the full sizes and docs/performance.md for the figures). Needs the dev extra (duckdb)
+## and, for PostgreSQL, MEMBERMKT_TEST_POSTGRES_URL or a server on 127.0.0.1:5432.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/segments.py --members 200000
 	$(BIN)/python benchmarks/stores.py --events 200000 --members 100000
 	$(BIN)/python benchmarks/analytics.py --members 100000 --events 2000000
+	$(BIN)/python benchmarks/callbacks.py --n 5000
+	$(BIN)/python benchmarks/campaigns.py --n 10000 --plan-members 1000000
+	$(BIN)/python benchmarks/synthetic.py --members 200000
+	$(BIN)/python benchmarks/scale_postgres.py --members 200000 --events 2000000
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis site

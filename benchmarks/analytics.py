@@ -1,4 +1,5 @@
-"""Benchmark: the full analytics bundle over a large store, on SQLite and PostgreSQL.
+"""Benchmark: the full analytics bundle over a large store, on SQLite, PostgreSQL and
+DuckDB, next to a hand-written DuckDB baseline of the same metrics, in one run.
 
 The issue's size is 1M members / 20M events (the defaults). The data set is synthetic and
 seeded: acquisition sources, follows/unfollows, menu paths, page views with dwell times,
@@ -10,6 +11,13 @@ runs in a *fresh process* so its peak memory is the analytics' own, not the load
 Each step prints wall time and the process's peak RSS after it; no step loads the event log
 into Python (the SQL runner aggregates in the database; RFM streams one row per buyer,
 staff metrics stream WeCom conversation messages only).
+
+DuckDB (extra ``duckdb``): :class:`membermkt.analytics.DuckDBAnalytics` copies the store
+(PostgreSQL when it is part of the run, else SQLite) into DuckDB once, runs membermkt's
+analytics there, then ``benchmarks/_duck_baseline.py`` runs hand-written DuckDB SQL for the
+same metrics on the same copy. The closing summary prints every total and its ratio against
+that baseline (goals at 1M / 20M: DuckDB ≤ 30 s and ≤ 2× the baseline; SQLite/PostgreSQL
+≤ 3 minutes). PostgreSQL is skipped with a note when the server cannot be reached.
 
 Run (from the repository root)::
 
@@ -172,7 +180,7 @@ def fast_state(evs: list[tuple[str, int, dict[str, Any]]]) -> Any:
             last = at if last is None else max(last, at)
             cats.add(p["category"])
         if etype in ("follow", "scan", "contact_added") and p.get("source"):
-            v = (at, "0", p["source"])
+            v = (at, "0\x00" + p["source"], p["source"])  # the fold's tie-break
             src = v if src is None or v[:2] < src[:2] else src
     return MemberState(
         subscribed=None if sub is None else sub[2] == "follow",
@@ -355,6 +363,58 @@ def run(url: str) -> None:
         total += secs
         print(f"{store.dialect}: {name:<18} {secs:9.1f} {_rss_mb():12.0f}", flush=True)
     print(f"{store.dialect}: {'total':<18} {total:9.1f} {_rss_mb():12.0f}", flush=True)
+    print(f"TOTAL {store.dialect} {total:.3f}", flush=True)
+    store.close()
+
+
+def run_duckdb(url: str) -> None:
+    """Copy the store at ``url`` into DuckDB, run membermkt's analytics there, then the
+    hand-written DuckDB baseline of the same metrics on the same copy (fresh process)."""
+    from _duck_baseline import baseline
+
+    from membermkt import analytics
+    from membermkt.stores.sql import SqlStore
+
+    store = SqlStore(url, table_prefix=PREFIX)
+    t0 = time.perf_counter()
+    duck = analytics.DuckDBAnalytics.from_store(store)
+    copy_secs = time.perf_counter() - t0
+    print(
+        f"duckdb: copied {duck.count('members'):,} members, {duck.count('events'):,} events "
+        f"from {store.dialect} in {copy_secs:.1f} s (peak RSS {_rss_mb():.0f} MB)",
+        flush=True,
+    )
+    steps = [
+        ("activity classes", lambda: analytics.activity_counts(duck, as_of=AS_OF, by="source")),
+        ("rfm", lambda: analytics.rfm(duck, as_of=AS_OF)),
+        ("funnel (5 steps)", lambda: analytics.funnel(duck, as_of=AS_OF)),
+        ("attribution", lambda: analytics.attribution(duck, as_of=AS_OF)),
+        ("cohorts (week)", lambda: analytics.cohorts(duck, as_of=AS_OF)),
+        ("paths", lambda: analytics.paths(duck, as_of=AS_OF)),
+        ("staff", lambda: analytics.staff_metrics(duck, as_of=AS_OF)),
+    ]
+    got: dict[str, Any] = {}
+    total = 0.0
+    for name, fn in steps:
+        t = time.perf_counter()
+        got[name] = fn()
+        secs = time.perf_counter() - t
+        total += secs
+        print(f"duckdb: {name:<18} {secs:9.1f} {_rss_mb():12.0f}", flush=True)
+    print(f"duckdb: {'total':<18} {total:9.1f} {_rss_mb():12.0f}", flush=True)
+    base = baseline(duck.connection, duck.tables.members.name, duck.tables.events.name, AS_OF_US)
+    for name, (secs, _) in ((k, v) for k, v in base.items() if k != "total"):
+        print(f"baseline: {name:<18} {secs:9.1f}", flush=True)
+    print(f"baseline: {'total':<18} {base['total']:9.1f}", flush=True)
+    # the baseline computes the same numbers (where definitions coincide exactly)
+    assert sum(r[-1] for r in base["activity classes"][1]) == got["activity classes"].total
+    assert len(base["rfm"][1]) == len(got["rfm"])
+    att = got["attribution"].totals()
+    assert sum(r[5] for r in base["attribution"][1]) == att.revenue_fen
+    print(f"TOTAL duckdb {total:.3f}", flush=True)
+    print(f"TOTAL duckdb+copy {total + copy_secs:.3f}", flush=True)
+    print(f"TOTAL baseline {base['total']:.3f}", flush=True)
+    duck.close()
     store.close()
 
 
@@ -378,31 +438,80 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--members", type=int, default=1_000_000)
     p.add_argument("--events", type=int, default=20_000_000)
-    p.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    p.add_argument("--db", choices=("sqlite", "postgresql", "duckdb", "both", "all"), default="all")
     p.add_argument("--sqlite-path")
     p.add_argument("--pg-url", default=os.environ.get("MEMBERMKT_TEST_POSTGRES_URL", PG_DEFAULT))
     p.add_argument("--reload", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-only", help=argparse.SUPPRESS)  # internal: analyse URL in this process
+    p.add_argument("--duck-only", help=argparse.SUPPRESS)  # internal: DuckDB copy of URL
     args = p.parse_args(argv)
     if args.run_only:
         run(args.run_only)
         return
+    if args.duck_only:
+        run_duckdb(args.duck_only)
+        return
     path = args.sqlite_path or f"/tmp/membermkt-bench-{args.members}-{args.events}.db"
     urls = []
-    if args.db in ("sqlite", "both"):
+    if args.db in ("sqlite", "both", "all", "duckdb"):
         urls.append(f"sqlite:///{path}")
-    if args.db in ("postgresql", "both"):
+    if args.db in ("postgresql", "both") or (args.db == "all" and _reachable(args.pg_url)):
         urls.append(args.pg_url)
+    elif args.db == "all":
+        print(f"note: PostgreSQL at {args.pg_url} is not reachable; skipped", flush=True)
     print(f"analytics benchmark: {args.members:,} members, ~{args.events:,} events", flush=True)
     sqlite_url = f"sqlite:///{path}"
+    totals: dict[str, float] = {}
     for url in urls:
         if args.reload or not _loaded(url, args.members):
             if url != sqlite_url and _loaded(sqlite_url, args.members) and not args.reload:
                 copy_tables(sqlite_url, url)  # same data, much faster than generating again
             else:
                 load(url, args.members, args.events, args.seed)
-        subprocess.run([sys.executable, __file__, "--run-only", url], check=True)
+        if args.db != "duckdb":
+            totals.update(_child("--run-only", url))
+    if args.db in ("duckdb", "all"):
+        # copy from PostgreSQL (COPY) when it is part of the run, else from SQLite
+        totals.update(_child("--duck-only", urls[-1]))
+    base = totals.get("baseline")
+    print("\nsummary (seconds; ratio against the hand-written DuckDB baseline, same run):")
+    for name, secs in totals.items():
+        ratio = f"{secs / base:8.2f}x" if base else "        -"
+        print(f"  {name:<16} {secs:9.1f} s {ratio}")
+    print("goals at 1M members / 20M events: duckdb <= 30 s and <= 2x baseline;")
+    print("sqlite / postgresql pushdown <= 180 s")
+
+
+def _reachable(url: str) -> bool:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect():
+            return True
+    except sa.exc.SQLAlchemyError:
+        return False
+    finally:
+        engine.dispose()
+
+
+def _child(*argv: str) -> dict[str, float]:
+    """Run this script in a fresh process (its peak memory is its own), echo its output and
+    return the ``TOTAL name seconds`` lines it printed."""
+    proc = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True)
+    sys.stderr.write(proc.stderr)
+    if proc.returncode:
+        sys.stdout.write(proc.stdout)
+        raise SystemExit(f"{argv[0]} {argv[1]} failed with exit status {proc.returncode}")
+    totals = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("TOTAL "):
+            _, name, secs = line.split()
+            totals[name] = float(secs)
+        else:
+            print(line, flush=True)
+    return totals
 
 
 if __name__ == "__main__":

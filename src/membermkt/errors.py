@@ -37,6 +37,7 @@ __all__ = [
     "ConflictError",
     "DecryptError",
     "IdentityConflict",
+    "JourneyError",
     "LedgerError",
     "MalformedPushError",
     "MembermktError",
@@ -79,6 +80,10 @@ class SegmentError(UsageError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+class JourneyError(UsageError):
+    """A journey definition (or its JSON form) is invalid: it names the step and the problem."""
 
 
 class IdentityConflict(UsageError):

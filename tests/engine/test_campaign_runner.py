@@ -149,7 +149,10 @@ def test_outcomes_are_classified_and_retried() -> None:
     async def sleep(s: float) -> None:
         waits.append(s)
 
-    result = runner(store, ch, sleep=sleep, retry=DeliveryRetry(attempts=4)).run(c.id)
+    # one batch of 30 (a non-idempotent channel is handed one delivery at a time by default)
+    result = runner(store, ch, sleep=sleep, retry=DeliveryRetry(attempts=4), batch_size=30).run(
+        c.id
+    )
     counts = store.status_counts(c.id)
     assert counts["sent"] == 22
     assert counts["failed"] == 8
@@ -193,7 +196,7 @@ def test_missing_results(idempotent: bool) -> None:
 
     store, c = planned_store(6)
     ch = Forgetful(capabilities=ChannelCapabilities(max_batch_size=6, idempotent=idempotent))
-    runner(store, ch, concurrency=1).run(c.id)
+    runner(store, ch, concurrency=1, batch_size=6).run(c.id)
     counts = store.status_counts(c.id)
     assert counts["sent" if idempotent else "unknown"] == 6
     assert ch.duplicates == 0
@@ -217,7 +220,7 @@ def test_batch_level_transport_errors(idempotent: bool) -> None:
 
     store, c = planned_store(5)
     ch = Flaky(capabilities=ChannelCapabilities(max_batch_size=5, idempotent=idempotent))
-    runner(store, ch, concurrency=1).run(c.id)
+    runner(store, ch, concurrency=1, batch_size=5).run(c.id)
     counts = store.status_counts(c.id)
     assert counts["sent" if idempotent else "unknown"] == 5
 
@@ -230,7 +233,7 @@ def test_long_platform_waits_defer_to_a_later_run() -> None:
         return SendResult(key=d.key, outcome=SendOutcome.RETRYABLE, retry_after=86_400)
 
     ch = RecordingChannel(script=script, capabilities=ChannelCapabilities(max_batch_size=10))
-    result = runner(store, ch).run(c.id)
+    result = runner(store, ch, batch_size=10).run(c.id)
     assert result.deferred == 10
     assert store.status_counts(c.id)["planned"] == 10
     ch.script = None

@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 
 from membermkt.core.events import Event
 from membermkt.core.identity import Identity
-from membermkt.core.members import Member
+from membermkt.core.members import Consent, Member
 from membermkt.core.ports import PayoutIntent
 from membermkt.core.redpackets import (
+    REDPACKET_CHANNEL,
     WECHATPAY_V3_TRANSFER,
     Claim,
     FixedAmount,
@@ -103,6 +104,7 @@ def v3_gateway(creds: TestCredentials, directory: Path, **kw: object) -> WeChatP
         appid=APPID,
         transfer_scene_id="1000",
         transfer_remark="包裹红包",
+        scene_report_infos=(("活动名称", "包裹红包"), ("奖励说明", "签收奖励")),
         notify_url="https://example.com/notify",
     )
     return WeChatPayV3Gateway(config, signer, keys, api_v3_key=API_V3_KEY, **kw)  # type: ignore[arg-type]
@@ -134,9 +136,17 @@ def emulator(creds: TestCredentials) -> WeChatPayEmulator:
     return WeChatPayEmulator(creds, appid=APPID, api_key=API_KEY, api_v3_key=API_V3_KEY)
 
 
+def with_members(store: InMemoryStore, n: int = 500) -> InMemoryStore:
+    """Members m0..m{n-1}, each holding the openid o-{i} the claims pay to."""
+    store.upsert_members(
+        Member(f"m{i}", identities=[Identity.openid(APPID, f"o-{i}")]) for i in range(n)
+    )
+    return store
+
+
 @pytest.fixture
 def store() -> InMemoryStore:
-    return InMemoryStore()
+    return with_members(InMemoryStore())
 
 
 @pytest.fixture
@@ -370,8 +380,10 @@ def test_threads_never_overspend_or_double_pay(
     store: InMemoryStore, creds: TestCredentials, tmp_path: Path, fault_rate: float
 ) -> None:
     """64 threads, 500 claims (450 members, 50 repeat claims), budget for 100 packets."""
+    # 64 threads on the wall clock send far more than sendredpack's 30 requests/s: this test
+    # is about concurrency safety, so the rate rule (tested in test_emulator_rules) is off.
     emulator = WeChatPayEmulator(
-        creds, appid=APPID, api_key=API_KEY, fault_rate=fault_rate, seed=11
+        creds, appid=APPID, api_key=API_KEY, fault_rate=fault_rate, seed=11, v2_rate_per_s=None
     )
     with v2_gateway(creds, tmp_path, emulator.transport()) as gw:
         clock = StepClock(step=dt.timedelta(milliseconds=1))
@@ -439,7 +451,12 @@ async def test_async_service_runs_the_same_flows(
     files = creds.write(tmp_path)
     signer = load_merchant_signer(MCH_ID, files["merchant_key"], cert_file=files["merchant_cert"])
     keys = load_platform_keys(certificates=[creds.platform_cert])
-    config = TransferConfig(appid=APPID, transfer_scene_id="1000", transfer_remark="包裹红包")
+    config = TransferConfig(
+        appid=APPID,
+        transfer_scene_id="1000",
+        transfer_remark="包裹红包",
+        scene_report_infos=(("活动名称", "包裹红包"), ("奖励说明", "签收奖励")),
+    )
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
@@ -471,7 +488,12 @@ def test_services_refuse_the_wrong_kind_of_gateway(
     files = creds.write(tmp_path)
     signer = load_merchant_signer(MCH_ID, files["merchant_key"], cert_file=files["merchant_cert"])
     keys = load_platform_keys(certificates=[creds.platform_cert])
-    config = TransferConfig(appid=APPID, transfer_scene_id="1000", transfer_remark="x")
+    config = TransferConfig(
+        appid=APPID,
+        transfer_scene_id="1000",
+        transfer_remark="x",
+        scene_report_infos=(("活动名称", "包裹红包"), ("奖励说明", "签收奖励")),
+    )
     agw = AsyncWeChatPayV3Gateway(config, signer, keys, transport=emulator.transport())
     with pytest.raises(ConfigError, match="sync PayoutGateway"):
         RedPacketService(store, agw, clock=StepClock())  # type: ignore[arg-type]
@@ -564,3 +586,73 @@ def test_crashes_faults_and_resumes_never_double_pay(
     spent = total.spent if total is not None else 0
     assert spent == emulator.total_paid_fen
     assert max(emulator.paid_per_openid().values(), default=0) <= 1
+
+
+def test_policy_is_checked_at_claim_time(
+    service: RedPacketService, store: InMemoryStore, emulator: WeChatPayEmulator
+) -> None:
+    """A member who refused marketing is never paid; a claim never pays an openid that is
+    not the member's own; a claim for an unknown member pays nobody."""
+    store.upsert_members(
+        [
+            Member(
+                "m1",
+                identities=[Identity.openid(APPID, "o-1")],
+                consent=Consent(marketing=False),
+            ),
+            Member(
+                "m2",
+                identities=[Identity.openid(APPID, "o-2")],
+                consent=Consent(opted_out_channels={REDPACKET_CHANNEL}),
+            ),
+        ]
+    )
+    r = rule()
+    assert (service.claim(r, claim(1)).status, service.claim(r, claim(1)).reason) == (
+        "denied",
+        "no_consent",
+    )
+    assert service.claim(r, claim(2)).reason == "no_consent"
+    stolen = Claim(member_id="m3", address="o-4", source="qr")  # m4's openid
+    assert (service.claim(r, stolen).status, service.claim(r, stolen).reason) == (
+        "denied",
+        "address_not_member",
+    )
+    stranger = Claim(member_id="nobody", address="o-1", source="qr")
+    assert service.claim(r, stranger).reason == "unknown_member"
+    assert emulator.payments == []
+    assert store.intents() == []
+    assert service.claim(r, claim(3)).paid  # the rightful address pays
+
+
+def test_policy_is_checked_again_before_a_parked_payout_is_paid(
+    store: InMemoryStore, creds: TestCredentials, tmp_path: Path
+) -> None:
+    """A payout parked for a top-up is not paid after the member withdrew consent or lost the
+    openid: the reservation is released once the platform confirms it has no such bill."""
+    emulator = WeChatPayEmulator(creds, appid=APPID, api_key=API_KEY, balance_fen=0)
+    with v2_gateway(creds, tmp_path, emulator.transport()) as gw:
+        svc = RedPacketService(store, gw, clock=StepClock(), sleep=lambda s: None)
+        r = rule()
+        waiting = [svc.claim(r, claim(i)) for i in range(3)]
+        assert {o.status for o in waiting} == {"waiting_funds"}
+        store.upsert_members(
+            [
+                Member(
+                    "m0",
+                    identities=[Identity.openid(APPID, "o-0")],
+                    consent=Consent(marketing=False),
+                ),
+                Member("m1", identities=[Identity.openid(APPID, "o-other")]),
+            ]
+        )
+        emulator.top_up(10_000)
+        outcomes = {o.bill_no: o for o in svc.resume_open(r.id)}
+    by_member = {i.member_id: i for i in store.intents(rule_id=r.id)}
+    assert outcomes[by_member["m0"].bill_no].reason == "no_consent"
+    assert outcomes[by_member["m1"].bill_no].reason == "address_not_member"
+    assert outcomes[by_member["m2"].bill_no].paid
+    assert [p.openid for p in emulator.payments] == ["o-2"]
+    total = store.budget(f"rp:{r.id}:total")
+    assert total is not None
+    assert (total.spent, total.reserved) == (500, 0)

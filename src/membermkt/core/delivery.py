@@ -13,10 +13,15 @@ from membermkt.core._frozen import FrozenMap
 from membermkt.errors import LedgerError, UsageError
 
 __all__ = [
+    "BATCH_CLOSED",
+    "BATCH_OPEN",
+    "HANDED_STATUSES",
     "ChannelCapabilities",
     "Delivery",
     "DeliveryRecord",
     "DeliveryStatus",
+    "LedgerBatch",
+    "Outcome",
     "SendOutcome",
     "SendResult",
     "check_transition",
@@ -124,7 +129,13 @@ class DeliveryStatus(enum.StrEnum):
 
     ``planned → sending → sent | failed | unknown | pending_confirmation``;
     ``sending → planned`` (a retryable failure, re-queued);
-    ``pending_confirmation → sent | failed`` (results pulled back later).
+    ``pending_confirmation → sent | failed`` (results pulled back later);
+    ``planned → skipped`` (no longer qualifies when it is about to be handed to the channel);
+    ``unknown → sent | failed`` (reconciled by a query, a keyed resend or a result callback).
+
+    ``sending`` means *handed to the channel* (inside a ledger batch written before the
+    call); ``unknown`` means the platform may or may not have delivered; ``failed`` means it
+    certainly did not.
     """
 
     PLANNED = "planned"
@@ -133,12 +144,33 @@ class DeliveryStatus(enum.StrEnum):
     FAILED = "failed"
     UNKNOWN = "unknown"
     PENDING = "pending_confirmation"
+    SKIPPED = "skipped"
 
 
-TERMINAL_STATUSES = frozenset({DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN})
+TERMINAL_STATUSES = frozenset(
+    {
+        DeliveryStatus.SENT,
+        DeliveryStatus.FAILED,
+        DeliveryStatus.UNKNOWN,
+        DeliveryStatus.SKIPPED,
+    }
+)
+
+HANDED_STATUSES = frozenset(
+    {
+        DeliveryStatus.SENDING,
+        DeliveryStatus.SENT,
+        DeliveryStatus.UNKNOWN,
+        DeliveryStatus.PENDING,
+    }
+)
+"""Statuses of deliveries that reached — or may have reached — the member: what frequency
+and platform receive caps count (in-doubt ones conservatively)."""
 
 _ALLOWED: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
-    DeliveryStatus.PLANNED: frozenset({DeliveryStatus.SENDING, DeliveryStatus.FAILED}),
+    DeliveryStatus.PLANNED: frozenset(
+        {DeliveryStatus.SENDING, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED}
+    ),
     DeliveryStatus.SENDING: frozenset(
         {
             DeliveryStatus.SENT,
@@ -152,6 +184,7 @@ _ALLOWED: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
     DeliveryStatus.PENDING: frozenset({DeliveryStatus.SENT, DeliveryStatus.FAILED}),
     DeliveryStatus.SENT: frozenset(),
     DeliveryStatus.FAILED: frozenset(),
+    DeliveryStatus.SKIPPED: frozenset(),
     DeliveryStatus.UNKNOWN: frozenset({DeliveryStatus.SENT, DeliveryStatus.FAILED}),
 }
 
@@ -193,3 +226,56 @@ class DeliveryRecord:
     @property
     def key(self) -> str:
         return self.delivery.key
+
+
+BATCH_OPEN = "open"
+"""A hand-off batch whose outcome is not fully known yet (sending or unknown members)."""
+BATCH_CLOSED = "closed"
+"""A hand-off batch whose every delivery reached a known state."""
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class LedgerBatch:
+    """One hand-off to a channel, written to the ledger *before* the call.
+
+    The batch is the unit of idempotency: recovery resends exactly these ``keys`` with
+    exactly this ``request_key`` (mass ``clientmsgid``), never a regrouping.
+
+    Attributes:
+        batch_id: unique id (also held in each member delivery's ``worker`` while
+            ``sending``).
+        campaign_id / channel: what it belongs to.
+        keys: the member deliveries' keys, in send order.
+        request_key: the platform idempotency key sent with the call.
+        worker: the runner holding it.
+        opened_at: when it was written (start of the platform's de-duplication window).
+        updated_at: last heartbeat / outcome write.
+        state: :data:`BATCH_OPEN` or :data:`BATCH_CLOSED`.
+    """
+
+    batch_id: str
+    campaign_id: str
+    channel: str
+    keys: tuple[str, ...]
+    request_key: str
+    worker: str | None
+    opened_at: dt.datetime
+    updated_at: dt.datetime
+    state: str = BATCH_OPEN
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Outcome:
+    """A delivery's new status, recorded with its batch's other outcomes in one transaction.
+
+    Attributes:
+        key: the delivery.
+        status: the new :class:`DeliveryStatus`.
+        reason: failure / skip / deferral reason.
+        platform_id: the platform's id of the send.
+    """
+
+    key: str
+    status: DeliveryStatus = attrs.field(converter=DeliveryStatus)
+    reason: str | None = None
+    platform_id: str | None = None

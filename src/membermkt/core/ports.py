@@ -22,6 +22,8 @@ from membermkt.core.delivery import (
     Delivery,
     DeliveryRecord,
     DeliveryStatus,
+    LedgerBatch,
+    Outcome,
     SendResult,
 )
 
@@ -30,11 +32,13 @@ if TYPE_CHECKING:
     from membermkt.core.identity import Identity
     from membermkt.core.members import Member
     from membermkt.core.membership.coupons import CouponGrant, CouponResult
+    from membermkt.core.quotas import PastSend
     from membermkt.core.segments import Segment
 
 __all__ = [
     "AsyncChannel",
     "AsyncTokenCache",
+    "BatchLedger",
     "BudgetState",
     "BudgetStore",
     "Channel",
@@ -42,6 +46,7 @@ __all__ = [
     "CouponGateway",
     "EventLog",
     "Ledger",
+    "LedgerHistory",
     "MemberStore",
     "PayoutIntent",
     "PayoutLedger",
@@ -198,6 +203,92 @@ class Ledger(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchLedger(Protocol):
+    """The hand-off half of the ledger the :class:`~membermkt.engine.runner.CampaignRunner`
+    works through (DESIGN §4.1): deliveries move ``planned → sending`` only inside a batch
+    row written in the same transaction, so a crash leaves either nothing handed or a batch
+    that recovery resends unchanged (idempotent channel) or reports ``unknown``.
+    """
+
+    def planned_counts(self, campaign_id: str, *, channel: str) -> Mapping[str, int]:
+        """Planned deliveries per variant."""
+        ...
+
+    def peek_planned(
+        self, campaign_id: str, *, channel: str, variant: str, limit: int
+    ) -> list[DeliveryRecord]:
+        """Up to ``limit`` planned deliveries of one variant (no state change)."""
+        ...
+
+    def skip(self, outcomes: Sequence[Outcome], *, now: dt.datetime) -> int:
+        """``planned → skipped(reason)`` for those still planned; returns how many."""
+        ...
+
+    def open_batch(
+        self,
+        campaign_id: str,
+        *,
+        channel: str,
+        batch_id: str,
+        keys: Sequence[str],
+        request_key: str,
+        worker: str,
+        now: dt.datetime,
+    ) -> LedgerBatch | None:
+        """Atomically write the batch row and move every key ``planned → sending``; ``None``
+        (and no change) when any key is no longer planned."""
+        ...
+
+    def record_outcomes(
+        self, batch_id: str, outcomes: Sequence[Outcome], *, now: dt.datetime, close: bool
+    ) -> None:
+        """Record outcomes of one batch in one transaction (and close it if ``close``)."""
+        ...
+
+    def open_batches(
+        self, campaign_id: str, *, channel: str, older_than: dt.datetime | None = None
+    ) -> list[LedgerBatch]:
+        """Open batches (optionally only those not updated since ``older_than``)."""
+        ...
+
+    def take_batch(
+        self, batch_id: str, *, worker: str, now: dt.datetime, stale_before: dt.datetime
+    ) -> LedgerBatch | None:
+        """Take over an open batch not updated since ``stale_before`` (``None`` if another
+        runner holds or took it)."""
+        ...
+
+    def records(self, keys: Sequence[str]) -> list[DeliveryRecord]:
+        """The deliveries with these keys, in the same order (missing ones left out)."""
+        ...
+
+    def hold(self, scope: str, *, until: dt.datetime, now: dt.datetime) -> dt.datetime:
+        """Stop calls of ``scope`` until ``until`` (kept if later); returns the hold."""
+        ...
+
+    def held_until(self, scope: str, *, now: dt.datetime) -> dt.datetime | None:
+        """The active hold of ``scope`` (``None`` when none is in force at ``now``)."""
+        ...
+
+
+@runtime_checkable
+class LedgerHistory(Protocol):
+    """The ledger as the history of what members received (frequency and receive caps are
+    computed from it by default, with no argument from the caller)."""
+
+    def past_sends(
+        self,
+        member_ids: Iterable[str],
+        *,
+        since: dt.datetime,
+        exclude_campaign: str | None = None,
+        include_planned: bool = False,
+    ) -> Mapping[str, Sequence[PastSend]]:
+        """Sends (handed or in doubt; ``planned`` too if asked) per member since ``since``."""
+        ...
+
+
 # --------------------------------------------------------------------------- money
 
 
@@ -251,7 +342,9 @@ class PayoutIntent:
         member_id: the payee member.
         address: the payee openid.
         amount_fen: amount in fen.
-        status: ``reserved | paying | paid | failed | unknown``.
+        status: ``reserved | paying | paid | failed | unknown | waiting_funds`` (the
+            merchant account lacked funds: the reservation and the bill number are kept until
+            a retry after a top-up).
         reservations: the budget reservations to settle/release, as (key, amount) pairs.
         detail: extra data (platform ids, failure reason).
         created_at / updated_at: times (UTC).
@@ -274,7 +367,29 @@ class PayoutLedger(Protocol):
     """Payout intents keyed by bill number."""
 
     def record_intent(self, intent: PayoutIntent) -> PayoutIntent:
-        """Insert the intent unless its bill number exists; return the stored one."""
+        """Insert the intent unless its bill number exists; return the stored one
+        (insert-or-get)."""
+        ...
+
+    def intent(self, bill_no: str) -> PayoutIntent | None:
+        """The intent with this bill number, or ``None`` (a keyed read)."""
+        ...
+
+    def member_intents(self, rule_id: str, member_id: str) -> list[PayoutIntent]:
+        """One member's intents under one rule, by bill number (a keyed read)."""
+        ...
+
+    def swap_intent(
+        self,
+        bill_no: str,
+        *,
+        expect: str,
+        status: str,
+        now: dt.datetime,
+        detail: str | None = None,
+    ) -> bool:
+        """Compare-and-set: change the status only if it is still ``expect``; ``True`` when
+        this call changed it."""
         ...
 
     def update_intent(

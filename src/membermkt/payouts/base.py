@@ -19,6 +19,10 @@ status                    meaning / what the engine does
 ``NOT_FOUND``             (queries only) the platform has no bill with that number: the
                           payment never arrived, so paying again with the same number is safe
 ``REFUNDED``              a red packet was not opened in time and the money went back
+``NO_FUNDS``              the merchant account lacks funds (v2 ``NOTENOUGH``, v3
+                          ``NOT_ENOUGH``): not paid *yet*; keep the reservation and the bill
+                          number, top up, then retry with the **same** bill number
+                          (reference §4.2: "top up, then retry with the same billno")
 ========================  ===================================================================
 
 Gateways never raise for a platform answer or a transport failure (they classify it); they
@@ -57,6 +61,7 @@ class PayoutStatus(enum.StrEnum):
     UNKNOWN = "unknown"
     NOT_FOUND = "not_found"
     REFUNDED = "refunded"
+    NO_FUNDS = "no_funds"
 
     @property
     def definitive(self) -> bool:
@@ -85,12 +90,16 @@ class PayoutRequest:
         amount_fen: amount in fen.
         remark: shown to the receiver where the product supports it (v2 ``wishing``, v3
             ``transfer_remark``); the gateway's configured text when empty.
+        user_name: the receiver's real name, where the product needs it (v3 transfers of
+            2,000 CNY or more; sent RSA-OAEP encrypted with the platform key). Kept out of
+            ``repr``.
     """
 
     bill_no: str = attrs.field(validator=_nonempty)
     openid: str = attrs.field(validator=_nonempty)
     amount_fen: int = attrs.field(validator=_positive_fen)
     remark: str = ""
+    user_name: str | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen(slots=True, kw_only=True)

@@ -37,7 +37,7 @@ __all__ = [
 
 EMPTY_STATE = MemberState()
 
-PAYOUT_STATUSES = frozenset({"reserved", "paying", "paid", "failed", "unknown"})
+PAYOUT_STATUSES = frozenset({"reserved", "paying", "paid", "failed", "unknown", "waiting_funds"})
 """The statuses a :class:`~membermkt.core.ports.PayoutIntent` may take."""
 
 _ALLOWED_TYPES: dict[type, str] = {str: "str", int: "int", float: "float", bool: "bool"}
@@ -99,7 +99,7 @@ def check_payout_status(status: object) -> str:
     """A payout status.
 
     Raises:
-        UsageError: for anything but ``reserved paying paid failed unknown``.
+        UsageError: for anything but ``reserved paying paid failed unknown waiting_funds``.
     """
     if status not in PAYOUT_STATUSES:
         raise UsageError(f"payout status must be one of {sorted(PAYOUT_STATUSES)}, got {status!r}")

@@ -15,31 +15,29 @@ from typing import Final
 
 import attrs
 
-from membermkt.core.delivery import Delivery, DeliveryRecord, DeliveryStatus, check_transition
 from membermkt.core.evaluate import compile_predicate
 from membermkt.core.events import Event, event_state
 from membermkt.core.identity import Identity
 from membermkt.core.members import Member
-from membermkt.core.ports import BudgetState, PayoutIntent
+from membermkt.core.ports import BudgetState
 from membermkt.core.segments import Segment
-from membermkt.errors import LedgerError, UsageError
+from membermkt.errors import UsageError
 from membermkt.stores._common import (
     EMPTY_STATE,
     AttributeSchema,
     check_as_of,
-    check_delivery_status,
-    check_intent,
     check_items,
     check_limit,
     check_members,
     check_now,
-    check_payout_status,
     check_sample_args,
     merge_member_values,
     sample_coefficients,
     sample_rank,
 )
+from membermkt.stores._memory_ledger import _MemoryLedger
 from membermkt.stores._memory_links import MemoryLinks
+from membermkt.stores._memory_payouts import _MemoryPayouts
 
 __all__ = ["InMemoryStore"]
 
@@ -50,7 +48,7 @@ def _event_order(e: Event) -> tuple[dt.datetime, str]:
     return (e.at_utc, e.key or "")
 
 
-class InMemoryStore(MemoryLinks):
+class InMemoryStore(MemoryLinks, _MemoryPayouts, _MemoryLedger):
     """Members, events, tags, the delivery ledger, budgets and payout intents in memory.
 
     Implements :class:`membermkt.core.ports.Store`.
@@ -86,10 +84,9 @@ class InMemoryStore(MemoryLinks):
         self._identities: dict[str, str] = {}  # identity token -> member id
         self._events: dict[str, list[Event]] = {}  # member id -> events
         self._event_keys: dict[str, str] = {}  # event key -> member id
-        self._deliveries: dict[str, DeliveryRecord] = {}
-        self._campaigns: dict[str, set[str]] = {}  # campaign id -> delivery keys
+        self._init_ledger()
         self._budgets: dict[str, BudgetState] = {}
-        self._intents: dict[str, PayoutIntent] = {}
+        self._init_payouts()
         self._init_links()
 
     def __repr__(self) -> str:
@@ -323,136 +320,6 @@ class InMemoryStore(MemoryLinks):
         chosen = heapq.nsmallest(size, ids, key=lambda i: sample_rank(i, a, b))
         return sorted(chosen)
 
-    # ------------------------------------------------------------------ ledger
-
-    def record_plan(self, deliveries: Iterable[Delivery], *, now: dt.datetime) -> int:
-        """Insert deliveries as ``planned`` unless their key exists; returns how many new.
-
-        Raises:
-            UsageError: for a value that is not a Delivery or a naive ``now``.
-        """
-        when = check_now(now)
-        batch = list(deliveries)
-        for d in batch:
-            if not isinstance(d, Delivery):
-                raise UsageError(f"record_plan takes Delivery values, got {d!r}")
-        new = 0
-        with self._lock:
-            for d in batch:
-                if d.key in self._deliveries:
-                    continue
-                self._deliveries[d.key] = DeliveryRecord(delivery=d, updated_at=when)
-                self._campaigns.setdefault(d.campaign_id, set()).add(d.key)
-                new += 1
-        return new
-
-    def claim(
-        self,
-        campaign_id: str,
-        *,
-        worker: str,
-        limit: int,
-        now: dt.datetime,
-        channel: str | None = None,
-    ) -> list[DeliveryRecord]:
-        """Move up to ``limit`` planned deliveries (by key) to ``sending`` for ``worker``.
-
-        Raises:
-            UsageError: for a negative limit or a naive ``now``.
-        """
-        when = check_now(now)
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise UsageError(f"claim limit must be a non-negative int, got {limit!r}")
-        out: list[DeliveryRecord] = []
-        with self._lock:
-            for key in sorted(self._campaigns.get(campaign_id, ())):
-                if len(out) >= limit:
-                    break
-                rec = self._deliveries[key]
-                if rec.status is not DeliveryStatus.PLANNED:
-                    continue
-                if channel is not None and rec.delivery.channel != channel:
-                    continue
-                rec = attrs.evolve(
-                    rec,
-                    status=DeliveryStatus.SENDING,
-                    attempts=rec.attempts + 1,
-                    worker=worker,
-                    updated_at=when,
-                )
-                self._deliveries[key] = rec
-                out.append(rec)
-        return out
-
-    def mark(
-        self,
-        key: str,
-        status: DeliveryStatus,
-        *,
-        now: dt.datetime,
-        reason: str | None = None,
-        platform_id: str | None = None,
-    ) -> None:
-        """Move one delivery to ``status``.
-
-        Raises:
-            LedgerError: for an unknown key or a transition the state machine refuses.
-            UsageError: for an unknown status or a naive ``now``.
-        """
-        when = check_now(now)
-        new = check_delivery_status(status)
-        with self._lock:
-            rec = self._deliveries.get(key)
-            if rec is None:
-                raise LedgerError(f"unknown delivery {key!r}")
-            check_transition(key, rec.status, new)
-            self._deliveries[key] = attrs.evolve(
-                rec,
-                status=new,
-                reason=reason if reason is not None else rec.reason,
-                platform_id=platform_id if platform_id is not None else rec.platform_id,
-                worker=rec.worker if new is DeliveryStatus.SENDING else None,
-                updated_at=when,
-            )
-
-    def stale(self, campaign_id: str, *, older_than: dt.datetime) -> list[DeliveryRecord]:
-        """Deliveries left ``sending`` since before ``older_than``, by key.
-
-        Raises:
-            UsageError: for a naive ``older_than``.
-        """
-        cutoff = check_now(older_than, "older_than")
-        with self._lock:
-            recs = [self._deliveries[k] for k in sorted(self._campaigns.get(campaign_id, ()))]
-        return [
-            r
-            for r in recs
-            if r.status is DeliveryStatus.SENDING
-            and r.updated_at is not None
-            and r.updated_at < cutoff
-        ]
-
-    def deliveries(
-        self, campaign_id: str, *, status: DeliveryStatus | None = None
-    ) -> Iterator[DeliveryRecord]:
-        """The campaign's deliveries (optionally of one status), by key.
-
-        Raises:
-            UsageError: for an unknown status.
-        """
-        wanted = None if status is None else check_delivery_status(status)
-        with self._lock:
-            recs = [self._deliveries[k] for k in sorted(self._campaigns.get(campaign_id, ()))]
-        return iter([r for r in recs if wanted is None or r.status is wanted])
-
-    def status_counts(self, campaign_id: str) -> Mapping[str, int]:
-        """Number of deliveries per status value (every status present, zeros included)."""
-        counts = {s.value: 0 for s in DeliveryStatus}
-        with self._lock:
-            for k in self._campaigns.get(campaign_id, ()):
-                counts[self._deliveries[k].status.value] += 1
-        return counts
-
     # ------------------------------------------------------------------ budgets
 
     def ensure_budget(self, key: str, *, limit: int) -> None:
@@ -528,49 +395,3 @@ class InMemoryStore(MemoryLinks):
         """The budget row, or ``None``."""
         with self._lock:
             return self._budgets.get(key)
-
-    # ------------------------------------------------------------------ payouts
-
-    def record_intent(self, intent: PayoutIntent) -> PayoutIntent:
-        """Insert the intent unless its bill number exists; return the stored one.
-
-        Raises:
-            UsageError: for an invalid intent.
-        """
-        check_intent(intent)
-        with self._lock:
-            return self._intents.setdefault(intent.bill_no, intent)
-
-    def update_intent(
-        self, bill_no: str, *, status: str, now: dt.datetime, detail: str | None = None
-    ) -> None:
-        """Change an intent's status (and detail, when given).
-
-        Raises:
-            LedgerError: for an unknown bill number.
-            UsageError: for an unknown status or a naive ``now``.
-        """
-        st = check_payout_status(status)
-        when = check_now(now)
-        with self._lock:
-            old = self._intents.get(bill_no)
-            if old is None:
-                raise LedgerError(f"unknown payout intent {bill_no!r}")
-            self._intents[bill_no] = attrs.evolve(
-                old,
-                status=st,
-                updated_at=when,
-                detail=detail if detail is not None else old.detail,
-            )
-
-    def intents(
-        self, *, rule_id: str | None = None, status: str | None = None
-    ) -> list[PayoutIntent]:
-        """Intents (optionally of one rule / status), by bill number."""
-        with self._lock:
-            found = [self._intents[k] for k in sorted(self._intents)]
-        return [
-            i
-            for i in found
-            if (rule_id is None or i.rule_id == rule_id) and (status is None or i.status == status)
-        ]

@@ -71,6 +71,7 @@ def v3_config(notify_url: str | None = "https://example.com/pay/notify") -> Tran
         appid=APPID,
         transfer_scene_id="1000",
         transfer_remark="包裹红包",
+        scene_report_infos=(("活动名称", "包裹红包"), ("奖励说明", "签收奖励")),
         notify_url=notify_url,
         user_recv_perception="现金奖励",
     )

@@ -68,7 +68,7 @@ def test_amount_bounds_and_daily_limits(
     for i in range(10):
         assert v2_gateway.pay(req(bill=f"{BILL[:-2]}{i:02d}")).status is PayoutStatus.SUCCESS
     eleventh = v2_gateway.pay(req(bill=f"{BILL[:-2]}99"))
-    assert (eleventh.status, eleventh.state) == (PayoutStatus.FAILED, "SENDNUMLIMIT")
+    assert (eleventh.status, eleventh.state) == (PayoutStatus.FAILED, "SENDNUM_LIMIT")
     assert len(emulator.paid_per_openid()) == 1
     assert emulator.paid_per_openid()["o-buyer-1"] == 10
 

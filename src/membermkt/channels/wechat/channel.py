@@ -56,6 +56,10 @@ WINDOW_RULES = (
     "custom: only inside the window opened by the follower's last interaction "
     "(message: 48 h; click/follow/scan: 1 min; 45015 outside, 45047 quota used)",
 )
+AMBIGUOUS_REASON = "transport:ambiguous"
+"""The reason of a result whose request may have reached the platform."""
+MASS_DEDUP_WINDOW = 24 * 3600.0
+"""Seconds the platform remembers a ``clientmsgid`` (reference §1.4: the last 24 h)."""
 TEMPLATE_RULES = ("template: the receiver must follow (43004); blocked users refuse (48002)",)
 
 
@@ -73,9 +77,11 @@ def classify_error(
         BaseException: ``exc`` itself when it is not a membermkt send failure.
     """
     if isinstance(exc, TransportError):
-        if idempotent or not exc.ambiguous:
+        if not exc.ambiguous:
             return SendResult(key=key, outcome=SendOutcome.RETRYABLE, reason="transport")
-        return SendResult(key=key, outcome=SendOutcome.UNKNOWN, reason="transport:ambiguous")
+        if idempotent:  # keyed: resending is safe, but the attempt may have taken effect
+            return SendResult(key=key, outcome=SendOutcome.RETRYABLE, reason=AMBIGUOUS_REASON)
+        return SendResult(key=key, outcome=SendOutcome.UNKNOWN, reason=AMBIGUOUS_REASON)
     if isinstance(exc, PlatformError):
         code = exc.errcode
         outcome = (
@@ -139,8 +145,8 @@ def _canonical(payload: Mapping[str, Any]) -> str:
     return json.dumps(dict(payload), sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _mass_call(group: _Group) -> ApiCall[messaging.MassSend]:
-    cid = messaging.clientmsgid_for(d.key for d in group.deliveries)
+def _mass_call(group: _Group, cid: str | None = None) -> ApiCall[messaging.MassSend]:
+    cid = cid or messaging.clientmsgid_for(d.key for d in group.deliveries)
     openids = [d.address for d in group.deliveries]
     return messaging.send_mass(openids, group.payload, clientmsgid=cid)
 
@@ -219,11 +225,20 @@ def _single_flow(batch: Sequence[Delivery], name: str, build: _Builder) -> _Send
     return out
 
 
-def _mass_flow(batch: Sequence[Delivery], name: str, single: str, max_size: int) -> _SendFlow:
+def _mass_flow(
+    batch: Sequence[Delivery],
+    name: str,
+    single: str,
+    max_size: int,
+    request_key: str | None = None,
+) -> _SendFlow:
     # Payload groups → one mass/send each (keyed); a group of one → the single-mode rule.
+    # With a ledger ``request_key`` the clientmsgid derives from it and the group's payload
+    # (not from the keys), so the ledger's batch row fixes the id before the call.
     _check_channel(batch, name)
     results: list[SendResult] = []
-    for group in _mass_groups(batch, max_size):
+    groups = _mass_groups(batch, max_size)
+    for index, group in enumerate(groups):
         if len(group.deliveries) == 1:
             if single == "fail":
                 exc = PlatformError(
@@ -242,8 +257,17 @@ def _mass_flow(batch: Sequence[Delivery], name: str, single: str, max_size: int)
             else:
                 results += _sent(group, "custom")
             continue
+        cid = None
+        if request_key is not None:
+            cid = (
+                request_key[: messaging.CLIENTMSGID_MAX_BYTES]
+                if len(groups) == 1
+                else messaging.clientmsgid_for(
+                    [request_key, _canonical(group.payload), str(index)], prefix="mb"
+                )
+            )
         try:
-            call = _mass_call(group)
+            call = _mass_call(group, cid)
         except UsageError as exc:
             results += _failed(group, exc, idempotent=True)
             continue
@@ -369,6 +393,8 @@ class WeChatMassChannel:
         self.single = _check_single(single)
         self.name = name
         self.capabilities = _capabilities(client, "mass")
+        self.dedup_window = MASS_DEDUP_WINDOW
+        self.keyed_batch_min = 2  # a lone recipient goes out unkeyed (custom fallback)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.client.appid!r}, single={self.single!r})"
@@ -380,6 +406,19 @@ class WeChatMassChannel:
             UsageError: for a delivery addressed to another channel.
         """
         flow = _mass_flow(batch, self.name, self.single, self.capabilities.max_batch_size)
+        return _drive(self.client, flow)
+
+    def send_keyed(self, batch: Sequence[Delivery], request_key: str) -> Sequence[SendResult]:
+        """Send a ledger batch whose ``clientmsgid`` derives from ``request_key`` (the
+        runner's batch row): resending the same batch with the same key is de-duplicated
+        by the platform for 24 hours (45065 → sent).
+
+        Raises:
+            UsageError: for a delivery addressed to another channel.
+        """
+        flow = _mass_flow(
+            batch, self.name, self.single, self.capabilities.max_batch_size, request_key
+        )
         return _drive(self.client, flow)
 
 
@@ -429,6 +468,8 @@ class AsyncWeChatMassChannel:
         self.single = _check_single(single)
         self.name = name
         self.capabilities = _capabilities(client, "mass")
+        self.dedup_window = MASS_DEDUP_WINDOW
+        self.keyed_batch_min = 2  # a lone recipient goes out unkeyed (custom fallback)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.client.appid!r}, single={self.single!r})"
@@ -440,4 +481,15 @@ class AsyncWeChatMassChannel:
             UsageError: for a delivery addressed to another channel.
         """
         flow = _mass_flow(batch, self.name, self.single, self.capabilities.max_batch_size)
+        return await _adrive(self.client, flow)
+
+    async def send_keyed(self, batch: Sequence[Delivery], request_key: str) -> Sequence[SendResult]:
+        """See :meth:`WeChatMassChannel.send_keyed`.
+
+        Raises:
+            UsageError: for a delivery addressed to another channel.
+        """
+        flow = _mass_flow(
+            batch, self.name, self.single, self.capabilities.max_batch_size, request_key
+        )
         return await _adrive(self.client, flow)

@@ -235,6 +235,7 @@ class WeComMassChannel:
         self.sender = sender
         self.name = name
         self.capabilities = _capabilities(client.corpid, "mass")
+        self.batch_call = True  # one add_msg_template per batch: hand whole batches off
 
     def __repr__(self) -> str:
         return f"WeComMassChannel({self.client.corpid!r}, sender={self.sender!r})"
@@ -267,6 +268,7 @@ class AsyncWeComMassChannel:
         self.sender = sender
         self.name = name
         self.capabilities = _capabilities(client.corpid, "mass")
+        self.batch_call = True  # one add_msg_template per batch: hand whole batches off
 
     def __repr__(self) -> str:
         return f"AsyncWeComMassChannel({self.client.corpid!r}, sender={self.sender!r})"

@@ -22,8 +22,10 @@ from membermkt.payouts.base import PayoutRequest, PayoutResult, PayoutStatus
 
 T = TypeVar("T")
 
-OPEN_STATUSES = frozenset({"reserved", "paying", "unknown"})
-"""Intent statuses whose money is still reserved and whose outcome is not final."""
+OPEN_STATUSES = frozenset({"reserved", "paying", "unknown", "waiting_funds"})
+"""Intent statuses whose money is still reserved and whose outcome is not final
+(``waiting_funds``: the merchant account lacked funds; the same bill is paid after a
+top-up, never a new one)."""
 
 
 @runtime_checkable
@@ -98,7 +100,7 @@ class _FlowsBase:
     def _as_stored(self, bill_no: str) -> ClaimOutcome:
         """The outcome as the ledger holds it (another worker is finishing or finished)."""
         stored = self._intent(bill_no)
-        if stored.status in ("paid", "failed"):
+        if stored.status in ("paid", "failed", "waiting_funds"):
             status = stored.status
         else:
             status = "pending"
@@ -133,10 +135,10 @@ class _FlowsBase:
         return row is not None and row.reserved + row.spent > 0
 
     def _intent(self, bill_no: str) -> PayoutIntent:
-        for i in self.store.intents():
-            if i.bill_no == bill_no:
-                return i
-        raise UsageError(f"no payout intent with bill number {bill_no!r}")
+        found = self.store.intent(bill_no)
+        if found is None:
+            raise UsageError(f"no payout intent with bill number {bill_no!r}")
+        return found
 
 
 def _checked(result: object) -> PayoutResult:

@@ -16,7 +16,10 @@ class ClaimOutcome:
             waiting for the user or processing; the reservation is held), ``"unknown"`` (no
             definite answer after the retries; the reservation is held and
             :meth:`RedPacketService.resume` / reconciliation finishes it), ``"failed"``
-            (definitively not paid; reservation released) or ``"denied"``.
+            (definitively not paid; reservation released), ``"waiting_funds"`` (the
+            merchant account lacked funds: the reservation and the bill number are kept;
+            top up, then :meth:`RedPacketService.resume_open` pays the same bill) or
+            ``"denied"``.
         reason: for ``denied`` a :class:`~membermkt.core.redpackets.DenyReason`; for
             failures the platform's code.
         bill_no / amount_fen: the payout, when there is one.

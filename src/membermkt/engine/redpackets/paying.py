@@ -7,10 +7,14 @@ from collections.abc import Sequence
 
 from membermkt.core.events import Event
 from membermkt.core.ports import PayoutIntent
-from membermkt.core.redpackets import paid_event
+from membermkt.core.redpackets import DenyReason, paid_event, policy_denial
 from membermkt.engine.redpackets._base import OPEN_STATUSES, Flow, _detail, _FlowsBase
 from membermkt.engine.redpackets.outcome import ClaimOutcome
 from membermkt.payouts.base import PayoutResult, PayoutStatus
+
+_RECHECKED = frozenset({"reserved", "waiting_funds"})
+"""Open intents whose payment may still be *started* by a resume: consent and address
+ownership are checked again before paying them."""
 
 
 class _PayFlows(_FlowsBase):
@@ -48,6 +52,10 @@ class _PayFlows(_FlowsBase):
                 last = result
                 if result.status in (PayoutStatus.NOT_FOUND, PayoutStatus.UNKNOWN):
                     continue  # the same bill number again; the platform pays it at most once
+            if result.status is PayoutStatus.NO_FUNDS:
+                # NOTENOUGH / NOT_ENOUGH: park the intent with its reservation and its bill
+                # number; after a top-up, resume pays the very same bill (reference §4.2).
+                return self._finish(intent, result, events=events)
             if result.status is PayoutStatus.PENDING:
                 polled = yield from self._query_step(intent.bill_no)
                 if polled.status.definitive:
@@ -147,6 +155,17 @@ class _PayFlows(_FlowsBase):
                 amount_fen=intent.amount_fen,
                 result=result,
             )
+        if status is PayoutStatus.NO_FUNDS:
+            self.store.update_intent(
+                intent.bill_no, status="waiting_funds", now=now, detail=_detail(result)
+            )
+            return ClaimOutcome(
+                status="waiting_funds",
+                reason=result.state,
+                bill_no=intent.bill_no,
+                amount_fen=intent.amount_fen,
+                result=result,
+            )
         label = "pending" if status is PayoutStatus.PENDING else "unknown"
         self.store.update_intent(
             intent.bill_no,
@@ -169,14 +188,36 @@ class _PayFlows(_FlowsBase):
             return ClaimOutcome(
                 status="failed", bill_no=intent.bill_no, amount_fen=intent.amount_fen
             )
+        denial = self._policy_denial(intent) if intent.status in _RECHECKED else None
+        if denial is not None:
+            # The member withdrew consent, or the address is no longer theirs, since the
+            # claim. Pay nothing more; release only what the platform confirms it never got.
+            result = yield from self._query_step(intent.bill_no)
+            if result.status is PayoutStatus.NOT_FOUND:
+                return self._finish(intent, result, failed_reason=denial)
+            return self._finish(intent, result)
         if intent.status == "reserved":
             # Written but possibly never sent (a crash before paying): paying is safe, the
             # bill number makes it idempotent either way.
             return (yield from self._pay_flow(intent, first=False))
         result = yield from self._query_step(intent.bill_no)
+        for _ in range(1, self.max_attempts):
+            # An ambiguous query answer (timeout, SYSTEMERROR) says nothing: ask again rather
+            # than leave the intent open with money possibly moved and not settled.
+            if result.status is not PayoutStatus.UNKNOWN:
+                break
+            yield from self._sleep_step(self.retry_interval)
+            result = yield from self._query_step(intent.bill_no)
         if result.status is PayoutStatus.NOT_FOUND:
             return (yield from self._pay_flow(intent, first=False))
         return self._finish(intent, result)
+
+    def _policy_denial(self, intent: PayoutIntent) -> str | None:
+        member = self.store.get_member(intent.member_id)
+        if member is None:
+            return DenyReason.UNKNOWN_MEMBER.value
+        reason = policy_denial(member, intent.address)
+        return reason.value if reason is not None else None
 
     def _resume_open_flow(self, rule_id: str) -> Flow[list[ClaimOutcome]]:
         out = []

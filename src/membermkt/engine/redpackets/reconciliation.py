@@ -24,7 +24,8 @@ class Mismatch:
             ``"paid_but_failed"``, ``"failed_but_paid"`` (the platform paid a bill we
             released: the budget under-counts), ``"refunded"`` (an unopened red packet went
             back), ``"amount"`` (amounts differ), ``"unresolved"`` (still no definite
-            answer), ``"orphan"`` (the platform knows a bill we have no intent for).
+            answer), ``"waiting_funds"`` (parked until the merchant account is topped
+            up), ``"orphan"`` (the platform knows a bill we have no intent for).
         ours / theirs: our intent status and the platform's state.
         detail: a human-readable explanation.
     """
@@ -83,6 +84,19 @@ class _ReconcileFlows(_PayFlows):
                 stale = touched is None or self.clock.now() - touched >= self.stale_after
                 # NOT_FOUND on a fresh intent may only mean its request is still on the way:
                 # releasing then could let the payment land on a released budget.
+                if intent.status == "waiting_funds" and not result.status.definitive:
+                    # Parked for a top-up: the platform has no bill yet, and the bill number
+                    # must be paid as it is after the top-up, never released for a new one.
+                    mismatches.append(
+                        Mismatch(
+                            bill_no=intent.bill_no,
+                            kind="waiting_funds",
+                            ours=intent.status,
+                            theirs=theirs,
+                            detail="merchant account lacked funds: top up, then resume_open",
+                        )
+                    )
+                    continue
                 if resolve and (
                     result.status.definitive or (result.status is PayoutStatus.NOT_FOUND and stale)
                 ):

@@ -40,6 +40,7 @@ __all__ = [
     "PublicKeys",
     "aead_decrypt",
     "aead_encrypt",
+    "find_platform_key",
     "from_xml",
     "load_certificate",
     "load_private_key",
@@ -288,6 +289,32 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     )
 
 
+def _serial_number(serial: str) -> int | None:
+    try:
+        return int(serial, 16)
+    except ValueError:
+        return None
+
+
+def find_platform_key(keys: PublicKeys, serial: str) -> rsa.RSAPublicKey | None:
+    """The platform key for a ``Wechatpay-Serial``, or ``None``.
+
+    ``PUB_KEY_ID_...`` ids match exactly; certificate serials are numbers written in hex and
+    are compared as integers (a leading zero or another letter case is the same serial, as
+    wechatpayv3 compares them).
+    """
+    key = keys.get(serial)
+    if key is not None or serial.startswith("PUB_KEY_ID_"):
+        return key
+    wanted = _serial_number(serial)
+    if wanted is None:
+        return None
+    for known, candidate in keys.items():
+        if not known.startswith("PUB_KEY_ID_") and _serial_number(known) == wanted:
+            return candidate
+    return None
+
+
 def verify_v3_response(
     headers: Mapping[str, str],
     body: bytes,
@@ -310,7 +337,7 @@ def verify_v3_response(
     signature = _header(headers, "Wechatpay-Signature")
     timestamp = _header(headers, "Wechatpay-Timestamp")
     nonce = _header(headers, "Wechatpay-Nonce")
-    key = keys.get(serial)
+    key = find_platform_key(keys, serial)
     if key is None:
         raise SignatureError(
             f"WeChat Pay v3: no platform key for Wechatpay-Serial {serial!r} "

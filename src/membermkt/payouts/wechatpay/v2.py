@@ -30,6 +30,8 @@ from membermkt.payouts.wechatpay.signing import from_xml, to_xml, v2_sign, v2_ve
 __all__ = [
     "DEFINITE_FAILURES",
     "GETHBINFO_PATH",
+    "NO_FUNDS_CODE",
+    "PER_USER_LIMITS",
     "SENDREDPACK_PATH",
     "RedPacketConfig",
     "build_gethbinfo",
@@ -43,13 +45,17 @@ GETHBINFO_PATH: Final = "/mmpaymkttransfers/gethbinfo"
 
 DEFINITE_FAILURES: Final = frozenset(
     {
-        # Reference §4.2: these codes are named in the community / SDKs but the official table
-        # was not retrieved (unconfirmed names). Every one of them is a refusal before any
-        # money moves: limits ("give up for this user today") and configuration problems.
-        "NOTENOUGH",
-        "SENDNUMLIMIT",
+        # Names as spelled by the official sendredpack error table (public copies of it; our
+        # reference, shared/reference/wechat-platform.md §4.2, lists the older unconfirmed
+        # spellings SENDNUMLIMIT / SENDAMOUNTLIMIT / RCVDAMOUNTLIMIT, which the platform does
+        # not send). Every one of them is a refusal before any money moves under the bill.
+        "SENDNUM_LIMIT",  # this user's packets today exceed the merchant's setting
+        "SENDAMOUNT_LIMIT",  # the merchant's outflow today exceeds its setting
+        "RCVDAMOUNT_LIMIT",  # this user's money today exceeds the merchant's setting
         "FREQ_LIMIT",
-        "MONEY_LIMIT",
+        "MONEY_LIMIT",  # the amount is outside the allowed range
+        "SEND_FAILED",  # "该红包已经发放失败": the table says change the bill to send again
+        "FATAL_ERROR",  # the bill number exists with another openid / other parameters
         "CA_ERROR",
         "SIGN_ERROR",
         "NO_AUTH",
@@ -58,13 +64,21 @@ DEFINITE_FAILURES: Final = frozenset(
         "PARAM_ERROR",
         "XML_ERROR",
         "API_METHOD_CLOSED",
-        "SENDAMOUNTLIMIT",
-        "RCVDAMOUNTLIMIT",
     }
 )
 """v2 red-packet error codes taken as "not paid, will not be paid under this bill"."""
 
-_RETRYABLE_FAILURES: Final = frozenset({"NOTENOUGH", "FREQ_LIMIT", "SENDNUMLIMIT", "MONEY_LIMIT"})
+NO_FUNDS_CODE: Final = "NOTENOUGH"
+"""Merchant balance insufficient: not paid yet; top up, then retry with the **same**
+``mch_billno`` (reference §4.2) — classified :attr:`PayoutStatus.NO_FUNDS`, never FAILED."""
+
+_RETRYABLE_FAILURES: Final = frozenset(
+    {"FREQ_LIMIT", "SENDNUM_LIMIT", "SENDAMOUNT_LIMIT", "RCVDAMOUNT_LIMIT"}
+)
+"""Limits that lift by themselves (next second, next Beijing day)."""
+
+PER_USER_LIMITS: Final = frozenset({"SENDNUM_LIMIT", "RCVDAMOUNT_LIMIT"})
+"""The per-user daily limits ("give up for this user today", reference §4.2)."""
 
 NOT_FOUND_CODE: Final = "NOT_FOUND"
 """``gethbinfo`` error code for an unknown ``mch_billno`` (name **unconfirmed**: not in our
@@ -199,6 +213,10 @@ def _business_error(bill_no: str, fields: dict[str, str]) -> PayoutResult:
     reason = fields.get("err_code_des") or fields.get("return_msg") or code
     if code == "PROCESSING":
         return PayoutResult(bill_no=bill_no, status=PayoutStatus.PENDING, state=code, reason=reason)
+    if code == NO_FUNDS_CODE:
+        return PayoutResult(
+            bill_no=bill_no, status=PayoutStatus.NO_FUNDS, state=code, reason=reason, retryable=True
+        )
     if code in DEFINITE_FAILURES:
         return PayoutResult(
             bill_no=bill_no,

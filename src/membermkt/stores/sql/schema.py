@@ -208,6 +208,32 @@ class Tables:
             sa.Column("updated_at", sa.BigInteger),
             sa.Column("worker", Text(TEXT_LEN)),
             sa.Index(f"{p}ix_deliveries_campaign", "campaign_id", "status", "key"),
+            # #12: ledger history per member (caps at hand-off and prepare)
+            sa.Index(f"{p}ix_deliveries_member", "member_id", "updated_at"),
+            **opts,
+        )
+        # #12 hand-off batches and call holds: created lazily by the ledger mixin too, so a
+        # database at schema version 1 gains them without a migration.
+        self.delivery_batches = sa.Table(
+            f"{p}delivery_batches",
+            md,
+            sa.Column("batch_id", Text(64), primary_key=True),
+            sa.Column("campaign_id", Text(TEXT_LEN), nullable=False),
+            sa.Column("channel", Text(TEXT_LEN), nullable=False),
+            sa.Column("keys", _long_text(), nullable=False),
+            sa.Column("request_key", Text(TEXT_LEN), nullable=False),
+            sa.Column("worker", Text(TEXT_LEN)),
+            sa.Column("opened_at", sa.BigInteger, nullable=False),
+            sa.Column("updated_at", sa.BigInteger, nullable=False),
+            sa.Column("state", sa.String(16), nullable=False),
+            sa.Index(f"{p}ix_delivery_batches_open", "campaign_id", "channel", "state"),
+            **opts,
+        )
+        self.holds = sa.Table(
+            f"{p}holds",
+            md,
+            sa.Column("scope", Text(TEXT_LEN), primary_key=True),
+            sa.Column("until_at", sa.BigInteger, nullable=False),
             **opts,
         )
         self.budgets = sa.Table(
@@ -237,6 +263,8 @@ class Tables:
             sa.Column("created_at", sa.BigInteger),
             sa.Column("updated_at", sa.BigInteger),
             sa.Index(f"{p}ix_payouts_rule", "rule_id", "status"),
+            # claims read one member's intents of one rule (#17)
+            sa.Index(f"{p}ix_payouts_member", "rule_id", "member_id"),
             **opts,
         )
 

@@ -37,6 +37,9 @@ DEFAULT_BUDGETS: tuple[CallBudget, ...] = (
     CallBudget("/cgi-bin/menu/create", per_day=1000),
     CallBudget("/cgi-bin/menu/delete", per_day=1000),
     CallBudget("/cgi-bin/menu/get", per_day=10_000),
+    CallBudget("/cgi-bin/menu/addconditional", per_day=2000),
+    CallBudget("/cgi-bin/menu/delconditional", per_day=2000),
+    CallBudget("/cgi-bin/menu/trymatch", per_day=20_000),
 )
 """Client-side budgets from the reference (§5) for a service account. Template sends have
 no budget: their daily cap is not confirmed."""

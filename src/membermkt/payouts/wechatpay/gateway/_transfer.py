@@ -22,6 +22,7 @@ from membermkt.payouts.wechatpay.gateway._shared import (
     _transport_failure,
 )
 from membermkt.payouts.wechatpay.signing import PublicKeys
+from membermkt.security.redact import install_redaction
 
 
 class _V3Common:
@@ -65,7 +66,9 @@ class _V3Common:
     def _now(self) -> dt.datetime:
         return self._clock.now() if self._clock is not None else dt.datetime.now(dt.UTC)
 
-    def _signed(self, method: str, path: str, body: bytes) -> HttpRequest:
+    def _signed(
+        self, method: str, path: str, body: bytes, platform_serial: str | None = None
+    ) -> HttpRequest:
         return v3.sign_request(
             self.signer,
             method,
@@ -73,7 +76,15 @@ class _V3Common:
             body,
             timestamp=int(self._now().timestamp()),
             nonce=self._nonce(),
+            platform_serial=platform_serial,
         )
+
+    def _transfer_request(self, request: PayoutRequest) -> HttpRequest:
+        """The signed transfer; a ``user_name`` is RSA-OAEP encrypted with the platform key
+        and the request names that key in ``Wechatpay-Serial`` (reference §4.3)."""
+        key = v3.encryption_key(self.platform_keys) if request.user_name else None
+        path, body = v3.build_transfer(self.config, request, encrypt_with=key)
+        return self._signed("POST", path, body, key[0] if key else None)
 
     def _verify_now(self) -> dt.datetime | None:
         return self._now() if self._check_timestamp else None
@@ -144,6 +155,7 @@ class WeChatPayV3Gateway(_V3Common, _Closing):
 
     def _client(self) -> httpx.Client:
         if self._http is None:
+            install_redaction()  # no token/secret in httpx's URL logs
             self._http = httpx.Client(transport=self._transport, timeout=self._timeout)
         return self._http
 
@@ -156,8 +168,7 @@ class WeChatPayV3Gateway(_V3Common, _Closing):
 
     def pay(self, request: PayoutRequest) -> PayoutResult:
         """Create the transfer bill ``request.bill_no`` (idempotent on ``out_bill_no``)."""
-        path, body = v3.build_transfer(self.config, request)
-        resp = self._send(request.bill_no, self._signed("POST", path, body))
+        resp = self._send(request.bill_no, self._transfer_request(request))
         if isinstance(resp, PayoutResult):
             return resp
         return v3.parse_transfer(request.bill_no, resp, self.platform_keys, now=self._verify_now())
@@ -169,6 +180,25 @@ class WeChatPayV3Gateway(_V3Common, _Closing):
         if isinstance(resp, PayoutResult):
             return resp
         return v3.parse_query(bill_no, resp, self.platform_keys, now=self._verify_now())
+
+    def query_transfer_bill(self, transfer_bill_no: str) -> PayoutResult:
+        """Where a transfer stands, by the platform's ``transfer_bill_no``."""
+        resp = self._send(
+            transfer_bill_no, self._signed("GET", v3.transfer_bill_path(transfer_bill_no), b"")
+        )
+        if isinstance(resp, PayoutResult):
+            return resp
+        return v3.parse_query_by_transfer_bill(
+            transfer_bill_no, resp, self.platform_keys, now=self._verify_now()
+        )
+
+    def cancel(self, bill_no: str) -> PayoutResult:
+        """Cancel a transfer the user has not confirmed yet (``CANCELLED`` → ``FAILED``,
+        ``CANCELING`` → ``PENDING``; a refusal is ``UNKNOWN``: query it)."""
+        resp = self._send(bill_no, self._signed("POST", v3.cancel_path(bill_no), b""))
+        if isinstance(resp, PayoutResult):
+            return resp
+        return v3.parse_cancel(bill_no, resp, self.platform_keys, now=self._verify_now())
 
 
 class AsyncWeChatPayV3Gateway(_V3Common, _AsyncClosing):
@@ -212,6 +242,7 @@ class AsyncWeChatPayV3Gateway(_V3Common, _AsyncClosing):
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
+            install_redaction()  # no token/secret in httpx's URL logs
             self._http = httpx.AsyncClient(transport=self._transport, timeout=self._timeout)
         return self._http
 
@@ -224,8 +255,7 @@ class AsyncWeChatPayV3Gateway(_V3Common, _AsyncClosing):
 
     async def pay(self, request: PayoutRequest) -> PayoutResult:
         """Create the transfer bill ``request.bill_no``."""
-        path, body = v3.build_transfer(self.config, request)
-        resp = await self._send(request.bill_no, self._signed("POST", path, body))
+        resp = await self._send(request.bill_no, self._transfer_request(request))
         if isinstance(resp, PayoutResult):
             return resp
         return v3.parse_transfer(request.bill_no, resp, self.platform_keys, now=self._verify_now())
@@ -237,3 +267,21 @@ class AsyncWeChatPayV3Gateway(_V3Common, _AsyncClosing):
         if isinstance(resp, PayoutResult):
             return resp
         return v3.parse_query(bill_no, resp, self.platform_keys, now=self._verify_now())
+
+    async def query_transfer_bill(self, transfer_bill_no: str) -> PayoutResult:
+        """See :meth:`WeChatPayV3Gateway.query_transfer_bill`."""
+        resp = await self._send(
+            transfer_bill_no, self._signed("GET", v3.transfer_bill_path(transfer_bill_no), b"")
+        )
+        if isinstance(resp, PayoutResult):
+            return resp
+        return v3.parse_query_by_transfer_bill(
+            transfer_bill_no, resp, self.platform_keys, now=self._verify_now()
+        )
+
+    async def cancel(self, bill_no: str) -> PayoutResult:
+        """See :meth:`WeChatPayV3Gateway.cancel`."""
+        resp = await self._send(bill_no, self._signed("POST", v3.cancel_path(bill_no), b""))
+        if isinstance(resp, PayoutResult):
+            return resp
+        return v3.parse_cancel(bill_no, resp, self.platform_keys, now=self._verify_now())

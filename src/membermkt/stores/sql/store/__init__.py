@@ -7,6 +7,7 @@ MySQL/MariaDB (``mysql+pymysql://``). Segments are compiled to SQL
 
 from __future__ import annotations
 
+from membermkt.stores.sql.store._batches import _BatchesMixin
 from membermkt.stores.sql.store._budgets import _BudgetsMixin
 from membermkt.stores.sql.store._events import _EventsMixin
 from membermkt.stores.sql.store._ledger import _LedgerMixin
@@ -24,6 +25,7 @@ class SqlStore(
     _EventsMixin,
     _SegmentsMixin,
     _LedgerMixin,
+    _BatchesMixin,
     _BudgetsMixin,
     _PayoutsMixin,
 ):

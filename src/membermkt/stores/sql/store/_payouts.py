@@ -60,6 +60,73 @@ class _PayoutsMixin(_Bulk):
 
         self._write(run)
 
+    def intent(self, bill_no: str) -> PayoutIntent | None:
+        """The intent with this bill number, or ``None``.
+
+        Raises:
+            StoreUnavailable: when the database cannot be reached.
+        """
+        t = self.tables.payouts
+        with self._tx() as conn:
+            got = conn.execute(sa.select(t).where(t.c.bill_no == bill_no)).mappings().first()
+        return rows.intent_from_row(got) if got is not None else None
+
+    def member_intents(self, rule_id: str, member_id: str) -> list[PayoutIntent]:
+        """One member's intents under one rule, by bill number (an indexed read).
+
+        Raises:
+            StoreUnavailable: when the database cannot be reached.
+        """
+        t = self.tables.payouts
+        q = (
+            sa.select(t)
+            .where(t.c.rule_id == rule_id, t.c.member_id == member_id)
+            .order_by(t.c.bill_no)
+        )
+        with self._tx() as conn:
+            return [rows.intent_from_row(r) for r in conn.execute(q).mappings()]
+
+    def swap_intent(
+        self,
+        bill_no: str,
+        *,
+        expect: str,
+        status: str,
+        now: dt.datetime,
+        detail: str | None = None,
+    ) -> bool:
+        """Compare-and-set: change the status only if it is still ``expect`` (one
+        conditional ``UPDATE``).
+
+        Returns:
+            ``True`` when this call changed it, ``False`` when the stored status differed.
+
+        Raises:
+            LedgerError: for an unknown bill number.
+            UsageError: for an unknown status or a naive ``now``.
+            StoreUnavailable: when the database cannot be reached.
+        """
+        check_payout_status(expect)
+        st = check_payout_status(status)
+        when = to_epoch_us(check_now(now))
+        t = self.tables.payouts
+        values: dict[str, Any] = {"status": st, "updated_at": when}
+        if detail is not None:
+            values["detail"] = detail
+
+        def run(conn: Connection) -> bool:
+            res = conn.execute(
+                sa.update(t).where(t.c.bill_no == bill_no, t.c.status == expect).values(**values)
+            )
+            if res.rowcount == 1:
+                return True
+            found = conn.execute(sa.select(t.c.bill_no).where(t.c.bill_no == bill_no)).first()
+            if found is None:
+                raise LedgerError(f"unknown payout intent {bill_no!r}")
+            return False
+
+        return self._write(run)
+
     def intents(
         self, *, rule_id: str | None = None, status: str | None = None
     ) -> list[PayoutIntent]:

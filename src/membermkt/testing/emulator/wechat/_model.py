@@ -35,6 +35,9 @@ EMULATOR_LIMITS: tuple[CallBudget, ...] = (
     CallBudget("/cgi-bin/message/custom/send", per_day=500_000),
     CallBudget("/cgi-bin/qrcode/create", per_day=100_000),
     CallBudget("/cgi-bin/menu/create", per_day=1000),
+    CallBudget("/cgi-bin/menu/addconditional", per_day=2000),
+    CallBudget("/cgi-bin/menu/delconditional", per_day=2000),
+    CallBudget("/cgi-bin/menu/trymatch", per_day=20_000),
 )
 """The platform limits the emulator enforces per account (reference §5)."""
 

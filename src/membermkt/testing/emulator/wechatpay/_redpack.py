@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Mapping
+from typing import Final
 
 import httpx
 
@@ -14,6 +15,26 @@ from membermkt.errors import DecryptError, SignatureError
 from membermkt.payouts.wechatpay.signing import from_xml, to_xml, v2_sign, v2_verify
 from membermkt.testing.emulator.wechatpay._base import _Base
 from membermkt.testing.emulator.wechatpay._models import _BILL_V2_MAX, Fault, Payment, _Bill
+
+_V2_REQUIRED: Final = (
+    "re_openid",
+    "send_name",
+    "act_name",
+    "wishing",
+    "remark",
+    "client_ip",
+    "total_num",
+    "total_amount",
+)
+_V2_LENGTHS: Final = {
+    "re_openid": 32,
+    "send_name": 32,
+    "act_name": 32,
+    "wishing": 128,
+    "remark": 256,
+    "client_ip": 15,
+}
+_V2_SCENES: Final = frozenset(f"PRODUCT_{i}" for i in range(1, 9))
 
 
 def _v2_reply(**fields: object) -> dict[str, object]:
@@ -76,6 +97,9 @@ class _RedPacketsMixin(_Base):
         if isinstance(checked, httpx.Response):
             return checked
         f = checked
+        # rule: v2.rate -- sendredpack 30 requests/s by default (reference §4.2 / §5)
+        if self._over_rate("sendredpack", self.v2_rate_per_s):
+            return self._v2_error("FREQ_LIMIT", "超过频率限制,请稍后再试", f)
         bill_no = f.get("mch_billno", "")
         applied = fault is None or fault is Fault.PROCESSING or self._coin()
         with self._lock:
@@ -83,27 +107,56 @@ class _RedPacketsMixin(_Base):
                 return self._v2_error("PARAM_ERROR", "wxappid does not match the merchant", f)
             if not (0 < len(bill_no) <= _BILL_V2_MAX and bill_no.isalnum() and bill_no.isascii()):
                 return self._v2_error("PARAM_ERROR", "mch_billno: ≤ 28 chars of [0-9a-zA-Z]", f)
+            # rule: v2.required_fields -- every required field is present (reference §4.2)
+            for name in _V2_REQUIRED:
+                if not f.get(name):
+                    return self._v2_error("PARAM_ERROR", f"{name} is required", f)
+            for name, limit in _V2_LENGTHS.items():
+                if len(f.get(name, "")) > limit:
+                    return self._v2_error("PARAM_ERROR", f"{name}: at most {limit} chars", f)
+            # rule: v2.total_num -- a cash red packet has total_num = 1 (reference §4.2)
+            if f.get("total_num") != "1":
+                return self._v2_error("PARAM_ERROR", "total_num must be 1", f)
             try:
                 amount = int(f.get("total_amount", ""))
             except ValueError:
                 return self._v2_error("PARAM_ERROR", "total_amount", f)
-            openid = f.get("re_openid", "")
+            scene = f.get("scene_id") or None
+            # rule: v2.scene_id -- PRODUCT_1..PRODUCT_8 only (reference §4.2)
+            if scene is not None and scene not in _V2_SCENES:
+                return self._v2_error("PARAM_ERROR", f"scene_id {scene!r} is not PRODUCT_1..8", f)
+            openid = f["re_openid"]
             existing = self.bills.get(bill_no)
             if existing is not None:
+                # rule: v2.fatal_error -- a bill re-sent with another openid (or amount) is
+                # FATAL_ERROR "openid和原始单参数不一致" (official error table; for a changed
+                # amount alone the table's PARAM_ERROR text is also plausible: unconfirmed)
                 if existing.openid != openid or existing.amount_fen != amount:
-                    return self._v2_error("PARAM_ERROR", "mch_billno reused with other data", f)
+                    return self._v2_error("FATAL_ERROR", "openid和原始单参数不一致", f)
                 return self._v2_result(request, existing, f, fault)
-            lo, hi = self.v2_bounds
+            # rule: v2.amount_range -- 1-200 CNY without scene_id; outside it scene_id is
+            # required (reference §4.2), MONEY_LIMIT "发送红包金额不在限制范围内"
+            lo, hi = self.v2_bounds if scene is None else self.v2_scene_bounds
             if not lo <= amount <= hi:
-                return self._v2_error("PARAM_ERROR", f"amount must be within {lo}..{hi} fen", f)
+                return self._v2_error("MONEY_LIMIT", f"amount must be within {lo}..{hi} fen", f)
             now = self._clock()
             n, fen = self._user_day("v2", openid, now)
+            # rule: v2.user_daily -- <= 10 packets and <= 1000 CNY per user per day (§4.2)
             if self.per_user_daily_count is not None and n + 1 > self.per_user_daily_count:
-                return self._v2_error("SENDNUMLIMIT", "该用户今日领取红包个数超过限制", f)
+                return self._v2_error("SENDNUM_LIMIT", "该用户今日领取红包个数超过限制", f)
             if self.per_user_daily_fen is not None and fen + amount > self.per_user_daily_fen:
-                return self._v2_error("RCVDAMOUNTLIMIT", "该用户今日领取金额超过限制", f)
+                return self._v2_error("RCVDAMOUNT_LIMIT", "该用户今日领取金额超过限制", f)
+            # rule: pay.merchant_daily -- merchant outflow <= 1,000,000 CNY per day (§4.2)
+            if (
+                self.merchant_daily_fen is not None
+                and self._merchant_day_fen(now) + amount > self.merchant_daily_fen
+            ):
+                return self._v2_error("SENDAMOUNT_LIMIT", "您的商户号今日发放金额超过限制", f)
             if not applied:
                 return self._v2_fault_reply(request, f, fault)
+            # rule: v2.notenough -- no money, no packet; top up and retry the same bill (§4.2)
+            if not self._debit(amount):
+                return self._v2_error("NOTENOUGH", "帐号余额不足，请到商户平台充值后再重试", f)
             bill = _Bill(
                 product="v2",
                 bill_no=bill_no,

@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import secrets
+from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 
 from membermkt.errors import UsageError
 from membermkt.testing.emulator.wechatpay._models import _BILL_V3_MAX, _TRANSFER_PATH, Fault, _Bill
@@ -31,21 +36,100 @@ class _TransfersMixin(_SigningMixin, _NotificationsMixin):
         denied = self._v3_auth(request, body)
         if denied is not None:
             return denied
+        # rule: v3.rate -- transfer-bills and its queries: 100 requests/s per merchant (§4.6)
+        if self._over_rate("transfer-bills", self.v3_rate_per_s):
+            return self._v3_error(429, "FREQUENCY_LIMITED", "频率超限")
         path = request.url.path
         if request.method == "POST" and path == _TRANSFER_PATH:
             return self._v3_transfer(request, body, fault)
         prefix = f"{_TRANSFER_PATH}/out-bill-no/"
-        if request.method == "GET" and path.startswith(prefix):
+        by_platform = f"{_TRANSFER_PATH}/transfer-bill-no/"
+        if request.method == "POST" and path.startswith(prefix) and path.endswith("/cancel"):
+            return self._v3_cancel(path[len(prefix) : -len("/cancel")])
+        if request.method == "GET" and path.startswith((prefix, by_platform)):
             if fault is Fault.TIMEOUT:
                 raise httpx.ReadTimeout("emulated timeout", request=request)
             if fault is Fault.SYSTEMERROR:
-                return self._v3_error(500, "SYSTEM_ERROR", "系统异常，请稍后重试")
+                return self._v3_error(500, "SYSTEM_ERROR", "system busy")
             with self._lock:
-                bill = self.bills.get(path[len(prefix) :])
+                if path.startswith(prefix):
+                    bill = self.bills.get(path[len(prefix) :])
+                else:
+                    wanted = path[len(by_platform) :]
+                    bill = next((b for b in self.bills.values() if b.platform_id == wanted), None)
                 if bill is None or bill.product != "v3":
                     return self._v3_error(404, "NOT_FOUND", "记录不存在")
                 return self._signed(200, self._v3_view(bill))
         return self._v3_error(404, "NOT_FOUND", "no such API")
+
+    def _v3_cancel(self, bill_no: str) -> httpx.Response:
+        """rule: v3.cancel -- only a transfer the user has not confirmed can be cancelled
+        (reference §4.6); the answer goes straight to CANCELLED (CANCELING is unconfirmed).
+        The refusal code for a bill past confirmation is unconfirmed (INVALID_REQUEST)."""
+        with self._lock:
+            bill = self.bills.get(bill_no)
+            if bill is None or bill.product != "v3":
+                return self._v3_error(404, "NOT_FOUND", "记录不存在")
+            if bill.status not in ("ACCEPTED", "WAIT_USER_CONFIRM"):
+                return self._v3_error(
+                    400, "INVALID_REQUEST", f"state {bill.status}: not cancellable"
+                )
+            bill.status = "CANCELLED"
+            if self.balance_fen is not None:
+                self.balance_fen += bill.amount_fen  # the money held for it comes back
+            return self._signed(
+                200,
+                {
+                    "out_bill_no": bill.bill_no,
+                    "transfer_bill_no": bill.platform_id,
+                    "state": "CANCELLED",
+                    "update_time": self._clock().isoformat(),
+                },
+            )
+
+    def _v3_check_fields(self, request: httpx.Request, data: dict[str, Any]) -> str | None:
+        """The first rule a transfer body breaks, as a PARAM_ERROR message, or ``None``."""
+        # rule: v3.required_fields -- transfer_scene_id and transfer_remark (reference §4.6)
+        for name in ("transfer_scene_id", "transfer_remark"):
+            if not isinstance(data.get(name), str) or not data[name]:
+                return f"{name} is required"
+        # rule: v3.remark_length -- transfer_remark String(32) (reference §4.6)
+        if len(data["transfer_remark"]) > 32:
+            return "transfer_remark: at most 32 characters"
+        # rule: v3.scene_report -- the scene's transfer_scene_report_infos are required;
+        # scene 1000 (cash marketing) needs them (which info_types: unconfirmed)
+        infos = data.get("transfer_scene_report_infos")
+        if data["transfer_scene_id"] == "1000" and not infos:
+            return "transfer_scene_report_infos is required for transfer_scene_id 1000"
+        # rule: v3.notify_url -- https, no query (reference §4.6)
+        url = data.get("notify_url")
+        if url is not None and (not str(url).startswith("https://") or "?" in str(url)):
+            return "notify_url must be an https URL without query"
+        # rule: v3.user_name -- RSA-OAEP with the platform key named in Wechatpay-Serial
+        # (reference §4.3); required from 2,000 CNY (§4.6)
+        user_name = data.get("user_name")
+        if user_name is not None:
+            serial = request.headers.get("Wechatpay-Serial", "")
+            if not self._is_platform_serial(serial):
+                return "user_name is encrypted but Wechatpay-Serial names no platform key"
+            try:
+                self._platform_key.decrypt(
+                    base64.b64decode(str(user_name), validate=True),
+                    padding.OAEP(
+                        mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None
+                    ),
+                )
+            except (ValueError, binascii.Error):
+                return "user_name cannot be decrypted with the platform key"
+        return None
+
+    def _is_platform_serial(self, serial: str) -> bool:
+        if serial == self.credentials.platform_public_key_id:
+            return True
+        try:
+            return int(serial, 16) == int(self.credentials.platform_serial, 16)
+        except ValueError:
+            return False
 
     def _v3_transfer(
         self, request: httpx.Request, body: bytes, fault: Fault | None
@@ -65,21 +149,36 @@ class _TransfersMixin(_SigningMixin, _NotificationsMixin):
             return self._v3_error(400, "PARAM_ERROR", "transfer_amount must be an integer")
         if amount >= 200_000 and not data.get("user_name"):
             return self._v3_error(400, "PARAM_ERROR", "user_name is required from 2000 CNY")
+        broken = self._v3_check_fields(request, data)
+        if broken is not None:
+            return self._v3_error(400, "PARAM_ERROR", broken)
         applied = fault is None or fault is Fault.PROCESSING or self._coin()
         with self._lock:
             existing = self.bills.get(bill_no)
             if existing is not None:
+                # rule: v3.bill_reuse -- the same out_bill_no with other data is refused
+                # (code unconfirmed: INVALID_REQUEST)
                 if existing.openid != openid or existing.amount_fen != amount:
                     return self._v3_error(400, "INVALID_REQUEST", "out_bill_no reused")
                 return self._v3_answer(request, existing, fault)
             lo, hi = self.v3_bounds
             if not lo <= amount <= hi:
                 return self._v3_error(400, "PARAM_ERROR", f"amount must be within {lo}..{hi}")
+            now = self._clock()
+            if (
+                self.merchant_daily_fen is not None
+                and self._merchant_day_fen(now) + amount > self.merchant_daily_fen
+            ):
+                # unconfirmed code for v3 (the daily outflow rule is v2's, reference §4.2)
+                return self._v3_error(403, "QUOTA_EXCEED", "商户今日转账额度已用完")
             if not applied:
                 if fault is Fault.TIMEOUT:
                     raise httpx.ReadTimeout("emulated timeout", request=request)
                 return self._v3_error(500, "SYSTEM_ERROR", "系统异常，请稍后重试")
-            now = self._clock()
+            # rule: v3.not_enough -- balance short: no bill; top up and retry the same
+            # out_bill_no (NOT_ENOUGH / HTTP 403: unconfirmed in our reference)
+            if not self._debit(amount):
+                return self._v3_error(403, "NOT_ENOUGH", "商户账户资金不足")
             bill = _Bill(
                 product="v3",
                 bill_no=bill_no,

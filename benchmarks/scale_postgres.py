@@ -1,0 +1,231 @@
+"""Scale benchmark on PostgreSQL: a store of ``--members`` members and ``--events`` events
+(the issue's size is 10M / 100M), generated inside the database, then the operations a
+merchant runs at that size.
+
+    .venv/bin/python benchmarks/scale_postgres.py                       # 10M / 100M
+    .venv/bin/python benchmarks/scale_postgres.py --members 200000 --events 2000000
+
+Generation: no row passes through Python. Events come from ``INSERT ... SELECT`` over
+``generate_series`` (faster than ``COPY`` fed from Python, which would spend its time
+formatting rows), every value derived from ``hashtextextended(member, seed)`` — seeded and
+deterministic, whatever the parallel plan. The members table is then the fold of those
+events (subscription, source, last activity, purchase stats) computed with one
+``GROUP BY``, plus a hashed profile (gender, city, birthday). Then ``ANALYZE``.
+
+Measured (wall time, this process's peak RSS after each step):
+
+1. generation of events and members (rows per second);
+2. ``SqlStore.count()`` of the five-clause benchmark segment vs the same query hand-written
+   (ratio; goal ≤ 1.5×);
+3. ``SqlStore.select()`` streaming every subscribed member id (ids per second; peak RSS
+   growth shows whether memory is bounded);
+4. the SQL analytics most reports start with (activity classes, attribution, RFM).
+
+Not measured here (see docs/performance.md): campaign ``prepare`` of a 10M audience and the
+multi-worker campaign runner on one ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from stores import hand_params, hand_written_sql, segment
+
+PREFIX = "scale_"
+AS_OF = dt.datetime(2026, 6, 30, 12, 0, tzinfo=dt.UTC)
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+US_DAY = 86_400_000_000
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _step(name: str, t0: float, extra: str = "") -> None:
+    print(f"{name:<34} {time.perf_counter() - t0:9.1f} s  peak RSS {_rss_mb():6.0f} MB  {extra}")
+
+
+class _Percent:
+    """``exec_driver_sql`` with ``%`` (the modulo operator) escaped for psycopg."""
+
+    def __init__(self, conn: object) -> None:
+        self.conn = conn
+
+    def exec_driver_sql(self, sql: str) -> object:
+        return self.conn.exec_driver_sql(sql.replace("%", "%%"))  # type: ignore[attr-defined]
+
+
+def generate(store: object, members: int, events: int, seed: int) -> None:
+    """Events, then members as their fold, straight in PostgreSQL."""
+    from membermkt.stores.sql.compile import to_epoch_us
+
+    engine = store._engine  # type: ignore[attr-defined]  # benchmark set-up below the API
+    t = store.tables  # type: ignore[attr-defined]
+    e, m = t.events.name, t.members.name
+    as_of = to_epoch_us(AS_OF)
+    per = max(1, events // members)
+    h = f"hashtextextended('m' || i::text, {seed})"  # per-member hash
+    hk = f"hashtextextended('m' || i::text || ':' || k::text, {seed})"  # per-event hash
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as raw_conn:
+        conn = _Percent(raw_conn)
+        for table in (e, m):
+            conn.exec_driver_sql(f"ALTER TABLE {table} SET UNLOGGED")
+        t0 = time.perf_counter()
+        # k = 0: the follow (with its source); k > 0: activity, 2 * per - 1 events at most
+        conn.exec_driver_sql(
+            f"""
+            INSERT INTO {e} (key, member_id, type, at, props)
+            SELECT NULL, 'm' || lpad(i::text, 9, '0'),
+              CASE WHEN k = 0 THEN 'follow'
+                   WHEN abs({hk}) % 100 < 40 THEN 'menu_click'
+                   WHEN abs({hk}) % 100 < 65 THEN 'view'
+                   WHEN abs({hk}) % 100 < 80 THEN 'purchase'
+                   WHEN abs({hk}) % 100 < 90 THEN 'message'
+                   WHEN abs({hk}) % 100 < 96 THEN 'redpacket_claim'
+                   ELSE 'scan' END,
+              {as_of} - (abs({h}) % (365 * {US_DAY})) / (k + 1),
+              CASE WHEN k = 0 THEN '{{"source":"' ||
+                     (ARRAY['parcel','store','platform'])[1 + abs({h}) % 3] || '"}}'
+                   WHEN abs({hk}) % 100 < 40 THEN '{{"key":"' ||
+                     (ARRAY['A','B','C','D'])[1 + abs({hk} / 7) % 4] || '"}}'
+                   WHEN abs({hk}) % 100 < 65 THEN '{{"url":"/p/' || abs({hk} / 7) % 5 ||
+                     '","dwell_seconds":' || abs({hk} / 11) % 300 || '}}'
+                   WHEN abs({hk}) % 100 < 80 THEN '{{"amount_fen":' ||
+                     (990 + abs({hk} / 7) % 29000) || ',"category":"durian"}}'
+                   ELSE '{{}}' END
+            FROM generate_series(1, {members}) AS i,
+                 LATERAL generate_series(0, abs({h}) % (2 * {per} - 1)) AS k
+            """
+        )
+        n = conn.exec_driver_sql(f"SELECT count(*) FROM {e}").scalar()
+        _step("generate events", t0, f"{n:,} events")
+        t0 = time.perf_counter()
+        today = AS_OF.date().toordinal()
+        conn.exec_driver_sql(
+            f"""
+            INSERT INTO {m} (id, member_hash, gender, city, province, country, birthday,
+              subscribed, followed_at, source, last_active_at, orders_count,
+              orders_total_fen, first_order_at, last_order_at, marketing)
+            SELECT member_id, hashtextextended(member_id, 0),
+              (ARRAY['female','female','female','male','male'])[1 + abs(hm) % 5],
+              (ARRAY['Shanghai','Hangzhou','Beijing','Shenzhen','Chengdu'])[1 + abs(hm / 5) % 5],
+              'Zhejiang', 'CN', {today} - 18 * 365 - abs(hm / 25) % (45 * 365),
+              true, followed, src, active, orders, total, first_buy, last_buy, true
+            FROM (
+              SELECT member_id, hashtextextended(member_id, {seed}) AS hm,
+                min(at) FILTER (WHERE type = 'follow') AS followed,
+                min(props::jsonb ->> 'source') FILTER (WHERE type = 'follow') AS src,
+                max(at) AS active,
+                count(*) FILTER (WHERE type = 'purchase') AS orders,
+                coalesce(sum((props::jsonb ->> 'amount_fen')::bigint)
+                  FILTER (WHERE type = 'purchase'), 0) AS total,
+                min(at) FILTER (WHERE type = 'purchase') AS first_buy,
+                max(at) FILTER (WHERE type = 'purchase') AS last_buy
+              FROM {e} GROUP BY member_id
+            ) AS f
+            """
+        )
+        conn.exec_driver_sql(
+            f"INSERT INTO {t.tags.name} (member_id, tag) SELECT id, 'vip' FROM {m} "
+            "WHERE orders_total_fen >= 50000"
+        )
+        _step("fold members (GROUP BY)", t0, f"{members:,} members")
+        t0 = time.perf_counter()
+        for table in (e, m, t.tags.name):
+            conn.exec_driver_sql(f"ANALYZE {table}")
+        _step("analyze", t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--members", type=int, default=10_000_000)
+    ap.add_argument("--events", type=int, default=100_000_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--keep", action="store_true", help="keep the tables (reuse next run)")
+    ap.add_argument("--pg-url", default=os.environ.get("MEMBERMKT_TEST_POSTGRES_URL", PG_DEFAULT))
+    args = ap.parse_args()
+
+    import sqlalchemy as sa
+
+    from membermkt import analytics
+    from membermkt.segments import attr
+    from membermkt.stores.sql import SqlStore
+
+    store = SqlStore(args.pg_url, table_prefix=PREFIX)
+    try:
+        with store._engine.connect():
+            pass
+    except sa.exc.SQLAlchemyError as exc:
+        print(f"PostgreSQL at {args.pg_url} is not reachable ({exc.__class__.__name__}); skipped")
+        return
+    print(f"PostgreSQL scale benchmark: {args.members:,} members, ~{args.events:,} events")
+    loaded = False
+    try:
+        with store._engine.connect() as conn:
+            loaded = (
+                conn.exec_driver_sql(f"SELECT count(*) FROM {PREFIX}members").scalar()
+                == args.members
+            )
+    except sa.exc.SQLAlchemyError:
+        loaded = False
+    if not loaded:
+        store.drop_tables()
+        store.create_schema()
+        generate(store, args.members, args.events, args.seed)
+    try:
+        seg = segment()
+        sql = sa.text(hand_written_sql(PREFIX))
+        params = hand_params(AS_OF)
+        t_store = t_hand = float("inf")
+        n_store = n_hand = -1
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            n_store = store.count(seg, AS_OF)
+            t_store = min(t_store, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            with store._engine.connect() as conn:
+                n_hand = conn.execute(sql, params).scalar_one()
+            t_hand = min(t_hand, time.perf_counter() - t0)
+        assert n_store == n_hand, (n_store, n_hand)
+        print(f"segment count(): {n_store:,} members (both agree)")
+        print(f"  SqlStore.count      {t_store:9.3f} s")
+        print(f"  hand-written SQL    {t_hand:9.3f} s")
+        print(f"  ratio count()/hand-written: {t_store / t_hand:.2f}x (goal <= 1.5x)")
+
+        t0 = time.perf_counter()
+        rss0 = _rss_mb()
+        n = sum(1 for _ in store.select(attr("subscribed") == True, AS_OF))  # noqa: E712
+        secs = time.perf_counter() - t0
+        _step(
+            "select() stream subscribed ids",
+            t0,
+            f"{n:,} ids, {n / secs:,.0f} ids/s, RSS growth {_rss_mb() - rss0:.0f} MB",
+        )
+        for name, fn in (
+            ("analytics: activity classes", lambda: analytics.activity_counts(store, as_of=AS_OF)),
+            ("analytics: attribution", lambda: analytics.attribution(store, as_of=AS_OF)),
+            ("analytics: rfm", lambda: analytics.rfm(store, as_of=AS_OF)),
+        ):
+            t0 = time.perf_counter()
+            fn()
+            _step(name, t0)
+    finally:
+        if not args.keep:
+            store.drop_tables()
+        store.close()
+
+
+if __name__ == "__main__":
+    main()

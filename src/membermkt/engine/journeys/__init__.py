@@ -1,0 +1,36 @@
+"""Durable journey execution (see :mod:`membermkt.engine.journeys._engine` for the model),
+simulation and reports."""
+
+from __future__ import annotations
+
+from membermkt.engine.journeys._channels import MEMBER_ADDRESS, CouponChannel, TagChannel
+from membermkt.engine.journeys._engine import (
+    JourneyEngine,
+    TickResult,
+    campaign_id_for,
+    replay_epochs,
+)
+from membermkt.engine.journeys._progress import (
+    EntryRow,
+    Epoch,
+    InMemoryJourneyProgress,
+    JourneyProgress,
+    MemberProgress,
+)
+from membermkt.engine.journeys._sql import SqlJourneyProgress
+
+__all__ = [
+    "MEMBER_ADDRESS",
+    "CouponChannel",
+    "EntryRow",
+    "Epoch",
+    "InMemoryJourneyProgress",
+    "JourneyEngine",
+    "JourneyProgress",
+    "MemberProgress",
+    "SqlJourneyProgress",
+    "TagChannel",
+    "TickResult",
+    "campaign_id_for",
+    "replay_epochs",
+]
