@@ -162,6 +162,31 @@ def test_duckdb_from_postgres_equals_pure(pg_store: SqlStore, hist) -> None:
         check_all(duck, hist)
 
 
+MYSQL_URL = os.environ.get("MEMBERMKT_TEST_MYSQL_URL")
+
+
+@pytest.fixture(scope="module")
+def mysql_store() -> Iterator[SqlStore]:
+    if not MYSQL_URL:
+        pytest.skip("MEMBERMKT_TEST_MYSQL_URL is not set")
+    store = SqlStore(MYSQL_URL, table_prefix=f"an{uuid.uuid4().hex[:8]}_")
+    store.create_schema()
+    yield store
+    store.drop_tables()
+    store.close()
+
+
+@pytest.mark.mysql
+@settings(max_examples=12, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(histories(max_members=8, max_events=40))
+def test_mariadb_pushdown_equals_pure(mysql_store: SqlStore, hist) -> None:
+    """MariaDB runs the same definitions (JSON_VALUE, binary collations, no MATERIALIZED)."""
+    _clear(mysql_store)
+    load(mysql_store, hist)
+    assert analytics.sql_runner(mysql_store) is not None
+    check_all(mysql_store, hist)
+
+
 def test_duckdb_refuses_what_it_cannot_copy() -> None:
     pytest.importorskip("duckdb")
     with pytest.raises(Exception, match="copy from a SqlStore"):

@@ -7,13 +7,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
+import attrs
+
 from membermkt import Identity, Member, MemberState
 from membermkt.channels.wechat.channel import WeChatMassChannel
 from membermkt.channels.wechat.client import OfficialAccount
 from membermkt.core.campaigns import Campaign, Variant
 from membermkt.core.delivery import DeliveryStatus
 from membermkt.core.quotas import balanced_batches, next_daily_reset
-from membermkt.engine.campaigns import CampaignRunner, DeliveryRetry, prepare, simulate
+from membermkt.engine.campaigns import (
+    CampaignRunner,
+    DeliveryRetry,
+    members_of,
+    prepare,
+    simulate,
+)
 from membermkt.segments import TRUE
 from membermkt.stores import InMemoryStore
 from membermkt.testing.emulator.wechat import WeChatEmulator
@@ -201,3 +209,73 @@ def test_balanced_batches_never_leave_a_lone_mass_recipient() -> None:
     assert emu.calls["/cgi-bin/message/custom/send"] == 0
     assert sorted(sim.batches["A"]) == [5_000, 5_001]
     assert all(r.status is DeliveryStatus.SENT for r in store.deliveries(c.id))
+
+
+def test_opt_out_after_prepare_and_quiet_hours_at_hand_off_are_honoured() -> None:
+    """Rule: policy is checked again at hand-off: a member who opts out after `prepare` gets
+    nothing (skipped no_consent), a runner started inside quiet hours sends nothing
+    (skipped quiet_hours, in each member's own zone) — 0 violations counted on the emulator."""
+    from membermkt import Consent
+    from membermkt.core.campaigns import QuietHours
+
+    n = 40
+    plan_at = dt.datetime(2026, 3, 10, 13, 59, tzinfo=dt.UTC)  # 21:59 in Beijing
+    clock = Clock(plan_at)
+    emu, channel = _setup(n, clock)
+    store = InMemoryStore()
+    people = list(_members(n))
+    for i in (1, 2):  # two members live in London (their own quiet hours)
+        people[i] = attrs.evolve(people[i], attributes={"timezone": "Europe/London"})
+    store.upsert_members(people)
+    quiet = QuietHours(start=dt.time(22), end=dt.time(8))
+    c = attrs.evolve(_mass_campaign(), quiet_hours=quiet)
+    summary = prepare(store, c, members_of(store, c, plan_at), None, plan_at)
+    assert summary.total_deliveries == n
+    # after prepare: m00000 opts out of marketing
+    store.upsert_members([attrs.evolve(people[0], consent=Consent(marketing=False))])
+    clock.at = dt.datetime(2026, 3, 10, 15, 30, tzinfo=dt.UTC)  # 23:30 in Beijing
+    runner = CampaignRunner.for_campaign(store, channel, c, sleep=no_sleep, clock=clock)
+    late = runner.run(c.id)
+    assert emu.calls[MASS_API] == 1, "only London (15:30 there) is outside quiet hours"
+    assert late.sent == 2
+    assert late.skips == {"no_consent": 1, "quiet_hours": n - 3}
+    assert store.status_counts(c.id)["skipped"] == n - 2
+    # a second campaign planned for the morning reaches those outside their quiet hours
+    c2 = attrs.evolve(c, id="mass-morning")
+    morning = dt.datetime(2026, 3, 11, 0, 30, tzinfo=dt.UTC)  # 08:30 Beijing, 00:30 London
+    clock.at = morning
+    planned_at = dt.datetime(2026, 3, 10, 13, tzinfo=dt.UTC)  # 21:00 Beijing, 13:00 London
+    prepare(store, c2, members_of(store, c2, planned_at), None, planned_at)
+    result = CampaignRunner.for_campaign(store, channel, c2, sleep=no_sleep, clock=clock).run(c2.id)
+    assert result.sent == n - 3
+    assert result.skips == {"quiet_hours": 2}, "00:30 in London"
+    for r in emu.receipts:
+        member = store.get_member(f"m{r.openid[1:]}")
+        assert member is not None
+        assert member.consent.marketing, "no receipt for the opted-out member"
+        assert not quiet.contains(dt.datetime.fromtimestamp(r.at, dt.UTC), member)
+    assert emu.duplicates == 0
+
+
+def test_five_mass_campaigns_in_a_month_never_make_a_fifth_receipt() -> None:
+    """Rule: with no history argument, `prepare` and the hand-off read the ledger: the
+    fourth mass message of the month is the last one a follower gets (per appid)."""
+    n = 30
+    clock = Clock()
+    emu, channel = _setup(n, clock)
+    store = InMemoryStore()
+    store.upsert_members(_members(n))
+    results = []
+    for k in range(5):
+        c = _mass_campaign(f"mass-{k}")
+        clock.at = T0 + dt.timedelta(days=k)
+        summary = prepare(store, c, members_of(store, c, clock.at), None, clock.at)
+        CampaignRunner.for_campaign(store, channel, c, sleep=no_sleep, clock=clock).run(c.id)
+        results.append(summary)
+    assert [s.total_deliveries for s in results] == [n, n, n, n, 0]
+    assert results[4].skipped_by_reason() == {"platform_quota": n}
+    per_follower: dict[str, int] = {}
+    for r in emu.receipts:
+        per_follower[r.openid] = per_follower.get(r.openid, 0) + 1
+    assert set(per_follower.values()) == {4}
+    assert sum(emu.errcodes.values()) == 0

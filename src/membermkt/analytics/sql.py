@@ -11,7 +11,8 @@ No query brings the event log into Python: aggregations come back as one row per
 first-reply time, which streams the WeCom *conversation* messages in (staff, member, time)
 order through a constant-memory tracker.
 
-Supported dialects: SQLite (JSON1) and PostgreSQL. Other dialects make
+Supported dialects: SQLite (JSON1), PostgreSQL, MySQL/MariaDB (``JSON_VALUE``; tested on
+MariaDB) and DuckDB (:mod:`membermkt.analytics.duck`). Other dialects make
 :func:`membermkt.analytics.sql_runner` return ``None`` and the generic (port-based) runner is
 used instead.
 """
@@ -41,7 +42,7 @@ from membermkt.stores.sql.schema import Tables
 
 __all__ = ["SUPPORTED_DIALECTS", "SqlAnalytics"]
 
-SUPPORTED_DIALECTS: Final = frozenset({"sqlite", "postgresql", "duckdb"})
+SUPPORTED_DIALECTS: Final = frozenset({"sqlite", "postgresql", "mysql", "duckdb"})
 
 EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US: Final = dt.timedelta(microseconds=1)
@@ -80,13 +81,27 @@ class _Json:
     def _duck_type(self, name: str) -> ColumnElement[Any]:
         return sa.func.json_type(self.props, f'$."{name}"')
 
+    def _duck_raw(self, name: str) -> ColumnElement[Any]:
+        return sa.func.json_extract_string(self.props, f'$."{name}"')
+
+    def _my_type(self, name: str) -> ColumnElement[Any]:
+        return sa.func.json_type(sa.func.json_extract(self.props, f'$."{name}"'))
+
+    def _my_value(self, name: str) -> ColumnElement[Any]:
+        return sa.func.json_value(self.props, f'$."{name}"')
+
     def text(self, name: str) -> ColumnElement[Any]:
         """The property when it is a JSON string, else NULL (byte-order collation)."""
+        if self.dialect == "mysql":
+            return sa.case(
+                (self._my_type(name) == "STRING", self._my_value(name).collate("utf8mb4_bin")),
+                else_=sa.null(),
+            )
         if self.dialect == "duckdb":
             return sa.case(
                 (
                     self._duck_type(name) == "VARCHAR",
-                    sa.func.json_extract_string(self.props, f'$."{name}"'),
+                    self._duck_raw(name),
                 ),
                 else_=sa.null(),
             )
@@ -107,9 +122,14 @@ class _Json:
 
     def number(self, name: str, *, integer: bool = False) -> ColumnElement[Any]:
         """The property when it is a JSON number, else NULL."""
+        if self.dialect == "mysql":
+            my_kinds = ["INTEGER"] if integer else ["INTEGER", "DOUBLE"]
+            my_raw = self._my_value(name)
+            value = sa.cast(my_raw, sa.BigInteger()) if integer else _my_double(my_raw)
+            return sa.case((self._my_type(name).in_(my_kinds), value), else_=sa.null())
         if self.dialect == "duckdb":
             kinds = _DUCK_INTS if integer else (*_DUCK_INTS, "DOUBLE")
-            raw = sa.func.json_extract_string(self.props, f'$."{name}"')
+            raw = self._duck_raw(name)
             kind: Any = sa.BigInteger() if integer else sa.Double()
             return sa.case((self._duck_type(name).in_(kinds), sa.cast(raw, kind)), else_=sa.null())
         if self.dialect == "sqlite":
@@ -130,9 +150,23 @@ class _Json:
 
     def equals(self, name: str, value: str | int | float | bool) -> ColumnElement[bool]:
         """The property equals ``value`` (same type class, like the segment ``did``)."""
+        if self.dialect == "mysql":
+            jtype = self._my_type(name)
+            raw = self._my_value(name)
+            if isinstance(value, bool):
+                return sa.and_(jtype == "BOOLEAN", raw == ("true" if value else "false"))
+            if isinstance(value, str):
+                return sa.and_(
+                    jtype == "STRING",
+                    raw.collate("utf8mb4_bin") == sa.literal(value, sa.String),
+                )
+            return sa.and_(
+                jtype.in_(["INTEGER", "DOUBLE"]),
+                _my_double(raw) == sa.literal(float(value), sa.Float()),
+            )
         if self.dialect == "duckdb":
             jtype = self._duck_type(name)
-            raw = sa.func.json_extract_string(self.props, f'$."{name}"')
+            raw = self._duck_raw(name)
             if isinstance(value, bool):
                 return sa.and_(jtype == "BOOLEAN", raw == ("true" if value else "false"))
             if isinstance(value, str):
@@ -156,6 +190,11 @@ class _Json:
 
         frag = sa.cast(sa.literal(json.dumps({name: value}), sa.Text), JSONB)
         return self._pg().op("@>")(frag)  # type: ignore[no-any-return]
+
+
+def _my_double(raw: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A MariaDB text value as DOUBLE (``0e0 + x``: MariaDB has no ``CAST AS FLOAT(53)``)."""
+    return sa.literal_column("0e0", sa.Float()) + sa.type_coerce(raw, sa.Float())
 
 
 _DUCK_INTS: Final = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UBIGINT", "HUGEINT")
@@ -399,6 +438,8 @@ class SqlAnalytics:
         )
         if self.dialect == "postgresql":
             node = node.collate("C")
+        elif self.dialect == "mysql":
+            node = node.collate("utf8mb4_bin")
         return (
             sa.select(
                 e.c.member_id.label("mid"),
@@ -425,12 +466,9 @@ class SqlAnalytics:
         pages = self._page_events(to_us(as_of), since)
         # materialised once: the node and dwell expressions parse JSON, and a flattened
         # subquery would parse it again for every reference in the window functions
-        valid = (
-            sa.select(pages)
-            .where(pages.c.node.is_not(None))
-            .cte("valid")
-            .prefix_with("MATERIALIZED")
-        )
+        valid = sa.select(pages).where(pages.c.node.is_not(None)).cte("valid")
+        if self.dialect in ("postgresql", "sqlite", "duckdb"):  # MariaDB has no MATERIALIZED
+            valid = valid.prefix_with("MATERIALIZED")
         k = cfg.path_length
         window: dict[str, Any] = {
             "partition_by": valid.c.mid,

@@ -51,6 +51,8 @@ from membermkt.contrib.beacons import BeaconIngest, beacon_script
 from membermkt.core.events import Event
 from membermkt.core.identity import Identity, member_id_for, normalize_phone
 from membermkt.core.members import Consent, Member
+from membermkt.core.membership.joining import JoinOffer
+from membermkt.core.membership.qualification import INVITED, check_invited
 from membermkt.core.ports import Clock
 from membermkt.core.redpackets import Claim, RedPacketRule
 from membermkt.engine.redpackets import ClaimOutcome, RedPacketService, RedPacketStore
@@ -119,6 +121,9 @@ class PhoneFormApp:
         authorize_host: WeChat's authorize host (the emulator's URL in tests).
         secure_cookies: mark cookies ``Secure`` (keep ``True`` in production: https).
         title: the page title.
+        join: a :class:`~membermkt.core.membership.JoinOffer`: a successful submission
+            also records ``member_joined`` (the page becomes the programme's joining form;
+            with ``invite_only``, members without an invitation are refused).
 
     Raises:
         ConfigError: for a ``public_url`` that is not an absolute http(s) URL ending in
@@ -140,6 +145,7 @@ class PhoneFormApp:
         authorize_host: str = "https://open.weixin.qq.com",
         secure_cookies: bool = True,
         title: str = "领取红包",
+        join: JoinOffer | None = None,
     ) -> None:
         parts = urlsplit(public_url)
         if (
@@ -159,6 +165,7 @@ class PhoneFormApp:
         self.authorize_host = authorize_host
         self.secure_cookies = secure_cookies
         self.title = title
+        self.join = join
         self._sessions = SessionCodec(secret)
         self._states = StateSigner(secret)
         self._used = UsedStates(self._states.ttl)
@@ -331,12 +338,23 @@ class PhoneFormApp:
         except UsageError:
             return self._form(request, error="请输入正确的手机号。", status=400)
         phone = Identity.phone(number, key=self.phone_key)
+        if self.join is not None and self.join.invite_only:
+            try:
+                check_invited(
+                    self.store.events_for(s.member_id, types=[INVITED]),
+                    form=self.join.form,
+                    at=self._now(),
+                )
+            except UsageError:
+                return self._page(403, "仅限受邀", "本活动仅限受邀会员参加。")
         try:
             link_phone(self.store, s.member_id, phone)
         except PhoneLinkConflict:
             return self._form(request, error="该手机号已被其他账号使用。", status=409)
         now = self._now()
         self._record_consent(s.member_id, now)
+        if self.join is not None:
+            self.store.append_events([self.join.event(s.member_id, now)])
         claim = Claim.with_phone(
             member_id=s.member_id,
             address=s.openid,

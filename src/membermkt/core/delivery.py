@@ -15,6 +15,7 @@ from membermkt.errors import LedgerError, UsageError
 __all__ = [
     "BATCH_CLOSED",
     "BATCH_OPEN",
+    "HANDED_STATUSES",
     "ChannelCapabilities",
     "Delivery",
     "DeliveryRecord",
@@ -154,6 +155,17 @@ TERMINAL_STATUSES = frozenset(
         DeliveryStatus.SKIPPED,
     }
 )
+
+HANDED_STATUSES = frozenset(
+    {
+        DeliveryStatus.SENDING,
+        DeliveryStatus.SENT,
+        DeliveryStatus.UNKNOWN,
+        DeliveryStatus.PENDING,
+    }
+)
+"""Statuses of deliveries that reached — or may have reached — the member: what frequency
+and platform receive caps count (in-doubt ones conservatively)."""
 
 _ALLOWED: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
     DeliveryStatus.PLANNED: frozenset(

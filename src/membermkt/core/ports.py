@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from membermkt.core.identity import Identity
     from membermkt.core.members import Member
     from membermkt.core.membership.coupons import CouponGrant, CouponResult
+    from membermkt.core.quotas import PastSend
     from membermkt.core.segments import Segment
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "CouponGateway",
     "EventLog",
     "Ledger",
+    "LedgerHistory",
     "MemberStore",
     "PayoutIntent",
     "PayoutLedger",
@@ -267,6 +269,23 @@ class BatchLedger(Protocol):
 
     def held_until(self, scope: str, *, now: dt.datetime) -> dt.datetime | None:
         """The active hold of ``scope`` (``None`` when none is in force at ``now``)."""
+        ...
+
+
+@runtime_checkable
+class LedgerHistory(Protocol):
+    """The ledger as the history of what members received (frequency and receive caps are
+    computed from it by default, with no argument from the caller)."""
+
+    def past_sends(
+        self,
+        member_ids: Iterable[str],
+        *,
+        since: dt.datetime,
+        exclude_campaign: str | None = None,
+        include_planned: bool = False,
+    ) -> Mapping[str, Sequence[PastSend]]:
+        """Sends (handed or in doubt; ``planned`` too if asked) per member since ``since``."""
         ...
 
 

@@ -105,6 +105,10 @@ def node_to_json(node: Segment) -> dict[str, Any]:
         return d
     if isinstance(node, Sample):
         return {"op": "sample", "fraction": node.fraction, "salt": node.salt}
+    if node.kind == "latest":
+        from membermkt.core.membership.leaves import latest_to_json
+
+        return latest_to_json(node)
     raise SegmentError(f"no JSON form for node kind {node.kind!r} ({type(node).__name__})")
 
 
@@ -209,6 +213,10 @@ def _parse_op(obj: dict[str, Any], op: str, path: str, depth: int) -> Segment:
         if not isinstance(salt, str):
             raise SegmentError(f"expected a string, got {_jtype(salt)}", f"{path}.salt")
         return Sample(float(fraction), salt)
+    if op == "latest":
+        from membermkt.core.membership.leaves import latest_from_json
+
+        return latest_from_json(obj, path)
     raise SegmentError(f"unknown op {op!r}", f"{path}.op")
 
 

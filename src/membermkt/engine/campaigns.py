@@ -38,13 +38,16 @@ from membermkt.core.campaigns import (
 from membermkt.core.delivery import ChannelCapabilities, Delivery, DeliveryRecord, DeliveryStatus
 from membermkt.core.events import Event
 from membermkt.core.members import Member
-from membermkt.core.ports import EventLog, Ledger, MemberStore, SegmentQueries
+from membermkt.core.ports import EventLog, Ledger, LedgerHistory, MemberStore, SegmentQueries
 from membermkt.core.quotas import HistoryLike, PastSend, balanced_batches
+from membermkt.core.segments import Did, walk
+from membermkt.engine.handoff import CampaignPolicy, ledger_history
 from membermkt.engine.progress import Progress, ProgressCallback, tqdm_progress
 from membermkt.engine.runner import CampaignRunner, DeliveryRetry, RunResult, SystemClock
 from membermkt.errors import UsageError
 
 __all__ = [
+    "CampaignPolicy",
     "CampaignReport",
     "CampaignRunner",
     "DeliveryRetry",
@@ -72,25 +75,53 @@ _COUNTED = frozenset(
 )
 
 
+def _needs_events(campaign: Campaign) -> bool:
+    if campaign.platform_rules.window is not None:
+        return True
+    return any(isinstance(node, Did) for node in walk(campaign.audience))
+
+
 def members_of(
-    store: Any, campaign: Campaign, as_of: dt.datetime
-) -> Iterator[tuple[Member, Sequence[Event]]]:
-    """Stream ``(member, events)`` for the campaign's audience from a store (the database
-    evaluates the segment; members are loaded one at a time).
+    store: Any, campaign: Campaign, as_of: dt.datetime, *, chunk: int = 1000
+) -> Iterator[Member | tuple[Member, Sequence[Event]]]:
+    """Stream the campaign's audience from a store: the database evaluates the segment,
+    members are read ``chunk`` at a time (one query per chunk), and each member's events
+    only when the audience or the platform's interaction window needs them.
 
     Raises:
-        UsageError: when ``store`` lacks ``select``/``get_member``/``events_for``.
+        UsageError: when ``store`` lacks ``select``/``get_members``/``events_for``, or for a
+            chunk below 1.
     """
     if not (
         isinstance(store, SegmentQueries)
         and isinstance(store, MemberStore)
         and isinstance(store, EventLog)
+        and hasattr(store, "get_members")
     ):
-        raise UsageError(f"{store!r} must offer select, get_member and events_for")
+        raise UsageError(f"{store!r} must offer select, get_members and events_for")
+    if chunk < 1:
+        raise UsageError(f"chunk must be >= 1, got {chunk}")
+    with_events = _needs_events(campaign)
+    ids: list[str] = []
+
+    def flush() -> Iterator[Member | tuple[Member, Sequence[Event]]]:
+        found = store.get_members(ids)
+        for member_id in ids:
+            member = found.get(member_id)
+            if member is None:
+                continue
+            if with_events:
+                yield member, store.events_for(member_id, until=as_of)
+            else:
+                yield member
+
     for member_id in store.select(campaign.audience, as_of):
-        member = store.get_member(member_id)
-        if member is not None:
-            yield member, store.events_for(member_id, until=as_of)
+        ids.append(member_id)
+        if len(ids) >= chunk:
+            yield from flush()
+            ids = []
+    if ids:
+        yield from flush()
 
 
 def history_from_ledger(
@@ -124,6 +155,19 @@ def history_from_ledger(
     return dict(out)
 
 
+def _chunked(
+    members: Iterable[Member | tuple[Member, Sequence[Event]]], size: int
+) -> Iterator[list[Member | tuple[Member, Sequence[Event]]]]:
+    buf: list[Member | tuple[Member, Sequence[Event]]] = []
+    for m in members:
+        buf.append(m)
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
 def prepare(
     ledger: Ledger,
     campaign: Campaign,
@@ -140,6 +184,12 @@ def prepare(
     Re-running ``prepare`` is safe: keys are stable, existing deliveries are left as they are.
     Memory stays O(``chunk``) (plus the holdout ids when ``keep_holdout_ids``).
 
+    ``history=None`` reads the history from the ledger (every other campaign's deliveries
+    that were, may have been or will be sent — ``planned``, ``sending``, ``sent``,
+    ``unknown``, ``pending_confirmation`` — one query per chunk), so frequency caps and the
+    platform's receive caps (4 mass messages a month) hold with no argument; pass a mapping
+    (``{}`` for none) to use your own.
+
     Returns:
         The :class:`~membermkt.core.campaigns.PlanSummary` (keep it for the report: skips
         and the holdout are not in the ledger).
@@ -152,16 +202,25 @@ def prepare(
         raise UsageError(f"chunk must be >= 1, got {chunk}")
     when = now or as_of
     tally = PlanTally(campaign.id, keep_holdout_ids=keep_holdout_ids, as_of=as_of)
-    buf: list[Delivery] = []
-    for item in plan(campaign, members, history, as_of):
-        tally.add(item)
-        if isinstance(item, Delivery):
-            buf.append(item)
-            if len(buf) >= chunk:
-                ledger.record_plan(buf, now=when)
-                buf = []
-    if buf:
-        ledger.record_plan(buf, now=when)
+    from_ledger = history is None and isinstance(ledger, LedgerHistory)
+    for part in _chunked(members, chunk):
+        past: HistoryLike = history
+        if from_ledger:
+            ids = [m.id if isinstance(m, Member) else m[0].id for m in part]
+            past = ledger_history(
+                ledger,  # type: ignore[arg-type]
+                ids,
+                as_of,
+                exclude_campaign=campaign.id,
+                include_planned=True,
+            )
+        buf: list[Delivery] = []
+        for item in plan(campaign, part, past, as_of):
+            tally.add(item)
+            if isinstance(item, Delivery):
+                buf.append(item)
+        if buf:
+            ledger.record_plan(buf, now=when)
     return tally.summary()
 
 

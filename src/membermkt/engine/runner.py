@@ -194,6 +194,39 @@ class CampaignRunner:
         fn = self._keyed or channel.send
         self._async_send = inspect.iscoroutinefunction(fn)
 
+    @classmethod
+    def for_campaign(
+        cls,
+        ledger: Ledger,
+        channel: Channel | AsyncChannel,
+        campaign: Any,
+        *,
+        members: Any = None,
+        **kwargs: Any,
+    ) -> CampaignRunner:
+        """A runner that re-checks ``campaign``'s policy at every hand-off (consent,
+        subscription, address, quiet hours in the member's zone, schedule end, frequency and
+        platform caps from the ledger's history).
+
+        Args:
+            ledger / channel: as for the constructor.
+            campaign: the :class:`~membermkt.core.campaigns.Campaign`.
+            members: where members are read (default: ``ledger``, a full store).
+            **kwargs: other constructor arguments.
+
+        Raises:
+            UsageError: as the constructor, or when no member store is available.
+        """
+        from membermkt.engine.handoff import CampaignPolicy
+
+        if campaign.channel != channel.name:
+            raise UsageError(
+                f"campaign {campaign.id!r} is for channel {campaign.channel!r}, "
+                f"not {channel.name!r}"
+            )
+        policy = CampaignPolicy(campaign, members if members is not None else ledger)  # type: ignore[arg-type]
+        return cls(ledger, channel, policy=policy, **kwargs)
+
     def __repr__(self) -> str:
         return (
             f"<CampaignRunner channel={self.channel.name!r} worker={self.worker!r} "

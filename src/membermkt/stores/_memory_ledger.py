@@ -13,6 +13,7 @@ import attrs
 from membermkt.core.delivery import (
     BATCH_CLOSED,
     BATCH_OPEN,
+    HANDED_STATUSES,
     Delivery,
     DeliveryRecord,
     DeliveryStatus,
@@ -20,6 +21,7 @@ from membermkt.core.delivery import (
     Outcome,
     check_transition,
 )
+from membermkt.core.quotas import PastSend
 from membermkt.errors import LedgerError, UsageError
 from membermkt.stores._common import check_delivery_status, check_now
 
@@ -47,6 +49,7 @@ class _MemoryLedger:
         self._planned: dict[_Slot, list[str]] = {}  # heaps of (maybe stale) planned keys
         self._batches: dict[str, LedgerBatch] = {}
         self._holds: dict[str, dt.datetime] = {}
+        self._by_member: dict[str, list[str]] = {}  # member id -> delivery keys
 
     # ------------------------------------------------------------------ plan
 
@@ -71,6 +74,7 @@ class _MemoryLedger:
                     continue
                 self._deliveries[d.key] = DeliveryRecord(delivery=d, updated_at=when)
                 self._campaigns.setdefault(d.campaign_id, set()).add(d.key)
+                self._by_member.setdefault(d.member_id, []).append(d.key)
                 self._push_planned(d)
                 new += 1
         return new
@@ -409,3 +413,42 @@ class _MemoryLedger:
         with self._lock:
             cur = self._holds.get(scope)
         return cur if cur is not None and cur > when else None
+
+    def past_sends(
+        self,
+        member_ids: Iterable[str],
+        *,
+        since: dt.datetime,
+        exclude_campaign: str | None = None,
+        include_planned: bool = False,
+    ) -> dict[str, list[PastSend]]:
+        """Every campaign's sends to these members since ``since`` that were or may have
+        been delivered (``sending``, ``sent``, ``unknown``, ``pending_confirmation``; also
+        ``planned`` when ``include_planned``), for frequency caps and platform receive caps.
+        The time of a send is the ledger's last update of the delivery.
+
+        Raises:
+            UsageError: for a naive ``since``.
+        """
+        start = check_now(since, "since")
+        wanted = set(HANDED_STATUSES)
+        if include_planned:
+            wanted.add(DeliveryStatus.PLANNED)
+        out: dict[str, list[PastSend]] = {}
+        with self._lock:
+            for mid in dict.fromkeys(member_ids):
+                for key in self._by_member.get(mid, ()):
+                    rec = self._deliveries[key]
+                    d = rec.delivery
+                    at = rec.updated_at
+                    if (
+                        rec.status not in wanted
+                        or d.campaign_id == exclude_campaign
+                        or at is None
+                        or at < start
+                    ):
+                        continue
+                    out.setdefault(mid, []).append(
+                        PastSend(member_id=mid, channel=d.channel, at=at, campaign_id=d.campaign_id)
+                    )
+        return out

@@ -18,6 +18,7 @@ keyed hashes of the member id (:func:`membermkt.core.segments.sample_bucket`) wi
 campaign-specific salts: re-planning gives the same split.
 """
 
+from membermkt.core.campaigns._handoff import handoff_skip
 from membermkt.core.campaigns._model import Campaign, PlanItem, Skip, SkipReason, delivery_key
 from membermkt.core.campaigns._plan import plan
 from membermkt.core.campaigns._summary import PlanSummary, PlanTally, summarize
@@ -40,6 +41,7 @@ __all__ = [
     "assign",
     "check",
     "delivery_key",
+    "handoff_skip",
     "plan",
     "summarize",
     "validate",

@@ -200,6 +200,8 @@ class Tables:
             sa.Column("updated_at", sa.BigInteger),
             sa.Column("worker", Text(TEXT_LEN)),
             sa.Index(f"{p}ix_deliveries_campaign", "campaign_id", "status", "key"),
+            # #12: ledger history per member (caps at hand-off and prepare)
+            sa.Index(f"{p}ix_deliveries_member", "member_id", "updated_at"),
             **opts,
         )
         # #12 hand-off batches and call holds: created lazily by the ledger mixin too, so a

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,12 +14,14 @@ from sqlalchemy.engine import Connection
 from membermkt.core.delivery import (
     BATCH_CLOSED,
     BATCH_OPEN,
+    HANDED_STATUSES,
     DeliveryRecord,
     DeliveryStatus,
     LedgerBatch,
     Outcome,
     check_transition,
 )
+from membermkt.core.quotas import PastSend
 from membermkt.errors import LedgerError, UsageError
 from membermkt.stores._common import check_now
 from membermkt.stores.sql import _rows as rows
@@ -51,6 +53,16 @@ class _BatchesMixin(_Bulk):
         if not self._batch_tables_ready:
             self.tables.delivery_batches.create(conn, checkfirst=True)
             self.tables.holds.create(conn, checkfirst=True)
+            ix = next(
+                (
+                    i
+                    for i in self.tables.deliveries.indexes
+                    if str(i.name).endswith("ix_deliveries_member")
+                ),
+                None,
+            )
+            if ix is not None:
+                ix.create(conn, checkfirst=True)
             self._batch_tables_ready = True
 
     def _btx(self, fn: Any) -> Any:
@@ -366,3 +378,47 @@ class _BatchesMixin(_Bulk):
 
         cur = self._btx(run)
         return from_epoch_us(cur) if cur is not None and cur > when else None
+
+    def past_sends(
+        self,
+        member_ids: Iterable[str],
+        *,
+        since: dt.datetime,
+        exclude_campaign: str | None = None,
+        include_planned: bool = False,
+    ) -> dict[str, list[PastSend]]:
+        """Every campaign's sends to these members since ``since`` that were or may have
+        been delivered (``sending``, ``sent``, ``unknown``, ``pending_confirmation``; also
+        ``planned`` when ``include_planned``) — one query per 900 members.
+
+        Raises:
+            UsageError: for a naive ``since``.
+            StoreUnavailable: when the database cannot be reached.
+        """
+        start = to_epoch_us(check_now(since, "since"))
+        statuses = [s.value for s in HANDED_STATUSES]
+        if include_planned:
+            statuses.append(DeliveryStatus.PLANNED.value)
+        t = self.tables.deliveries
+        ids = list(dict.fromkeys(member_ids))
+        out: dict[str, list[PastSend]] = {}
+
+        def run(conn: Connection) -> None:
+            for chunk in _chunks(ids, 900):
+                q = sa.select(t.c.member_id, t.c.channel, t.c.updated_at, t.c.campaign_id).where(
+                    t.c.member_id.in_(chunk),
+                    t.c.status.in_(statuses),
+                    t.c.updated_at >= start,
+                )
+                if exclude_campaign is not None:
+                    q = q.where(t.c.campaign_id != exclude_campaign)
+                for mid, channel, at, cid in conn.execute(q):
+                    out.setdefault(mid, []).append(
+                        PastSend(
+                            member_id=mid, channel=channel, at=from_epoch_us(at), campaign_id=cid
+                        )
+                    )
+
+        if ids:
+            self._btx(run)
+        return out

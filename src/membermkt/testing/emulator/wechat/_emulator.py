@@ -18,8 +18,16 @@ from membermkt.testing.emulator._base import (
     LostResponse,
     serve,
 )
-from membermkt.testing.emulator.wechat import _account, _menus, _messaging, _oauth, _users
+from membermkt.testing.emulator.wechat import (
+    _account,
+    _datacube,
+    _menus,
+    _messaging,
+    _oauth,
+    _users,
+)
 from membermkt.testing.emulator.wechat._account import _AccountMixin
+from membermkt.testing.emulator.wechat._datacube import _DataCubeMixin
 from membermkt.testing.emulator.wechat._menus import _MenusMixin
 from membermkt.testing.emulator.wechat._messaging import _MessagingMixin
 from membermkt.testing.emulator.wechat._model import Account, Receipt, _Refuse
@@ -31,7 +39,13 @@ _TOKEN_APIS = frozenset({"/cgi-bin/token", "/cgi-bin/stable_token"})
 
 
 class WeChatEmulator(
-    _TokensMixin, _UsersMixin, _MessagingMixin, _AccountMixin, _OAuthMixin, _MenusMixin
+    _TokensMixin,
+    _UsersMixin,
+    _MessagingMixin,
+    _AccountMixin,
+    _OAuthMixin,
+    _MenusMixin,
+    _DataCubeMixin,
 ):
     """The official-account API emulator (several accounts side by side).
 
@@ -193,4 +207,5 @@ _ROUTES: dict[str, _Route] = {
     **_account.ROUTES,
     **_oauth.ROUTES,
     **_menus.ROUTES,  # after _account: menu/get and menu/delete cover conditional menus
+    **_datacube.ROUTES,
 }

@@ -10,13 +10,13 @@ import httpx
 from membermkt.errors import UsageError
 from membermkt.payouts.wechatpay.gateway import CLIENT_CERT_EXTENSION
 from membermkt.testing.emulator.wechatpay._coupons import FAVOR_PATH, _CouponsMixin
+from membermkt.testing.emulator.wechatpay._fission import _FissionMixin
 from membermkt.testing.emulator.wechatpay._models import _TRANSFER_PATH, Fault
-from membermkt.testing.emulator.wechatpay._redpack import _RedPacketsMixin
 from membermkt.testing.emulator.wechatpay._serve import _ServeMixin
 from membermkt.testing.emulator.wechatpay._transfer import _TransfersMixin
 
 
-class WeChatPayEmulator(_RedPacketsMixin, _TransfersMixin, _ServeMixin, _CouponsMixin):
+class WeChatPayEmulator(_FissionMixin, _TransfersMixin, _ServeMixin, _CouponsMixin):
     """An in-process WeChat Pay (v2 red packets + v3 transfers) that enforces money rules.
 
     Args:
@@ -101,6 +101,8 @@ class WeChatPayEmulator(_RedPacketsMixin, _TransfersMixin, _ServeMixin, _Coupons
                 )
             if path == "/mmpaymkttransfers/sendredpack":
                 return self._v2_send(request, body, cert, fault)
+            if path == "/mmpaymkttransfers/sendgroupredpack":
+                return self._group_send(request, body, cert, fault)
             if path == "/mmpaymkttransfers/gethbinfo":
                 return self._v2_query(request, body, cert, fault)
         elif path.startswith(_TRANSFER_PATH):
