@@ -338,3 +338,81 @@ def test_entitlements_redeem_exactly_once_and_expire() -> None:
     (ent,) = entitlements_as_of([g, r, r], AS_OF)
     assert ent.redeemed_at == T0 + dt.timedelta(days=1)
     assert TIER_CHANGED == "tier_changed"
+
+
+def test_members_report_tables() -> None:
+    from membermkt.analytics.members import render_members_report, tier_migrations_svg
+    from membermkt.core.evaluate import compile_predicate
+    from membermkt.core.membership import members_report, non_member_repeat_buyers
+
+    def hist(m: str, spend: int) -> list[Event]:
+        j = joined_event(m, T0, source="gym", channel="c", form="f", consent=["phone"])
+        buys = [
+            Event(
+                m, "purchase", T0 + dt.timedelta(days=2 + i), {"amount_fen": spend}, key=f"{m}{i}"
+            )
+            for i in range(3)
+        ]
+        return [j, *buys]
+
+    histories = {"a": hist("a", 90_000), "b": hist("b", 20_000), "c": hist("c", 1_000)}
+    for m, evs in histories.items():
+        evs += PROGRAM.changes(m, evs, AS_OF)
+    coupon = [
+        Event("a", "coupon_granted", T0, {"stock_id": "s1", "value_fen": 500}, key="g"),
+        Event(
+            "a",
+            "coupon_used",
+            T0 + dt.timedelta(days=2),
+            {"stock_id": "s1", "value_fen": 500, "transaction_id": "tx"},
+            key="u",
+        ),
+    ]
+    histories["a"] += coupon
+    r = members_report(
+        histories,
+        dates=[T0 + dt.timedelta(days=1), T0 + dt.timedelta(days=5)],
+        migration=(T0 + dt.timedelta(days=1), T0 + dt.timedelta(days=5)),
+        cohort=(T0, T0 + dt.timedelta(days=1)),
+        as_of=T0 + dt.timedelta(days=5),
+        tier_order=("base", "silver", "gold"),
+    )
+    assert r.by_tier[0][1] == {"base": 3}
+    assert r.by_tier[1][1] == {"base": 1, "gold": 1, "silver": 1}
+    assert r.migrations.rows(r.tier_order) == [
+        ("base", "base", 1),
+        ("base", "silver", 1),
+        ("base", "gold", 1),
+    ]
+    assert r.migrations.upgrades == 2
+    (row,) = r.coupons
+    assert (row.granted, row.used, row.revenue_fen) == (1, 1, 90_000)  # the purchase that day
+    text = render_members_report(r)
+    assert "| base | gold | 1 |" in text
+    assert tier_migrations_svg(r.migrations, r.tier_order).startswith("<svg")
+    seg = non_member_repeat_buyers(2)
+    buyer = [
+        Event("z", "purchase", T0, {"amount_fen": 1}, key="z1"),
+        Event("z", "purchase", T0, {"amount_fen": 1}, key="z2"),
+    ]
+    from membermkt.core.events import fold
+
+    assert compile_predicate(seg, AS_OF)(fold(Member("z"), buyer), buyer)
+    joined = [*buyer, joined_event("z", T0, source="s", channel="c", form="f", consent=["phone"])]
+    assert not compile_predicate(seg, AS_OF)(fold(Member("z"), joined), joined)
+
+
+def test_points_can_qualify_a_tier() -> None:
+    program = TierProgram(
+        id="pts",
+        tiers=(Tier(name="base"), Tier(name="star", minimums={"points": 300})),
+        points=POINTS,
+        review_anchor=T0,
+    )
+    join = joined_event("m1", T0, source="s", channel="c", form="f", consent=["phone"])
+    buy = Event("m1", "purchase", T0 + dt.timedelta(days=1), {"amount_fen": 40_000}, key="b")
+    changes = program.changes("m1", [join, buy], T0 + dt.timedelta(days=2))
+    assert [c.properties["to"] for c in changes] == ["base", "star"]
+    assert "points 400>=300" in str(changes[1].properties["reason"])
+    with pytest.raises(UsageError, match="points program"):
+        TierProgram(id="x", tiers=(Tier(name="a", minimums={"points": 1}),))

@@ -334,6 +334,11 @@ def test_redpacket_reconcile_over_mutual_tls(tmp_path: Path) -> None:
         )
         store = SqlStore(db)
         try:
+            from membermkt import Identity, Member
+
+            store.upsert_members(
+                Member(f"m{i}", identities=[Identity.openid(appid, f"o{i}")]) for i in range(2)
+            )
             service = RedPacketService(store, gateway, clock=SystemClock(), sleep=lambda s: None)
             for i in range(2):
                 assert service.claim(rule, Claim(member_id=f"m{i}", address=f"o{i}")).paid

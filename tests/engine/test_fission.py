@@ -13,6 +13,7 @@ import pytest
 from test_redpackets_service import API_KEY, API_V3_KEY, APPID, MCH_ID, StepClock, v2_config
 
 from membermkt.core.identity import Identity
+from membermkt.core.members import Member
 from membermkt.core.redpackets import Claim, FixedAmount, RedPacketRule
 from membermkt.core.redpackets.fission import (
     FISSION_CLAIM,
@@ -34,6 +35,16 @@ from membermkt.testing.emulator.wechatpay import (
     WeChatPayEmulator,
     make_test_credentials,
 )
+
+
+def claimants(store: InMemoryStore) -> InMemoryStore:
+    """The claiming members, holding the openids they are paid at (checked at claim time)."""
+    store.upsert_members(
+        Member(m, identities=[Identity.openid(APPID, o)])
+        for m, o in (("seed", "oSeed"), ("a", "oA"), ("b", "oB"))
+    )
+    return store
+
 
 SHARES = 5
 
@@ -76,7 +87,7 @@ def group_rule(**kw: object) -> RedPacketRule:
 def test_group_packet_pays_once_and_claims_are_attributed(
     emulator: WeChatPayEmulator, gateway: WeChatPayFissionGateway
 ) -> None:
-    store = InMemoryStore()
+    store = claimants(InMemoryStore())
     clock = StepClock()
     service = RedPacketService(
         store, gateway, clock=clock, rng=random.Random(1), sleep=lambda s: None
@@ -114,7 +125,7 @@ def test_group_packet_pays_once_and_claims_are_attributed(
 def test_ambiguous_answer_is_resolved_without_a_second_group(
     emulator: WeChatPayEmulator, gateway: WeChatPayFissionGateway
 ) -> None:
-    store = InMemoryStore()
+    store = claimants(InMemoryStore())
     service = RedPacketService(
         store, gateway, clock=StepClock(), rng=random.Random(1), sleep=lambda s: None
     )
@@ -129,7 +140,7 @@ def test_ambiguous_answer_is_resolved_without_a_second_group(
 def test_budget_covers_the_whole_group(
     emulator: WeChatPayEmulator, gateway: WeChatPayFissionGateway
 ) -> None:
-    store = InMemoryStore()
+    store = claimants(InMemoryStore())
     service = RedPacketService(
         store, gateway, clock=StepClock(), rng=random.Random(1), sleep=lambda s: None
     )

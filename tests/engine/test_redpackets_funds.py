@@ -20,6 +20,7 @@ from test_redpackets_service import (
     rule,
     v2_gateway,
     v3_gateway,
+    with_members,
 )
 
 from membermkt.core.redpackets import WECHATPAY_V3_TRANSFER, FixedAmount, RedPacketRule
@@ -74,7 +75,7 @@ def test_balance_runs_out_mid_campaign_top_up_and_resume_pays_every_bill_once(
         balance_fen=10 * 500,
         clock=platform_clock.now,
     )
-    store = InMemoryStore()
+    store = with_members(InMemoryStore())
     r = _rule(product, total_budget_fen=30 * 500)
     with _gateway(product, creds, tmp_path, emulator, platform_clock) as gw:
         svc = RedPacketService(store, gw, clock=StepClock(), sleep=lambda s: None)
@@ -119,7 +120,7 @@ def test_a_parked_intent_is_not_released_by_a_stale_reconciliation(
     """Even long after, the platform's NOT_FOUND for a parked bill does not release it (a
     released reservation would let the member claim again under a new bill)."""
     emulator = WeChatPayEmulator(creds, appid=APPID, api_key=API_KEY, balance_fen=0)
-    store = InMemoryStore()
+    store = with_members(InMemoryStore())
     clock = StepClock()
     r = rule()
     with v2_gateway(creds, tmp_path, emulator.transport()) as gw:
@@ -166,7 +167,7 @@ def test_resume_keeps_asking_through_ambiguous_query_answers(
     three resume rounds, one paid bill was still unsettled (emulator paid > budget spent).
     Resume now asks again (up to ``max_attempts``) before giving up."""
     emulator = WeChatPayEmulator(creds, appid=APPID, api_key=API_KEY)
-    store = InMemoryStore()
+    store = with_members(InMemoryStore())
     with v2_gateway(creds, tmp_path, emulator.transport()) as gw:
         first = RedPacketService(store, gw, clock=StepClock(), sleep=lambda s: None)
         emulator.fail_next(Fault.TIMEOUT)  # the payment moved or not; the answer is lost
@@ -193,6 +194,7 @@ def test_resume_keeps_asking_through_ambiguous_query_answers(
 class _CountingStore(InMemoryStore):
     def __init__(self) -> None:
         super().__init__()
+        with_members(self, 30)
         self.scans = 0
 
     def intents(self, *, rule_id: str | None = None, status: str | None = None):  # type: ignore[no-untyped-def]

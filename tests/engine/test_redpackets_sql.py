@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from membermkt.core.identity import Identity
+from membermkt.core.members import Member
 from membermkt.core.redpackets import Claim, FixedAmount, RedPacketRule
 from membermkt.engine.redpackets import RedPacketService
 from membermkt.payouts.wechatpay.gateway import MerchantCertificate, WeChatPayV2Gateway
@@ -117,6 +119,10 @@ def server_url(request: pytest.FixtureRequest) -> str:
 def store(server_url: str) -> Iterator[SqlStore]:
     prefix = f"rp{uuid.uuid4().hex[:10]}_"
     s = SqlStore(server_url, table_prefix=prefix, engine_options=engine_options(server_url, 64))
+    # the claimants are members holding the openids the claims pay to (checked at claim time)
+    s.upsert_members(
+        Member(f"m{i}", identities=[Identity.openid(APPID, f"o-{i}")]) for i in range(MEMBERS)
+    )
     try:
         yield s
     finally:
@@ -152,7 +158,10 @@ def test_processes_and_threads_with_ambiguous_answers(
     fault_rate = 0.3
     creds = make_test_credentials(MCH_ID)
     files = creds.write(tmp_path)
-    emulator = WeChatPayEmulator(creds, appid=APPID, api_key=API_KEY, fault_rate=fault_rate, seed=3)
+    # concurrency safety, not throughput: the 30 requests/s rule (test_emulator_rules) is off
+    emulator = WeChatPayEmulator(
+        creds, appid=APPID, api_key=API_KEY, fault_rate=fault_rate, seed=3, v2_rate_per_s=None
+    )
     claims = the_claims()
     chunks = [claims[i::PROCESSES] for i in range(PROCESSES)]
     prefix = store.tables.payouts.name[: -len("payouts")]
@@ -176,7 +185,7 @@ def test_64_threads(store: SqlStore, server_url: str, tmp_path: Path) -> None:
     """64 threads, a clean platform: exactly the budget, each member at most once."""
     creds = make_test_credentials(MCH_ID)
     files = creds.write(tmp_path)
-    emulator = WeChatPayEmulator(creds, appid=APPID, api_key=API_KEY, seed=9)
+    emulator = WeChatPayEmulator(creds, appid=APPID, api_key=API_KEY, seed=9, v2_rate_per_s=None)
     cert = MerchantCertificate.load(files["merchant_cert"], files["merchant_key"])
     rule = the_rule()
     with WeChatPayV2Gateway(config(), cert, transport=emulator.transport()) as gw:

@@ -43,6 +43,9 @@ def _campaign(path: str) -> Any:
         "address_kind",
         "address_namespace",
         "salt",
+        "caps",
+        "quiet_hours",
+        "schedule",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -63,9 +66,93 @@ def _campaign(path: str) -> Any:
             address_kind=data.get("address_kind", "openid"),
             address_namespace=data.get("address_namespace", ""),
             salt=data.get("salt", ""),
+            caps=tuple(_cap(path, c) for c in _list(path, "caps", data.get("caps", []))),
+            quiet_hours=_quiet_hours(path, data.get("quiet_hours")),
+            schedule=_schedule(path, data.get("schedule")),
         )
     except TypeError as exc:
         raise UsageError(f"{path}: {exc}") from exc
+
+
+def _list(path: str, name: str, value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise UsageError(f"{path}: {name} must be a list")
+    return value
+
+
+def _obj(path: str, name: str, value: Any, known: set[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise UsageError(f"{path}: {name} must be an object")
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise UsageError(f"{path}: unknown {name} fields {unknown}")
+    return value
+
+
+def _cap(path: str, value: Any) -> Any:
+    """``{"limit": 2, "period": "week" | "day" | "month" | <hours as a number>,
+    "channels": [...]?, "tz"?, "name"?}``."""
+    from membermkt.core.quotas import DEFAULT_TZ, Cap
+
+    c = _obj(path, "caps[]", value, {"limit", "period", "channels", "tz", "name"})
+    period: Any = c.get("period")
+    if isinstance(period, int | float) and not isinstance(period, bool):
+        period = dt.timedelta(hours=period)
+    return Cap(
+        limit=c.get("limit"),
+        period=period,
+        channels=c.get("channels"),
+        tz=c.get("tz", DEFAULT_TZ),
+        name=c.get("name", ""),
+    )
+
+
+def _clock_time(path: str, value: Any) -> dt.time:
+    try:
+        return dt.time.fromisoformat(str(value))
+    except ValueError as exc:
+        raise UsageError(f"{path}: quiet_hours times are HH:MM, got {value!r}") from exc
+
+
+def _quiet_hours(path: str, value: Any) -> Any:
+    """``{"start": "22:00", "end": "08:00", "tz"?, "member_tz_attribute"?}``."""
+    from membermkt.core.campaigns import QuietHours
+    from membermkt.core.quotas import DEFAULT_TZ
+
+    if value is None:
+        return None
+    q = _obj(path, "quiet_hours", value, {"start", "end", "tz", "member_tz_attribute"})
+    for need in ("start", "end"):
+        if need not in q:
+            raise UsageError(f"{path}: quiet_hours needs {need!r}")
+    return QuietHours(
+        start=_clock_time(path, q["start"]),
+        end=_clock_time(path, q["end"]),
+        tz=q.get("tz", DEFAULT_TZ),
+        member_tz_attribute=q.get("member_tz_attribute", "timezone"),
+    )
+
+
+def _instant(path: str, value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        at = dt.datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise UsageError(f"{path}: schedule times are ISO 8601, got {value!r}") from exc
+    if at.utcoffset() is None:
+        raise UsageError(f"{path}: schedule time {value!r} needs a UTC offset")
+    return at
+
+
+def _schedule(path: str, value: Any) -> Any:
+    """``{"start": ISO 8601?, "end": ISO 8601?}`` (with UTC offsets)."""
+    from membermkt.core.campaigns import Schedule
+
+    if value is None:
+        return None
+    sc = _obj(path, "schedule", value, {"start", "end"})
+    return Schedule(start=_instant(path, sc.get("start")), end=_instant(path, sc.get("end")))
 
 
 def _cmd_campaign_simulate(args: argparse.Namespace) -> int:
@@ -131,13 +218,26 @@ def _cmd_campaign_run(args: argparse.Namespace) -> int:
             f"(as of {as_of.isoformat()}; keep it for `campaign report --as-of`)"
         )
         progress = tqdm_progress(desc=campaign.id) if _progress_enabled(args) else None
-        result = CampaignRunner(store, channel, progress=progress).run(campaign.id)
+        runner = CampaignRunner.for_campaign(store, channel, campaign, progress=progress)
+        try:
+            result = runner.run(campaign.id)
+        finally:
+            client = getattr(channel, "client", None)
+            if client is not None and hasattr(client, "close"):
+                client.close()
         _out(
             f"sent {result.sent:,}, failed {result.failed:,}, unknown {result.unknown:,}, "
-            f"pending {result.pending:,} (this run)"
+            f"pending {result.pending:,}, skipped {result.skipped:,} (this run)"
         )
         for reason, n in sorted(result.failures.items()):
             _out(f"  failed {reason}: {n:,}")
+        for reason, n in sorted(result.skips.items()):
+            _out(f"  skipped {reason}: {n:,}")
+        if result.status == "deferred" and result.deferred_until is not None:
+            _out(
+                f"deferred: the platform's quota is used up until "
+                f"{result.deferred_until.isoformat()}; run again after that"
+            )
     return EXIT_ERROR if result.failed or result.unknown else EXIT_OK
 
 

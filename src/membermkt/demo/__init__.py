@@ -21,9 +21,15 @@ in-process platform emulators:
    first, then written to the delivery ledger and sent through the emulator by
    :class:`~membermkt.engine.campaigns.CampaignRunner`; purchases in the week after the
    send give conversions and lift against the holdout.
-5. **Tags and segments** — rule tags (``vip``, ``new``, ``lapsed``), RFM group tags and a
+5. **Member programme** — the best-qualified buyers (explainable scores) are invited and
+   join through the gift form (a trial bottle for their phone, with consent); a
+   :class:`~membermkt.core.membership.TierProgram` assigns tiers; member durian buyers get
+   a durian coupon through WeChat Pay's favor API (a stock of 25: the rest are refused, none
+   twice); gold members get a birthday privilege; ``members.md`` (and
+   ``tier-migrations.svg``) report members by tier, tier migrations, coupons and cohorts.
+6. **Tags and segments** — rule tags (``vip``, ``new``, ``lapsed``), RFM group tags and a
    few named segments, as of a week after the campaign.
-6. **Report** — the analytics bundle (funnel, attribution, RFM, paths, cohorts, …) plus the
+7. **Report** — the analytics bundle (funnel, attribution, RFM, paths, cohorts, …) plus the
    campaign and red-packet sections, as one self-contained HTML file.
 
 Everything is deterministic for a given ``members``/``seed``, and every step is idempotent:

@@ -77,7 +77,7 @@ class _Stages:
 
     @contextlib.contextmanager
     def __call__(self, n: int, text: str) -> Iterator[None]:
-        self._echo(f"[{n}/6] {text}")
+        self._echo(f"[{n}/7] {text}")
         t0 = time.perf_counter()
         yield
         self._echo(f"      ({time.perf_counter() - t0:.1f} s)")

@@ -6,6 +6,8 @@ import datetime as dt
 import time
 from pathlib import Path
 
+import attrs
+
 from membermkt._version import __version__
 from membermkt.demo._acquisition import _acquire
 from membermkt.demo._base import (
@@ -24,6 +26,7 @@ from membermkt.demo._base import (
     _Stages,
 )
 from membermkt.demo._campaigns import _campaign
+from membermkt.demo._members import _member_programme
 from membermkt.demo._redpackets import _red_packets
 from membermkt.demo._report import _analytics
 from membermkt.demo._result import DemoResult
@@ -134,12 +137,18 @@ def run_demo(
             camp = _campaign(store, world, clock, as_of, echo, progress)
 
         report_as_of = as_of + CONVERSION_WINDOW + dt.timedelta(days=1)
-        # 5. tags and segments ------------------------------------------------------------
-        with stage(5, "tags and segments, as of a week after the campaign"):
+        # 5. the member programme (before tags and the report, so every run sees the same
+        #    events there) --------------------------------------------------------------
+        with stage(5, "member programme: first members join, tiers, durian coupons, report"):
+            programme = _member_programme(
+                store, world, clock, as_of, report_as_of, echo, work if report else None
+            )
+        # 6. tags and segments ------------------------------------------------------------
+        with stage(6, "tags and segments, as of a week after the campaign"):
             tags, segments = _tags_and_segments(store, world, report_as_of, echo)
 
-        # 6. report ---------------------------------------------------------------------
-        with stage(6, "analytics and the HTML report"):
+        # 7. report ---------------------------------------------------------------------
+        with stage(7, "analytics and the HTML report"):
             analytics = _analytics(
                 store,
                 report_as_of,
@@ -176,4 +185,8 @@ def run_demo(
         attribution=analytics[1],
         lift=camp.lift,
         seconds=time.perf_counter() - started,
+        programme={
+            **attrs.asdict(programme, recurse=False),
+            "report": None if programme.report is None else str(programme.report),
+        },
     )

@@ -1,4 +1,4 @@
-"""Chapter 6, analytics and the report: the analytics bundle with the campaign's lift, and
+"""Chapter 7, analytics and the report: the analytics bundle with the campaign's lift, and
 the HTML report with the campaign and red-packet sections."""
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ class DemoResult:
         attribution: source → (members, buyers, revenue in fen).
         lift: variant → (conversion rate, lift over holdout) — ``None`` where undefined.
         seconds: wall time of the run.
+        programme: the member programme chapter (first members, tiers, coupons, report).
     """
 
     workdir: Path
@@ -52,6 +53,7 @@ class DemoResult:
     attribution: dict[str, tuple[int, int, int]]
     lift: dict[str, tuple[float | None, float | None]]
     seconds: float
+    programme: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The result as JSON-able values (paths as strings, tuples as lists)."""
@@ -95,6 +97,18 @@ def format_summary(result: DemoResult) -> str:
             for g, (rate, lift) in sorted(result.lift.items())
         ),
     ]
+    if result.programme is not None:
+        p = result.programme
+        lines += [
+            f"  member programme: {p['qualified']} qualified first members invited, "
+            f"{p['joined']} members; tiers " + ", ".join(f"{k} {v}" for k, v in p["tiers"].items()),
+            f"    durian coupons: granted {p['coupons_granted']}, refused (stock out) "
+            f"{p['coupons_refused']}, used {p['coupons_used']}; "
+            f"unused birthday tea expiring within 7 days: {p['unused_tea_expiring']}",
+            "    tier migrations: " + ", ".join(f"{a}→{b} {n}" for a, b, n in p["migrations"]),
+        ]
+        if p.get("report"):
+            lines.append(f"    members' report: {p['report']}")
     if result.report is not None:
         lines.append(f"  report: {result.report}")
     lines.append(f"  run it again: nothing is sent or paid twice (database {result.database})")

@@ -1,4 +1,4 @@
-"""Chapter 5, tags and segments: rule tags (synced to the official account's user tags),
+"""Chapter 6, tags and segments: rule tags (synced to the official account's user tags),
 RFM group tags and the named segments the demo counts."""
 
 from __future__ import annotations

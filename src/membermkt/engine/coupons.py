@@ -22,10 +22,12 @@ Use (#19 journeys, campaigns, offers)::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
+from membermkt.core.analytics.offers import OfferResult
+from membermkt.core.delivery import ChannelCapabilities, Delivery, SendOutcome, SendResult
 from membermkt.core.events import Event
 from membermkt.core.membership.coupons import (
     COUPON_RULE_PREFIX,
@@ -38,7 +40,15 @@ from membermkt.core.membership.coupons import (
 from membermkt.core.ports import Clock, CouponGateway, EventLog, PayoutIntent, PayoutLedger
 from membermkt.errors import LedgerError, UsageError
 
-__all__ = ["COUPON_GRANTED", "COUPON_USED", "CouponLedger", "CouponOutcome", "CouponService"]
+__all__ = [
+    "COUPON_GRANTED",
+    "COUPON_USED",
+    "CouponChannel",
+    "CouponLedger",
+    "CouponOutcome",
+    "CouponService",
+    "grant_offers",
+]
 
 COUPON_GRANTED = "coupon_granted"
 COUPON_USED = "coupon_used"
@@ -272,3 +282,86 @@ class CouponService:
                 self.store.append_events([event])
                 return event
         raise LedgerError(f"coupon {result.coupon_id!r} of stock {stock_id!r} is not in the ledger")
+
+
+def grant_offers(
+    service: CouponService,
+    offers: OfferResult,
+    stocks: Mapping[str, str],
+    openids: Mapping[str, str],
+    *,
+    reason: str,
+) -> list[CouponOutcome]:
+    """Coupons as an offer result: every recommendation whose offer maps to a coupon stock
+    (``stocks``: offer → stock id) gets that coupon, once per ``reason`` (e.g. the month's
+    offer run). Members without an openid in ``openids`` are left out.
+
+    Raises:
+        UsageError: for an empty reason.
+    """
+    if not reason:
+        raise UsageError("grant_offers: reason must be non-empty")
+    out = []
+    for member_id, offer in offers.recommendations:
+        stock = stocks.get(offer)
+        openid = openids.get(member_id)
+        if stock is None or not openid:
+            continue
+        out.append(service.grant(member_id, openid, stock_id=stock, reason=f"{reason}:{offer}"))
+    return out
+
+
+class CouponChannel:
+    """Coupons as a campaign action: a :class:`~membermkt.core.ports.Channel` named
+    ``"wechatpay.coupon"`` whose deliveries grant a coupon (payload ``stock_id``, optional
+    ``value_fen``) to the delivery's openid.
+
+    The delivery's idempotency key is the grant's reason, so the request number is stable
+    and a re-sent delivery never gives a second coupon (``idempotent=True``: the campaign
+    runner may resend an uncertain one). Granted → ``SENT`` (platform id: the coupon id);
+    refused → ``PERMANENT`` (``RETRYABLE`` when throttled); no answer → ``UNKNOWN``.
+    """
+
+    name = "wechatpay.coupon"
+
+    def __init__(self, gateway: CouponGateway, *, appid: str = "") -> None:
+        self.gateway = gateway
+        self.capabilities = ChannelCapabilities(
+            max_batch_size=50,
+            idempotent=True,
+            address_kind="openid",
+            address_namespace=appid,
+            rules=("favor.out_request_no idempotency", "stock budget", "per-user limit"),
+        )
+
+    def send(self, batch: Sequence[Delivery]) -> Sequence[SendResult]:
+        """Grant one coupon per delivery (one result per delivery, in order)."""
+        out = []
+        for d in batch:
+            stock = d.payload.get("stock_id")
+            value = d.payload.get("value_fen", 0)
+            if not isinstance(stock, str) or not stock:
+                out.append(
+                    SendResult(key=d.key, outcome=SendOutcome.PERMANENT, reason="no_stock_id")
+                )
+                continue
+            try:
+                grant = CouponGrant(
+                    stock_id=stock,
+                    request_no=coupon_request_no(stock, d.member_id, d.key),
+                    member_id=d.member_id,
+                    openid=d.address,
+                    value_fen=value if isinstance(value, int) else 0,
+                )
+            except UsageError as exc:
+                out.append(SendResult(key=d.key, outcome=SendOutcome.PERMANENT, reason=str(exc)))
+                continue
+            r = self.gateway.grant(grant)
+            if r.status in (CouponStatus.GRANTED, CouponStatus.USED, CouponStatus.EXPIRED):
+                out.append(SendResult(key=d.key, outcome=SendOutcome.SENT, platform_id=r.coupon_id))
+            elif r.status is CouponStatus.FAILED:
+                outcome = SendOutcome.RETRYABLE if r.retryable else SendOutcome.PERMANENT
+                out.append(SendResult(key=d.key, outcome=outcome, reason=r.state))
+            else:
+                out.append(SendResult(key=d.key, outcome=SendOutcome.UNKNOWN, reason=r.state))
+        return out

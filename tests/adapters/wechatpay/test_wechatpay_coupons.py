@@ -295,3 +295,63 @@ def test_record_use_of_a_coupon_not_in_the_ledger_raises(
     used = gateway.query("o-m9", out.coupon_id)
     with pytest.raises(LedgerError):
         CouponService(InMemoryStore(), gateway, clock).record_use(used)
+
+
+def test_coupon_channel_is_a_campaign_action(
+    gateway: WeChatPayCouponGateway, emu: WeChatPayEmulator
+) -> None:
+    from membermkt.core.delivery import Delivery, SendOutcome
+    from membermkt.core.ports import Channel
+    from membermkt.engine.coupons import CouponChannel
+
+    channel = CouponChannel(gateway, appid=APPID)
+    assert isinstance(channel, Channel)
+    batch = [
+        Delivery(
+            key=f"camp1:m{i}:A",
+            campaign_id="camp1",
+            member_id=f"m{i}",
+            channel=channel.name,
+            address=f"o-m{i}",
+            variant="A",
+            payload={"stock_id": STOCK, "value_fen": 2000},
+        )
+        for i in range(12)
+    ]
+    bad = Delivery(
+        key="camp1:x",
+        campaign_id="camp1",
+        member_id="x",
+        channel=channel.name,
+        address="o-x",
+        variant="A",
+        payload={},
+    )
+    first = channel.send([*batch, bad])
+    assert [r.outcome for r in first].count(SendOutcome.SENT) == 10
+    assert [r.reason for r in first[10:12]] == ["NOT_ENOUGH", "NOT_ENOUGH"]
+    assert first[12].outcome is SendOutcome.PERMANENT
+    again = channel.send(batch[:10])  # a resent batch: the same coupons, none new
+    assert [r.platform_id for r in again] == [r.platform_id for r in first[:10]]
+    assert emu.stocks[STOCK].issued == 10
+
+
+def test_coupons_as_an_offer_result(
+    gateway: WeChatPayCouponGateway, emu: WeChatPayEmulator, clock: Clock
+) -> None:
+    from membermkt.core.analytics.offers import OfferResult
+    from membermkt.engine.coupons import grant_offers
+
+    offers = OfferResult(
+        as_of=T0,
+        offers=("durian-coupon", "membership"),
+        recommendations=(("m1", "durian-coupon"), ("m2", "membership"), ("m3", "durian-coupon")),
+    )
+    service = CouponService(InMemoryStore(), gateway, clock)
+    out = grant_offers(
+        service, offers, {"durian-coupon": STOCK}, {"m1": "o-m1", "m2": "o-m2"}, reason="2026-12"
+    )
+    assert [(o.member_id, o.status) for o in out] == [("m1", CouponStatus.GRANTED)]
+    assert grant_offers(
+        service, offers, {"durian-coupon": STOCK}, {"m1": "o-m1"}, reason="2026-12"
+    )[0].from_ledger

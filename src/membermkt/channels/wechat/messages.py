@@ -67,23 +67,20 @@ def _base_kwargs(f: Fields) -> dict[str, Any]:
         raise MalformedPushError("callback XML lacks the FromUserName field", field="FromUserName")
     if raw_time is None:
         raise MalformedPushError("callback XML lacks the CreateTime field", field="CreateTime")
-    if (
-        not openid
-        or len(openid) > _MAX_OPENID
-        or not openid.isprintable()
-        or openid != openid.strip()
-    ):
+    # isprintable() refuses control characters and every space but ' ' (refused apart).
+    if not (0 < len(openid) <= _MAX_OPENID and openid.isprintable() and " " not in openid):
         raise MalformedPushError(
             f"callback FromUserName is empty, over {_MAX_OPENID} characters or has "
             f"spaces/control characters ({len(openid)} characters)",
             field="FromUserName",
         )
-    if not _DIGITS.fullmatch(raw_time):
+    # ASCII digits only: int() would also take " 12 ", "1_000" and full-width digits.
+    if not (raw_time.isascii() and raw_time.isdigit() and len(raw_time) <= 13):
         raise MalformedPushError(
             f"callback CreateTime is not a plain integer: {raw_time[:20]!r}", field="CreateTime"
         )
     create_time = int(raw_time)
-    if not 0 <= create_time < 1 << 40:
+    if create_time >= 1 << 40:
         raise MalformedPushError(
             f"callback CreateTime out of range: {create_time}", field="CreateTime"
         )

@@ -56,6 +56,12 @@ BENEFIT_KINDS: Final = frozenset(
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9_\-]{1,40}$")
 
 
+def _names(value: Iterable[str]) -> frozenset[str]:
+    if isinstance(value, str):
+        raise UsageError(f"expected a collection of names, got the string {value!r}")
+    return frozenset(value)
+
+
 @attrs.frozen(slots=True, kw_only=True)
 class Benefit:
     """A privilege in the catalogue.
@@ -75,8 +81,8 @@ class Benefit:
     id: str
     kind: str
     validity: dt.timedelta
-    tiers: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
-    needs: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    tiers: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
+    needs: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
     description: str = ""
 
     def __attrs_post_init__(self) -> None:

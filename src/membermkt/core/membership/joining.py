@@ -121,6 +121,12 @@ def joined_event(
     )
 
 
+def _names(value: Iterable[str]) -> frozenset[str]:
+    if isinstance(value, str):
+        raise UsageError(f"expected a collection of names, got the string {value!r}")
+    return frozenset(value)
+
+
 @attrs.frozen(slots=True, kw_only=True)
 class JoinOffer:
     """What a joining page offers and records: a gift or service in exchange for details.
@@ -138,7 +144,7 @@ class JoinOffer:
     form: str
     gift: str | None = None
     consent: frozenset[str] = attrs.field(
-        default=frozenset({"phone", "marketing"}), converter=frozenset
+        default=frozenset({"phone", "marketing"}), converter=_names
     )
     channel: str = "wechat.oauth"
     invite_only: bool = False

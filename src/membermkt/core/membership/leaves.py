@@ -45,6 +45,7 @@ __all__ = [
     "joined_via",
     "joined_within",
     "latest",
+    "non_member_repeat_buyers",
     "tier_is",
 ]
 
@@ -148,6 +149,20 @@ def joined_via(source: str) -> Latest:
 def joined_within(window: dt.timedelta) -> Latest:
     """Current members who joined within ``window`` before the evaluation time."""
     return latest((MEMBER_JOINED, MEMBER_LEFT), MEMBER_JOINED, newer_than=window)
+
+
+def non_member_repeat_buyers(min_orders: int = 2) -> Segment:
+    """Buyers with at least ``min_orders`` orders who are not members: the audience of a
+    membership offer (turn repeat buyers into members).
+
+    Raises:
+        SegmentError: for ``min_orders`` below 1.
+    """
+    from membermkt.core.segments import attr
+
+    if isinstance(min_orders, bool) or not isinstance(min_orders, int) or min_orders < 1:
+        raise SegmentError(f"min_orders must be a positive int, got {min_orders!r}")
+    return (attr("orders_count") >= min_orders) & ~is_member()
 
 
 def tier_is(*names: str) -> Segment:

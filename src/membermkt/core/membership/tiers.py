@@ -53,6 +53,10 @@ METRICS: Final = frozenset({"spend_fen", "orders", "points", "engagement"})
 _NAME_RE: Final = re.compile(r"^[A-Za-z0-9_\-]{1,32}$")
 
 
+def _to_minimums(value: Mapping[str, int]) -> dict[str, int]:
+    return dict(value)
+
+
 @attrs.frozen(slots=True, kw_only=True)
 class Tier:
     """One tier: its name and the minimum of each metric it needs (all must hold).
@@ -62,7 +66,7 @@ class Tier:
     """
 
     name: str
-    minimums: Mapping[str, int] = attrs.field(factory=dict, converter=dict)
+    minimums: Mapping[str, int] = attrs.field(factory=dict, converter=_to_minimums)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):

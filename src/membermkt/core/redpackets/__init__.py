@@ -34,7 +34,7 @@ from membermkt.core.redpackets.amounts import (
 )
 from membermkt.core.redpackets.billing import bill_no, budget_keys, is_valid_bill_no
 from membermkt.core.redpackets.claims import Claim, ClaimState
-from membermkt.core.redpackets.decision import decide
+from membermkt.core.redpackets.decision import REDPACKET_CHANNEL, decide, policy_denial
 from membermkt.core.redpackets.outcomes import Deny, DenyReason, Grant, Reservation
 from membermkt.core.redpackets.products import (
     WECHATPAY_V2_REDPACK,
@@ -52,6 +52,7 @@ from membermkt.core.redpackets.rule import RedPacketRule
 
 __all__ = [
     "BEIJING",
+    "REDPACKET_CHANNEL",
     "WECHATPAY_V2_REDPACK",
     "WECHATPAY_V3_TRANSFER",
     "AmountStrategy",
@@ -76,4 +77,5 @@ __all__ = [
     "is_valid_bill_no",
     "lucky_split",
     "paid_event",
+    "policy_denial",
 ]

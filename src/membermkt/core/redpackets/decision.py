@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from typing import Final
 
 from membermkt.core.events import Event
+from membermkt.core.identity import IdentityKind
 from membermkt.core.members import Member
 from membermkt.core.redpackets.billing import bill_no, budget_keys
 from membermkt.core.redpackets.claims import Claim, ClaimState
@@ -151,3 +153,24 @@ def decide(
         order_id=order_id,
         reservations=tuple(reservations),
     )
+
+
+REDPACKET_CHANNEL: Final = "redpacket"
+"""The channel name a member opts out of red packets with (``Consent.opted_out_channels``)."""
+
+_PAYABLE_KINDS: Final = frozenset({IdentityKind.OPENID, IdentityKind.MINIPROGRAM_OPENID})
+
+
+def policy_denial(member: Member, address: str) -> DenyReason | None:
+    """Why ``member`` may not be paid at ``address`` now, or ``None``.
+
+    Checked when a claim is decided and again before a parked or unsent payout is paid:
+    consent (``marketing=False`` or an opt-out of :data:`REDPACKET_CHANNEL` → ``no_consent``)
+    and ownership (the address must be one of the member's openids →
+    ``address_not_member``).
+    """
+    if not member.consent.allows(REDPACKET_CHANNEL):
+        return DenyReason.NO_CONSENT
+    if not any(i.kind in _PAYABLE_KINDS and i.value == address for i in member.identities):
+        return DenyReason.ADDRESS_NOT_MEMBER
+    return None

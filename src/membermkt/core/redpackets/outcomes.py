@@ -26,6 +26,13 @@ class DenyReason(enum.StrEnum):
     DAILY_BUDGET_EXHAUSTED = "daily_budget_exhausted"
     PLATFORM_USER_LIMIT = "platform_user_limit"
     """The receiver reached the product's per-user daily count or money limit."""
+    UNKNOWN_MEMBER = "unknown_member"
+    """The store has no member with the claim's id (nothing to check consent against)."""
+    NO_CONSENT = "no_consent"
+    """The member refused marketing (``Consent.marketing=False``) or red packets."""
+    ADDRESS_NOT_MEMBER = "address_not_member"
+    """The claim's address is not one of the member's openids: money never goes to an
+    openid the member does not hold."""
 
 
 @attrs.frozen(slots=True)

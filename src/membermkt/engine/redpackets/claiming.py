@@ -11,7 +11,6 @@ import attrs
 
 from membermkt.core.events import Event
 from membermkt.core.identity import Identity, IdentityKind
-from membermkt.core.members import Member
 from membermkt.core.ports import PayoutIntent
 from membermkt.core.redpackets import (
     Claim,
@@ -25,6 +24,7 @@ from membermkt.core.redpackets import (
     budget_keys,
     claim_event,
     decide,
+    policy_denial,
 )
 from membermkt.engine.redpackets._base import OPEN_STATUSES, Flow
 from membermkt.engine.redpackets.outcome import ClaimOutcome
@@ -65,9 +65,14 @@ class _ClaimFlows(_PayFlows):
         while True:
             now = self.clock.now()
             state = self._state(rule, claim, now, mine, salt)
-            member = Member(claim.member_id)
-            if rule.eligibility is not None:
-                member = self.store.get_member(claim.member_id) or member
+            member = self.store.get_member(claim.member_id)
+            if member is None:
+                # Consent and address ownership cannot be checked: never pay a stranger.
+                return ClaimOutcome(status="denied", reason=DenyReason.UNKNOWN_MEMBER.value)
+            # Policy at claim time: consent, and the address must be the member's own openid.
+            policy = policy_denial(member, claim.address)
+            if policy is not None:
+                return ClaimOutcome(status="denied", reason=policy.value)
             decision = decide(rule, member, claim, state, now, self.rng)
             if isinstance(decision, Deny):
                 return ClaimOutcome(status="denied", reason=decision.reason.value)

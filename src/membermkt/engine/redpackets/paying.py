@@ -7,10 +7,14 @@ from collections.abc import Sequence
 
 from membermkt.core.events import Event
 from membermkt.core.ports import PayoutIntent
-from membermkt.core.redpackets import paid_event
+from membermkt.core.redpackets import DenyReason, paid_event, policy_denial
 from membermkt.engine.redpackets._base import OPEN_STATUSES, Flow, _detail, _FlowsBase
 from membermkt.engine.redpackets.outcome import ClaimOutcome
 from membermkt.payouts.base import PayoutResult, PayoutStatus
+
+_RECHECKED = frozenset({"reserved", "waiting_funds"})
+"""Open intents whose payment may still be *started* by a resume: consent and address
+ownership are checked again before paying them."""
 
 
 class _PayFlows(_FlowsBase):
@@ -184,6 +188,14 @@ class _PayFlows(_FlowsBase):
             return ClaimOutcome(
                 status="failed", bill_no=intent.bill_no, amount_fen=intent.amount_fen
             )
+        denial = self._policy_denial(intent) if intent.status in _RECHECKED else None
+        if denial is not None:
+            # The member withdrew consent, or the address is no longer theirs, since the
+            # claim. Pay nothing more; release only what the platform confirms it never got.
+            result = yield from self._query_step(intent.bill_no)
+            if result.status is PayoutStatus.NOT_FOUND:
+                return self._finish(intent, result, failed_reason=denial)
+            return self._finish(intent, result)
         if intent.status == "reserved":
             # Written but possibly never sent (a crash before paying): paying is safe, the
             # bill number makes it idempotent either way.
@@ -199,6 +211,13 @@ class _PayFlows(_FlowsBase):
         if result.status is PayoutStatus.NOT_FOUND:
             return (yield from self._pay_flow(intent, first=False))
         return self._finish(intent, result)
+
+    def _policy_denial(self, intent: PayoutIntent) -> str | None:
+        member = self.store.get_member(intent.member_id)
+        if member is None:
+            return DenyReason.UNKNOWN_MEMBER.value
+        reason = policy_denial(member, intent.address)
+        return reason.value if reason is not None else None
 
     def _resume_open_flow(self, rule_id: str) -> Flow[list[ClaimOutcome]]:
         out = []

@@ -48,6 +48,7 @@ from membermkt.payouts.wechatpay.gateway._shared import (
 )
 from membermkt.payouts.wechatpay.signing import PublicKeys, aead_decrypt, verify_v3_response
 from membermkt.payouts.wechatpay.v3 import MerchantSigner, sign_request
+from membermkt.security.redact import install_redaction
 
 __all__ = [
     "COUPON_USE_EVENT",
@@ -369,6 +370,7 @@ class WeChatPayCouponGateway(_Closing):
 
     def _client(self) -> httpx.Client:
         if self._http is None:
+            install_redaction()  # no token/secret in httpx's URL logs
             self._http = httpx.Client(transport=self._transport, timeout=self._timeout)
         return self._http
 

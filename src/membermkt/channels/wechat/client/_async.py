@@ -29,6 +29,7 @@ from membermkt.channels.wechat.tagsync import TagSyncPlan
 from membermkt.channels.wechat.token import AsyncTokenProvider, TokenPolicy
 from membermkt.core.ports import AsyncTokenCache, Clock, TokenCache
 from membermkt.errors import ConfigError, UsageError
+from membermkt.security.redact import install_redaction
 from membermkt.tokens._async import ThreadedAsyncTokenCache
 from membermkt.tokens.memory import AsyncMemoryTokenCache
 from membermkt.wire.budget import CallBudget
@@ -95,6 +96,7 @@ class AsyncOfficialAccount(_Base):
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
+            install_redaction()  # no token/secret in httpx's URL logs
             self._http = httpx.AsyncClient(
                 base_url=self.base_url, transport=self._transport, timeout=self.timeout
             )

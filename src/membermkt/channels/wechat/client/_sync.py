@@ -28,6 +28,7 @@ from membermkt.channels.wechat.tagsync import TagSyncPlan
 from membermkt.channels.wechat.token import TokenPolicy, TokenProvider
 from membermkt.core.ports import Clock, TokenCache
 from membermkt.errors import ConfigError, UsageError
+from membermkt.security.redact import install_redaction
 from membermkt.tokens.memory import MemoryTokenCache
 from membermkt.wire.budget import CallBudget
 from membermkt.wire.http import Flow, GetToken, HttpRequest, HttpResponse, RefreshToken, Send
@@ -103,6 +104,7 @@ class OfficialAccount(_Base):
 
     def _client(self) -> httpx.Client:
         if self._http is None:
+            install_redaction()  # no token/secret in httpx's URL logs
             self._http = httpx.Client(
                 base_url=self.base_url, transport=self._transport, timeout=self.timeout
             )

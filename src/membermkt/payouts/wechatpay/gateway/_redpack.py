@@ -20,6 +20,7 @@ from membermkt.payouts.wechatpay.gateway._shared import (
     _to_httpx,
     _transport_failure,
 )
+from membermkt.security.redact import install_redaction
 
 
 class _V2Common:
@@ -91,9 +92,11 @@ class WeChatPayV2Gateway(_V2Common, _Closing):
     def _client(self) -> httpx.Client:
         if self._http is None:
             if self._transport is not None:
+                install_redaction()  # no token/secret in httpx's URL logs
                 self._http = httpx.Client(transport=self._transport, timeout=self._timeout)
             else:
                 ctx = self.certificate.ssl_context(ca_file=self._ca_file)
+                install_redaction()  # no token/secret in httpx's URL logs
                 self._http = httpx.Client(verify=ctx, timeout=self._timeout)
         return self._http
 
@@ -152,9 +155,11 @@ class AsyncWeChatPayV2Gateway(_V2Common, _AsyncClosing):
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
             if self._transport is not None:
+                install_redaction()  # no token/secret in httpx's URL logs
                 self._http = httpx.AsyncClient(transport=self._transport, timeout=self._timeout)
             else:
                 ctx = self.certificate.ssl_context(ca_file=self._ca_file)
+                install_redaction()  # no token/secret in httpx's URL logs
                 self._http = httpx.AsyncClient(verify=ctx, timeout=self._timeout)
         return self._http
 

@@ -22,6 +22,7 @@ from membermkt.payouts.wechatpay.gateway._shared import (
     _transport_failure,
 )
 from membermkt.payouts.wechatpay.signing import PublicKeys
+from membermkt.security.redact import install_redaction
 
 
 class _V3Common:
@@ -154,6 +155,7 @@ class WeChatPayV3Gateway(_V3Common, _Closing):
 
     def _client(self) -> httpx.Client:
         if self._http is None:
+            install_redaction()  # no token/secret in httpx's URL logs
             self._http = httpx.Client(transport=self._transport, timeout=self._timeout)
         return self._http
 
@@ -240,6 +242,7 @@ class AsyncWeChatPayV3Gateway(_V3Common, _AsyncClosing):
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
+            install_redaction()  # no token/secret in httpx's URL logs
             self._http = httpx.AsyncClient(transport=self._transport, timeout=self._timeout)
         return self._http
 

@@ -1,5 +1,6 @@
-"""Web pages: OAuth 2.0 web authorization (``/connect/oauth2/authorize``, ``/sns/*``) and
-the JS-SDK ticket (``/cgi-bin/ticket/getticket``).
+"""Web pages and mini programs: OAuth 2.0 web authorization (``/connect/oauth2/authorize``,
+``/sns/*``), the JS-SDK ticket (``/cgi-bin/ticket/getticket``), ``/sns/jscode2session`` and
+``/wxa/business/getuserphonenumber`` (single-use 5-minute codes, 40029/40163).
 
 The emulated "WeChat browser" is logged in as the user set with
 :meth:`_OAuthMixin.browse_as`; the authorize page answers with a 302 to
@@ -63,6 +64,8 @@ class _OAuthMixin(_Base):
         self._refresh: dict[str, tuple[str, float]] = {}
         self._tickets: dict[str, tuple[str, float]] = {}
         self.ticket_fetches = 0
+        self._js_codes: dict[str, tuple[str, str, str | None, float, bool]] = {}
+        self._phone_codes: dict[str, tuple[str, str, float, bool]] = {}
 
     # ----------------------------------------------------------- set-up
 
@@ -219,6 +222,61 @@ class _OAuthMixin(_Base):
             return None
         return route(self, params)
 
+    # ----------------------------------------------------------- mini programs
+
+    def issue_js_code(self, appid: str, openid: str, *, unionid: str | None = None) -> str:
+        """What ``wx.login()`` returns in the mini program ``appid`` for ``openid``."""
+        with self.lock:
+            code = "JS" + hashlib.sha1(f"{appid}{openid}{next(self._ids)}".encode()).hexdigest()
+            self._js_codes[code] = (appid, openid, unionid, self.now(), False)
+            return code
+
+    def issue_phone_code(self, appid: str, phone: str, *, country_code: str = "86") -> str:
+        """What the ``getPhoneNumber`` button returns for a user whose verified number is
+        ``phone`` (digits without the country code)."""
+        with self.lock:
+            code = "PH" + hashlib.sha1(f"{appid}{phone}{next(self._ids)}".encode()).hexdigest()
+            self._phone_codes[code] = (appid, f"{country_code}:{phone}", self.now(), False)
+            return code
+
+    def _jscode2session(self, params: Mapping[str, str]) -> dict[str, Any]:
+        acct = self._account_secret(params)
+        if params.get("grant_type") != "authorization_code":
+            raise _Refuse(40002, "invalid grant_type")
+        entry = self._js_codes.get(params.get("js_code", ""))
+        if entry is None or entry[0] != acct.appid or self.now() - entry[3] > CODE_TTL:
+            raise _Refuse(40029, "invalid code")
+        if entry[4]:
+            raise _Refuse(40163, "code been used")
+        appid, openid, unionid, issued, _ = entry
+        self._js_codes[params["js_code"]] = (appid, openid, unionid, issued, True)
+        out: dict[str, Any] = {
+            "openid": openid,
+            "session_key": hashlib.sha1(f"sk{openid}{issued}".encode()).hexdigest()[:24],
+        }
+        if unionid:
+            out["unionid"] = unionid
+        return out
+
+    def _getuserphonenumber(self, acct: Account, params: Any, body: Any) -> dict[str, Any]:
+        entry = self._phone_codes.get(str(body.get("code", "")))
+        if entry is None or entry[0] != acct.appid or self.now() - entry[2] > CODE_TTL:
+            raise _Refuse(40029, "invalid code")
+        if entry[3]:
+            raise _Refuse(40029, "invalid code")  # a used phone code reads as invalid (unconfirmed)
+        self._phone_codes[str(body["code"])] = (entry[0], entry[1], entry[2], True)
+        cc, pure = entry[1].split(":", 1)
+        return {
+            "errcode": 0,
+            "errmsg": "ok",
+            "phone_info": {
+                "phoneNumber": f"+{cc}{pure}" if cc != "86" else pure,
+                "purePhoneNumber": pure,
+                "countryCode": cc,
+                "watermark": {"timestamp": int(self.now()), "appid": acct.appid},
+            },
+        }
+
     # ----------------------------------------------------------- JS-SDK ticket
 
     def _getticket(self, acct: Account, params: Any, body: Any) -> dict[str, Any]:
@@ -246,8 +304,10 @@ _SNS: dict[str, Callable[[_OAuthMixin, Mapping[str, str]], dict[str, Any]]] = {
     "/sns/oauth2/access_token": _OAuthMixin._sns_access_token,
     "/sns/oauth2/refresh_token": _OAuthMixin._sns_refresh,
     "/sns/userinfo": _OAuthMixin._sns_userinfo,
+    "/sns/jscode2session": _OAuthMixin._jscode2session,
 }
 
 ROUTES: dict[str, Callable[[_OAuthMixin, Account, Any, Any], dict[str, Any]]] = {
     "/cgi-bin/ticket/getticket": _OAuthMixin._getticket,
+    "/wxa/business/getuserphonenumber": _OAuthMixin._getuserphonenumber,
 }

@@ -17,6 +17,7 @@ from membermkt.testing.emulator._base import (
     LostResponse,
     serve,
 )
+from membermkt.testing.emulator.wecom._behavior import _BehaviorMixin
 from membermkt.testing.emulator.wecom._chats import _GroupChatsMixin
 from membermkt.testing.emulator.wecom._contacts import _ContactsMixin
 from membermkt.testing.emulator.wecom._corp import Corp
@@ -38,6 +39,7 @@ class WeComEmulator(
     _WelcomeMixin,
     _GroupChatsMixin,
     _WebAuthMixin,
+    _BehaviorMixin,
 ):
     """The WeCom customer-contact emulator (several corps side by side).
 
@@ -182,4 +184,5 @@ _ROUTES: dict[str, _Route] = {
     f"{EC}/groupchat/list": WeComEmulator._chat_list,
     f"{EC}/groupchat/get": WeComEmulator._chat_get,
     "/cgi-bin/auth/getuserinfo": WeComEmulator._getuserinfo,
+    f"{EC}/get_user_behavior_data": WeComEmulator._behavior_data,
 }
