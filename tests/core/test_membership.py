@@ -400,3 +400,19 @@ def test_members_report_tables() -> None:
     assert compile_predicate(seg, AS_OF)(fold(Member("z"), buyer), buyer)
     joined = [*buyer, joined_event("z", T0, source="s", channel="c", form="f", consent=["phone"])]
     assert not compile_predicate(seg, AS_OF)(fold(Member("z"), joined), joined)
+
+
+def test_points_can_qualify_a_tier() -> None:
+    program = TierProgram(
+        id="pts",
+        tiers=(Tier(name="base"), Tier(name="star", minimums={"points": 300})),
+        points=POINTS,
+        review_anchor=T0,
+    )
+    join = joined_event("m1", T0, source="s", channel="c", form="f", consent=["phone"])
+    buy = Event("m1", "purchase", T0 + dt.timedelta(days=1), {"amount_fen": 40_000}, key="b")
+    changes = program.changes("m1", [join, buy], T0 + dt.timedelta(days=2))
+    assert [c.properties["to"] for c in changes] == ["base", "star"]
+    assert "points 400>=300" in str(changes[1].properties["reason"])
+    with pytest.raises(UsageError, match="points program"):
+        TierProgram(id="x", tiers=(Tier(name="a", minimums={"points": 1}),))

@@ -279,3 +279,32 @@ def test_five_mass_campaigns_in_a_month_never_make_a_fifth_receipt() -> None:
         per_follower[r.openid] = per_follower.get(r.openid, 0) + 1
     assert set(per_follower.values()) == {4}
     assert sum(emu.errcodes.values()) == 0
+
+
+def test_validation_catches_what_the_send_would_fail_on() -> None:
+    """Rule: a mass msgtype without its content object, a template aimed at a mass channel
+    and a misspelt channel are refused before anything runs; plain-value template data that
+    the client wraps is not a false positive of the mass rules."""
+    from membermkt.core.campaigns import validate
+
+    def problems(channel: str, content: dict[str, object]) -> list[str]:
+        c = Campaign(
+            id="v",
+            audience=TRUE,
+            channel=channel,
+            variants=(Variant(name="A", content=content),),
+            address_namespace=APPID,
+        )
+        return [p.path for p in validate(c)]
+
+    assert "variants[0](A).content.text" in problems("wechat.mass", {"msgtype": "text"})
+    assert "variants[0](A).content.template_id" in problems(
+        "wechat.mass", {"template_id": "T", "data": {"k": {"value": "v"}}}
+    )
+    assert problems("wechat.mas", {"msgtype": "text", "text": {"content": "x"}}) == ["channel"]
+    assert problems("wechat.mass", {"msgtype": "text", "text": {"content": "x"}}) == []
+    assert problems("wechat.template", {"template_id": "T", "data": {"k": {"value": "v"}}}) == []
+    assert problems("wechat.template", {"template_id": "T", "data": {"k": "v {{ id }}"}}) == []
+    assert problems("wechat.template", {"template_id": "T", "data": {"k": ["v"]}}) == [
+        "variants[0](A).content.data"
+    ]

@@ -355,3 +355,26 @@ def test_coupons_as_an_offer_result(
     assert grant_offers(
         service, offers, {"durian-coupon": STOCK}, {"m1": "o-m1"}, reason="2026-12"
     )[0].from_ledger
+
+
+async def test_async_gateway_grants_idempotently_and_queries(
+    emu: WeChatPayEmulator, creds: TestCredentials, pem_files: dict[str, str], clock: Clock
+) -> None:
+    from membermkt.payouts.wechatpay.coupons import AsyncWeChatPayCouponGateway
+
+    signer = load_merchant_signer(
+        MCH_ID, pem_files["merchant_key"], cert_file=pem_files["merchant_cert"]
+    )
+    keys = load_platform_keys(certificates=[creds.platform_cert])
+    async with AsyncWeChatPayCouponGateway(
+        CouponConfig(appid=APPID), signer, keys, transport=emu.transport(), clock=clock
+    ) as gw:
+        emu.fail_next(Fault.TIMEOUT)
+        first = await gw.grant(grant("m1"))
+        again = await gw.grant(grant("m1"))
+        assert first.status is CouponStatus.UNKNOWN
+        assert first.state == "TIMEOUT"
+        assert again.status is CouponStatus.GRANTED
+        assert again.coupon_id is not None
+        assert (await gw.query("o-m1", again.coupon_id)).status is CouponStatus.GRANTED
+    assert len(emu.coupons_of("o-m1")) == 1

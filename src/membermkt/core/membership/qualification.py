@@ -15,7 +15,7 @@ their later retention and revenue — which partner brought the good ones.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final
 
 import attrs
@@ -109,13 +109,25 @@ class Qualification:
 
     def assess(self, member: Member, events: Sequence[Event], as_of: dt.datetime) -> Assessment:
         """Assess one member as of ``as_of`` (pure)."""
-        in_target = compile_predicate(self.target, as_of)(member, events)
-        held = [
-            (s.name, compile_predicate(s.segment, as_of)(member, events), float(s.weight))
-            for s in self.signals
+        return self._assessor(as_of)(member, events)
+
+    def _assessor(self, as_of: dt.datetime) -> Callable[[Member, Sequence[Event]], Assessment]:
+        target = compile_predicate(self.target, as_of)
+        signals = [
+            (s.name, compile_predicate(s.segment, as_of), float(s.weight)) for s in self.signals
         ]
+
+        def assess(member: Member, events: Sequence[Event]) -> Assessment:
+            held = [(name, pred(member, events), w) for name, pred, w in signals]
+            return self._assessment(member.id, target(member, events), held)
+
+        return assess
+
+    def _assessment(
+        self, member_id: str, in_target: bool, held: list[tuple[str, bool, float]]
+    ) -> Assessment:
         return Assessment(
-            member_id=member.id,
+            member_id=member_id,
             in_target=in_target,
             score=sum(w for _, h, w in held if h),
             threshold=float(self.threshold),
@@ -126,7 +138,8 @@ class Qualification:
         self, people: Iterable[tuple[Member, Sequence[Event]]], as_of: dt.datetime, *, top: int
     ) -> list[Assessment]:
         """The ``top`` qualified members, best score first (ties by member id)."""
-        got = [self.assess(m, e, as_of) for m, e in people]
+        assess = self._assessor(as_of)
+        got = [assess(m, e) for m, e in people]
         ok = sorted((a for a in got if a.qualified), key=lambda a: (-a.score, a.member_id))
         return ok[:top]
 

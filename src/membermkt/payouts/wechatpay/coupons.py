@@ -40,6 +40,7 @@ from membermkt.errors import ConfigError, DecryptError, SignatureError, UsageErr
 from membermkt.payouts.base import HttpRequest, HttpResponse
 from membermkt.payouts.wechatpay.gateway._shared import (
     API_BASE,
+    _AsyncClosing,
     _check_injection,
     _Closing,
     _from_httpx,
@@ -48,12 +49,12 @@ from membermkt.payouts.wechatpay.gateway._shared import (
 )
 from membermkt.payouts.wechatpay.signing import PublicKeys, aead_decrypt, verify_v3_response
 from membermkt.payouts.wechatpay.v3 import MerchantSigner, sign_request
-from membermkt.security.redact import install_redaction
 
 __all__ = [
     "COUPON_USE_EVENT",
     "DEFINITE_REFUSALS",
     "FAVOR_USERS_PATH",
+    "AsyncWeChatPayCouponGateway",
     "CouponConfig",
     "WeChatPayCouponGateway",
     "build_grant",
@@ -297,7 +298,100 @@ def parse_use_notification(
     return _from_coupon("", data)
 
 
-class WeChatPayCouponGateway(_Closing):
+class _CouponCommon:
+    """Configuration, signing and answer classification shared by the sync and async
+    gateways (their ``_send`` differs)."""
+
+    name = "wechatpay.favor"
+
+    def __init__(
+        self,
+        config: CouponConfig,
+        signer: MerchantSigner,
+        platform_keys: PublicKeys,
+        *,
+        api_v3_key: str | None = None,
+        base_url: str = API_BASE,
+        clock: Clock | None = None,
+        timeout: float = 10.0,
+        nonce: Callable[[], str] = _nonce,
+        check_timestamp: bool = True,
+    ) -> None:
+        if not platform_keys:
+            raise ConfigError(
+                "no platform keys: pass load_platform_keys(certificates=..., public_keys=...)"
+            )
+        if api_v3_key is not None and len(api_v3_key.encode()) != 32:
+            raise ConfigError("the APIv3 key must be 32 bytes (set it in the merchant console)")
+        self.config = config
+        self.signer = signer
+        self.platform_keys = dict(platform_keys)
+        self.base_url = base_url
+        self._api_v3_key = api_v3_key
+        self._clock = clock
+        self._timeout = timeout
+        self._nonce = nonce
+        self._check_timestamp = check_timestamp
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} mchid={self.signer.mchid} appid={self.config.appid} "
+            f"base_url={self.base_url}>"
+        )
+
+    def _now(self) -> dt.datetime:
+        return self._clock.now() if self._clock is not None else dt.datetime.now(dt.UTC)
+
+    def _verify_now(self) -> dt.datetime | None:
+        return self._now() if self._check_timestamp else None
+
+    def _request(self, method: str, path: str, body: bytes) -> httpx.Request:
+        req: HttpRequest = sign_request(
+            self.signer,
+            method,
+            path,
+            body,
+            timestamp=int(self._now().timestamp()),
+            nonce=self._nonce(),
+        )
+        return _to_httpx(self.base_url, req, None)
+
+    def _grant_result(self, grant: CouponGrant, resp: HttpResponse | str) -> CouponResult:
+        if isinstance(resp, str):
+            return CouponResult(
+                request_no=grant.request_no,
+                status=CouponStatus.UNKNOWN,
+                state=resp,
+                reason="no usable answer; grant again with the same out_request_no",
+            )
+        return parse_grant(grant.request_no, resp, self.platform_keys, now=self._verify_now())
+
+    def _query_result(self, resp: HttpResponse | str) -> CouponResult:
+        if isinstance(resp, str):
+            return CouponResult(
+                request_no="", status=CouponStatus.UNKNOWN, state=resp, reason="no answer"
+            )
+        return parse_query(resp, self.platform_keys, now=self._verify_now())
+
+    def parse_use_notification(self, headers: Mapping[str, str], body: bytes) -> CouponResult:
+        """Verify and decrypt a ``COUPON.USE`` callback.
+
+        Raises:
+            ConfigError: when the gateway has no APIv3 key.
+            SignatureError / DecryptError: see :func:`parse_use_notification`.
+        """
+        if self._api_v3_key is None:
+            raise ConfigError("parse_use_notification needs the gateway's api_v3_key")
+        return parse_use_notification(
+            headers, body, self.platform_keys, self._api_v3_key, now=self._verify_now()
+        )
+
+
+def _failure(exc: httpx.HTTPError) -> str:
+    return "TIMEOUT" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
+
+
+class WeChatPayCouponGateway(_CouponCommon, _Closing):
     """Grant and query WeChat Pay coupons (sync); implements
     :class:`~membermkt.core.ports.CouponGateway`.
 
@@ -319,8 +413,6 @@ class WeChatPayCouponGateway(_Closing):
         UsageError: when both ``transport`` and ``http_client`` are given.
     """
 
-    name = "wechatpay.favor"
-
     def __init__(
         self,
         config: CouponConfig,
@@ -337,91 +429,102 @@ class WeChatPayCouponGateway(_Closing):
         check_timestamp: bool = True,
     ) -> None:
         _check_injection(transport, http_client)
-        if not platform_keys:
-            raise ConfigError(
-                "no platform keys: pass load_platform_keys(certificates=..., public_keys=...)"
-            )
-        if api_v3_key is not None and len(api_v3_key.encode()) != 32:
-            raise ConfigError("the APIv3 key must be 32 bytes (set it in the merchant console)")
-        self.config = config
-        self.signer = signer
-        self.platform_keys = dict(platform_keys)
-        self.base_url = base_url
-        self._api_v3_key = api_v3_key
-        self._clock = clock
-        self._timeout = timeout
-        self._nonce = nonce
-        self._check_timestamp = check_timestamp
+        super().__init__(
+            config,
+            signer,
+            platform_keys,
+            api_v3_key=api_v3_key,
+            base_url=base_url,
+            clock=clock,
+            timeout=timeout,
+            nonce=nonce,
+            check_timestamp=check_timestamp,
+        )
         self._transport = transport
         self._http = http_client
         self._owns = http_client is None
 
-    def __repr__(self) -> str:
-        return (
-            f"<WeChatPayCouponGateway mchid={self.signer.mchid} appid={self.config.appid} "
-            f"base_url={self.base_url}>"
-        )
-
-    def _now(self) -> dt.datetime:
-        return self._clock.now() if self._clock is not None else dt.datetime.now(dt.UTC)
-
-    def _verify_now(self) -> dt.datetime | None:
-        return self._now() if self._check_timestamp else None
-
     def _client(self) -> httpx.Client:
         if self._http is None:
-            install_redaction()  # no token/secret in httpx's URL logs
             self._http = httpx.Client(transport=self._transport, timeout=self._timeout)
         return self._http
 
     def _send(self, method: str, path: str, body: bytes) -> HttpResponse | str:
-        req: HttpRequest = sign_request(
-            self.signer,
-            method,
-            path,
-            body,
-            timestamp=int(self._now().timestamp()),
-            nonce=self._nonce(),
-        )
         try:
-            return _from_httpx(self._client().send(_to_httpx(self.base_url, req, None)))
+            return _from_httpx(self._client().send(self._request(method, path, body)))
         except httpx.HTTPError as exc:
-            return "TIMEOUT" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
+            return _failure(exc)
 
     def grant(self, grant: CouponGrant) -> CouponResult:
         """Give one coupon of ``grant.stock_id`` to ``grant.openid`` (idempotent on
         ``grant.request_no``; an ``UNKNOWN`` answer is resolved by calling again with the
         same grant)."""
         path, body = build_grant(self.config, grant, self.signer.mchid)
-        resp = self._send("POST", path, body)
-        if isinstance(resp, str):
-            return CouponResult(
-                request_no=grant.request_no,
-                status=CouponStatus.UNKNOWN,
-                state=resp,
-                reason="no usable answer; grant again with the same out_request_no",
-            )
-        return parse_grant(grant.request_no, resp, self.platform_keys, now=self._verify_now())
+        return self._grant_result(grant, self._send("POST", path, body))
 
     def query(self, openid: str, coupon_id: str) -> CouponResult:
         """Where the coupon stands (``GRANTED`` / ``USED`` / ``EXPIRED`` / ``NOT_FOUND``)."""
         path, body = build_query(self.config, openid, coupon_id)
-        resp = self._send("GET", path, body)
-        if isinstance(resp, str):
-            return CouponResult(
-                request_no="", status=CouponStatus.UNKNOWN, state=resp, reason="no answer"
-            )
-        return parse_query(resp, self.platform_keys, now=self._verify_now())
+        return self._query_result(self._send("GET", path, body))
 
-    def parse_use_notification(self, headers: Mapping[str, str], body: bytes) -> CouponResult:
-        """Verify and decrypt a ``COUPON.USE`` callback.
 
-        Raises:
-            ConfigError: when the gateway has no APIv3 key.
-            SignatureError / DecryptError: see :func:`parse_use_notification`.
-        """
-        if self._api_v3_key is None:
-            raise ConfigError("parse_use_notification needs the gateway's api_v3_key")
-        return parse_use_notification(
-            headers, body, self.platform_keys, self._api_v3_key, now=self._verify_now()
+class AsyncWeChatPayCouponGateway(_CouponCommon, _AsyncClosing):
+    """The async twin of :class:`WeChatPayCouponGateway` (same arguments, awaited
+    ``grant`` / ``query``).
+
+    Raises:
+        ConfigError: without platform keys or with a malformed APIv3 key.
+        UsageError: when both ``transport`` and ``http_client`` are given.
+    """
+
+    def __init__(
+        self,
+        config: CouponConfig,
+        signer: MerchantSigner,
+        platform_keys: PublicKeys,
+        *,
+        api_v3_key: str | None = None,
+        base_url: str = API_BASE,
+        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+        timeout: float = 10.0,
+        nonce: Callable[[], str] = _nonce,
+        check_timestamp: bool = True,
+    ) -> None:
+        _check_injection(transport, http_client)
+        super().__init__(
+            config,
+            signer,
+            platform_keys,
+            api_v3_key=api_v3_key,
+            base_url=base_url,
+            clock=clock,
+            timeout=timeout,
+            nonce=nonce,
+            check_timestamp=check_timestamp,
         )
+        self._transport = transport
+        self._http = http_client
+        self._owns = http_client is None
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(transport=self._transport, timeout=self._timeout)
+        return self._http
+
+    async def _send(self, method: str, path: str, body: bytes) -> HttpResponse | str:
+        try:
+            return _from_httpx(await self._client().send(self._request(method, path, body)))
+        except httpx.HTTPError as exc:
+            return _failure(exc)
+
+    async def grant(self, grant: CouponGrant) -> CouponResult:
+        """Give one coupon (see :meth:`WeChatPayCouponGateway.grant`)."""
+        path, body = build_grant(self.config, grant, self.signer.mchid)
+        return self._grant_result(grant, await self._send("POST", path, body))
+
+    async def query(self, openid: str, coupon_id: str) -> CouponResult:
+        """Where the coupon stands (see :meth:`WeChatPayCouponGateway.query`)."""
+        path, body = build_query(self.config, openid, coupon_id)
+        return self._query_result(await self._send("GET", path, body))
