@@ -211,18 +211,21 @@ class _MessagingMixin(_Base):
             raise _Refuse(40003, "invalid openid")
         _, digest = self._content(body, CUSTOM_MSGTYPES)
         now = self.now()
-        if not f.subscribed or f.window_kind is None:
+        if not f.subscribed:
             raise _Refuse(45015, "response out of time limit or subscription is canceled")
-        span, quota = (
-            (MSG_WINDOW, MSG_WINDOW_QUOTA)
-            if f.window_kind == "message"
-            else (EVENT_WINDOW, EVENT_WINDOW_QUOTA)
-        )
-        if now - f.window_at > span:
+        open_windows = [
+            (group, w)
+            for group, w in sorted(f.windows.items())  # "event" (short-lived) before "message"
+            if now - w[0] <= (MSG_WINDOW if group == "message" else EVENT_WINDOW)
+        ]
+        if not open_windows:
             raise _Refuse(45015, "response out of time limit or subscription is canceled")
-        if f.window_used >= quota:
+        for group, w in open_windows:
+            if w[1] < (MSG_WINDOW_QUOTA if group == "message" else EVENT_WINDOW_QUOTA):
+                w[1] += 1
+                break
+        else:
             raise _Refuse(45047, "out of response count limit")
-        f.window_used += 1
         self._receive(acct, f.openid, "custom", digest, str(next(self._ids)))
         return {"errcode": 0, "errmsg": "ok"}
 
