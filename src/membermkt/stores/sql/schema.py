@@ -221,6 +221,14 @@ class Tables:
             sa.Index(f"{p}ix_delivery_batches_open", "campaign_id", "channel", "state"),
             **opts,
         )
+        self.job_results = sa.Table(
+            f"{p}job_results",
+            md,
+            sa.Column("key", Text(TEXT_LEN), primary_key=True),
+            sa.Column("result", _long_text(), nullable=False),
+            sa.Column("recorded_at", sa.BigInteger, nullable=False),
+            **opts,
+        )
         self.holds = sa.Table(
             f"{p}holds",
             md,
