@@ -59,6 +59,9 @@ def check_all(source, hist) -> None:
         assert a.paths(source, as_of=AS_OF, config=cfg) == a.paths(hist, as_of=AS_OF, config=cfg)
     assert a.paths(source, as_of=AS_OF, since=SINCE) == a.paths(hist, as_of=AS_OF, since=SINCE)
     assert a.attribution(source, as_of=AS_OF) == a.attribution(hist, as_of=AS_OF)
+    assert a.attribution(source, as_of=AS_OF, window=3 * DAY) == a.attribution(
+        hist, as_of=AS_OF, window=3 * DAY
+    )
     for period in ("week", "month"):
         assert a.cohorts(source, as_of=AS_OF, period=period, max_periods=4) == a.cohorts(
             hist, as_of=AS_OF, period=period, max_periods=4
