@@ -74,7 +74,7 @@ def check_all(source, hist) -> None:
     ids = [m.id for m, _ in hist]
     if hasattr(source, "select"):  # the activity segments select what activity_class says
         for c in core.ACTIVITY_CLASSES:
-            want = [m.id for m, _ in hist if core.activity_class(m, AS_OF) == c]
+            want = [m.id for m, es in hist if core.activity_class(m, AS_OF, events=es) == c]
             assert list(source.select(core.activity(c), AS_OF)) == want
     window = {"start": AS_OF - 5 * DAY, "end": AS_OF}
     lift = a.campaign_lift(source, treatment=ids[::2], holdout=ids[1::2], **window)
