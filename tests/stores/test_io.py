@@ -200,7 +200,7 @@ def test_export_sql_flattens_into_another_database(backend: str, tmp_path: Path)
     src.upsert_members(MEMBERS)
     src.append_events(EVENTS)
     prefix = unique_prefix()
-    counts = export_sql(src, url, table_prefix=prefix)
+    counts = src.export_sql(url, table_prefix=prefix)
     assert counts["members"] == 2
     assert counts["events"] == 3
     assert counts["member_identities"] == sum(len(m.identities) for m in MEMBERS)

@@ -24,7 +24,7 @@ from membermkt.core.events import Event
 from membermkt.core.members import Member
 from membermkt.errors import ConfigError, StoreError, UsageError
 
-__all__ = ["ExportCounts", "export_sql"]
+__all__ = ["ExportCounts", "SqlExport", "export_sql"]
 
 
 class _Exportable(Protocol):
@@ -217,3 +217,20 @@ def export_sql(
         if not isinstance(url, sa.Engine):
             engine.dispose()
     return counts
+
+
+class SqlExport:
+    """``store.export_sql(url)``: the method form of :func:`export_sql` on the stores."""
+
+    def export_sql(
+        self, url: str | sa.Engine, *, table_prefix: str = "", batch_size: int = 1000
+    ) -> ExportCounts:
+        """Copy every member and event into the database at ``url`` (see
+        :func:`membermkt.stores.export_sql.export_sql`).
+
+        Raises:
+            UsageError: for a bad argument.
+            ConfigError: for a URL SQLAlchemy cannot use.
+            StoreError: when the target database fails.
+        """
+        return export_sql(self, url, table_prefix=table_prefix, batch_size=batch_size)  # type: ignore[arg-type]
