@@ -591,8 +591,8 @@ def test_crashes_faults_and_resumes_never_double_pay(
 def test_policy_is_checked_at_claim_time(
     service: RedPacketService, store: InMemoryStore, emulator: WeChatPayEmulator
 ) -> None:
-    """A member who refused marketing is never paid; a claim never pays an openid that is
-    not the member's own; a claim for an unknown member pays nobody."""
+    """Rule pay.policy: a member who refused marketing is never paid; a claim never pays an
+    openid that is not the member's own; a claim for an unknown member pays nobody."""
     store.upsert_members(
         [
             Member(
