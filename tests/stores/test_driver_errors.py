@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from membermkt.core.events import Event
 from membermkt.core.members import Member
-from membermkt.errors import StoreError, StoreUnavailable
+from membermkt.errors import StoreError
 
 from .conftest import POSTGRES_URL, SQL_BACKENDS, backend_url, make_store
 
@@ -27,6 +27,14 @@ def store(request):
     s.close()
 
 
+def _error_of(fn):
+    try:
+        fn()
+    except StoreError as exc:
+        return exc
+    return None
+
+
 CASES = {
     "upsert_members": lambda s: s.upsert_members([Member("m2", tags={"a\x00b"})]),
     "append_events": lambda s: s.append_events([Event("m1", "ty\x00pe", AT, {})]),
@@ -39,14 +47,13 @@ CASES = {
 @pytest.mark.parametrize("operation", sorted(CASES))
 def test_nul_bytes_are_stored_or_a_store_error_naming_the_operation(store, operation):
     backend, s = store
-    try:
+    if backend != "postgresql":  # SQLite and MariaDB store a NUL byte
         CASES[operation](s)
-    except StoreError as exc:
-        assert str(exc).startswith(f"{operation}: "), str(exc)
-        assert exc.__cause__ is not None
-    else:
-        # SQLite and MariaDB store a NUL byte; PostgreSQL text cannot
-        assert backend != "postgresql"
+        return
+    with pytest.raises(StoreError) as info:  # PostgreSQL text cannot hold one
+        CASES[operation](s)
+    assert str(info.value).startswith(f"{operation}: "), str(info.value)
+    assert info.value.__cause__ is not None
 
 
 def test_over_long_event_type_is_a_membermkt_error(store):
@@ -71,11 +78,9 @@ def test_a_lost_connection_is_store_unavailable_naming_the_operation():
         with admin.begin() as conn:  # terminate exactly that backend, nobody else's
             conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
         admin.dispose()
-        try:
-            s.get_member("nobody")
-        except StoreError as exc:
-            assert isinstance(exc, StoreUnavailable) or "get_member" in str(exc)
-            assert str(exc).startswith("get_member: ")
+        exc = _error_of(lambda: s.get_member("nobody"))
+        if exc is not None:
+            assert str(exc).startswith("get_member: "), str(exc)
         # (a pool that noticed the dead connection and reconnected is also correct)
         assert s.get_member("nobody") is None
     finally:
