@@ -277,6 +277,83 @@ def run_delivery(args: argparse.Namespace, parent: Any) -> None:
     print(f"membermkt vs bare async httpx: {t_mm / t_bare:6.2f}x time    (goal <= 1.25x)")
 
 
+# --------------------------------------------------------------------------- prepare
+
+
+def prepare_throughput(url: str, n: int) -> tuple[float, float]:
+    """Members/s of ``prepare`` (plan + ledger history + bulk insert) on ``url``, and rows/s
+    of a raw executemany of the same delivery rows into an empty deliveries table."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from membermkt import Identity, Member, MemberState
+    from membermkt.core.campaigns import Campaign, Variant, plan
+    from membermkt.core.delivery import Delivery
+    from membermkt.engine.campaigns import prepare
+    from membermkt.segments import TRUE
+    from membermkt.stores.sql import SqlStore
+    from membermkt.stores.sql._rows import delivery_row
+
+    tag = uuid.uuid4().hex[:6]
+    campaign = Campaign(
+        id=f"prep-{tag}",
+        audience=TRUE,
+        channel="wechat.mass",
+        variants=(Variant(name="A", content={"msgtype": "text", "text": {"content": "hi"}}),),
+        address_namespace=APPID,
+    )
+    members = [
+        Member(
+            f"m{i:07d}",
+            identities=[Identity("openid", f"o{i:07d}", APPID)],
+            state=MemberState(subscribed=True),
+        )
+        for i in range(n)
+    ]
+    now = dt.datetime.now(dt.UTC)
+    store = SqlStore(url, table_prefix=f"bp{tag}_")
+    raw = SqlStore(url, table_prefix=f"br{tag}_")
+    try:
+        store.create_schema()
+        raw.create_schema()
+        t = time.perf_counter()
+        prepare(store, campaign, members, None, now, chunk=2000)
+        t_prep = time.perf_counter() - t
+        rows = [
+            delivery_row(d, now)
+            for d in plan(campaign, members, None, now)
+            if isinstance(d, Delivery)
+        ]
+        t = time.perf_counter()
+        with raw.engine.begin() as conn:
+            for i in range(0, len(rows), 2000):
+                conn.execute(sa.insert(raw.tables.deliveries), rows[i : i + 2000])
+        t_raw = time.perf_counter() - t
+        return n / t_prep, len(rows) / t_raw
+    finally:
+        store.drop_tables()
+        raw.drop_tables()
+        store.close()
+        raw.close()
+
+
+def run_prepare(args: argparse.Namespace) -> None:
+    import os
+    import tempfile
+
+    urls = {"SQLite": f"sqlite:///{tempfile.mkdtemp()}/prepare.db"}
+    pg = os.environ.get("MEMBERMKT_TEST_POSTGRES_URL")
+    if pg:
+        urls["PostgreSQL"] = pg
+    for name, url in urls.items():
+        rate, raw_rate = prepare_throughput(url, args.prepare_members)
+        print(
+            f"prepare on {name:10}: {rate:9,.0f} members/s  raw insert of the same rows "
+            f"{raw_rate:9,.0f} rows/s  ratio {rate / raw_rate:5.2f}  (goal on SQLite: >= 20,000/s)"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=100_000, help="template messages (default 100k)")
@@ -286,7 +363,12 @@ def main() -> None:
     ap.add_argument("--plan-members", type=int, default=10_000_000)
     ap.add_argument("--skip-delivery", action="store_true")
     ap.add_argument("--skip-plan", action="store_true")
+    ap.add_argument("--prepare-members", type=int, default=100_000)
+    ap.add_argument("--skip-prepare", action="store_true")
     args = ap.parse_args()
+
+    if not args.skip_prepare:
+        run_prepare(args)
 
     if not args.skip_delivery:
         ctx = mp.get_context("spawn")

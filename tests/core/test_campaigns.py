@@ -319,12 +319,18 @@ def test_validate_finds_what_the_platform_would_refuse() -> None:
         "msgtype" in p.path
         for p in validate(mass(variants=(Variant(name="A", content={"msgtype": "music"}),)))
     )
+    # plain values are wrapped by the client (#12: no false positive); a list is refused
     template = mass(
-        channel="wechat.template", variants=(Variant(name="A", content={"data": {"k": "v"}}),)
+        channel="wechat.template", variants=(Variant(name="A", content={"data": {"k": ["v"]}}),)
     )
     msgs = [str(p) for p in validate(template)]
     assert any("template_id" in m for m in msgs)
     assert any('{"value"' in m for m in msgs)
+    plain = mass(
+        channel="wechat.template",
+        variants=(Variant(name="A", content={"template_id": "T", "data": {"k": "v"}}),),
+    )
+    assert validate(plain) == ()
     wecom = mass(
         channel="wecom.mass",
         address_kind="external_userid",

@@ -312,3 +312,35 @@ def test_replay_rejects_foreign_events_and_naive_time() -> None:
         replay(welcome_journey(), Member("m"), [Event("x", "follow", T0)], T0)
     with pytest.raises(JourneyError, match="timezone-aware"):
         replay(welcome_journey(), Member("m"), [], dt.datetime(2026, 1, 1))
+
+
+def test_simulate_and_report_with_holdout_lift() -> None:
+    from membermkt.core.journeys import simulate
+
+    j = welcome_journey(holdout=30)
+    history = []
+    for i in range(300):
+        m = Member(f"m{i:03d}")
+        evs = [Event(m.id, "follow", T0, key=f"f{i}")]
+        if i % 4 == 0:
+            evs.append(Event(m.id, "purchase", T0 + dt.timedelta(days=1), {"amount_fen": 1}))
+        history.append((m, evs))
+    history.append((Member("never"), []))
+    sim = simulate(j, history, as_of=T0 + dt.timedelta(days=2))
+    assert len(sim.entered()) == 300
+    assert "never" not in sim.entered()
+    assert [e.step_id for e in sim.received("m001")] in ([], ["hello"])
+    rep = sim.report()
+    assert rep.entered == 300
+    assert dict(rep.ended) == {"goal": 75}
+    assert dict(rep.waiting) == {"wait3": 225}
+    assert rep.time_to_goal == (75, 86400.0, 86400.0)
+    arms = {a: (n, g) for a, n, g, _ in rep.arms}
+    assert sum(n for n, _ in arms.values()) == 300
+    assert sum(g for _, g in arms.values()) == 75
+    assert set(arms) == {"default", "holdout"}
+    ((name, lift),) = rep.lift
+    assert name == "default"
+    assert lift is not None
+    assert rep.to_dict()["ended"] == {"goal": 75}
+    assert "holdout" in rep._repr_html_()

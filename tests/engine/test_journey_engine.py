@@ -149,6 +149,9 @@ def test_welcome_wait_coupon_goal(backend: tuple[Any, Any]) -> None:
     by_status = {e.member_id: e.state.status for e in progress.entries("welcome")}
     assert by_status["m0"] == "goal"
     assert by_status["m1"] == "completed"
+    rep = engine.report("welcome")
+    assert dict(rep.ended) == {"goal": 1, "completed": 5}
+    assert rep.time_to_goal == (1, 86400.0, 86400.0)
     # a second pass over everything (a crashed worker's retry) plans nothing new
     for i in range(6):
         progress.wake("welcome", [f"m{i}"], at=T0 + 4 * DAY, version=1)

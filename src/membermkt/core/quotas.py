@@ -237,6 +237,8 @@ class Cap:
 
     def used(self, sends: Iterable[PastSend], at: dt.datetime, campaign_channel: str) -> int:
         """How many of ``sends`` count against the cap for a send at ``at``."""
+        if isinstance(sends, Sequence) and not sends:
+            return 0
         start, end = self.window(at)
         rolling = isinstance(self.period, dt.timedelta)
         n = 0

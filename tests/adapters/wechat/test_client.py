@@ -243,6 +243,25 @@ async def test_sync_tags_converges_in_few_calls(twin: Twin, emu, account):
     assert again.calls == 0
 
 
+async def test_sync_tags_counts_console_tags_and_prunes_leavers(twin: Twin, emu, account):
+    """Rule oa.tag_limit: 19 tags set in the console + 2 managed no longer abort the sync
+    with 45059 (one managed tag fits; the member is reported over the limit), and a member
+    who left the rule loses the managed tag (#17)."""
+    console = [(await twin.create_tag(f"console{i}")).id for i in range(19)]
+    for tid in console:
+        await twin.tag_users(tid, ["o00001"])
+    plan = await twin.sync_tags(
+        {"o00001": {"gold", "vip"}, "o00002": {"gold"}}, managed={"gold", "vip"}
+    )
+    assert plan.over_limit == ("o00001",)
+    assert len(account.tag_names("o00001")) == 20
+    assert account.tag_names("o00002") == {"gold"}
+    left = await twin.sync_tags({"o00001": {"gold"}}, managed={"gold", "vip"})
+    assert left.remove == {"gold": ("o00002",)}
+    assert account.tag_names("o00002") == set()
+    assert "gold" in account.tag_names("o00001")
+
+
 # ------------------------------------------------------------------------- messages
 
 

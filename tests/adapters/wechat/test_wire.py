@@ -138,7 +138,8 @@ names = st.sampled_from(["a", "b", "c", "d"])
 )
 def test_tag_sync_plan_reaches_the_desired_state(desired, fans):
     """Applying the plan (remove, then add) to the current fans gives exactly the desired
-    tags for the synced openids, touches no one else, and a second plan is empty."""
+    tags for the synced openids, takes the managed tags off fans who left the rule (absent
+    from ``desired``, #17), and a second plan is empty."""
     managed = {"a", "b", "c", "d"}
     plan = plan_tag_sync(desired, managed=managed, existing=fans.keys(), fans=fans)
     state = {n: set(fans.get(n, ())) for n in managed}
@@ -150,10 +151,21 @@ def test_tag_sync_plan_reaches_the_desired_state(desired, fans):
         assert {n for n in managed if o in state[n]} == set(want)
     for n in managed:
         outsiders = {o for o in fans.get(n, ()) if o not in desired}
-        assert outsiders <= state[n]
+        assert not outsiders & state[n]
+        assert set(plan.remove.get(n, ())) >= outsiders
     assert set(plan.create) == {n for n in plan.add if n not in fans}
     again = plan_tag_sync(desired, managed=managed, existing=managed, fans=state)
     assert again.calls == 0
+
+
+def test_tag_sync_counts_tags_set_elsewhere():
+    """19 console tags + 2 managed: one managed tag fits, the other is left out (never a
+    45059 that aborts the sync)."""
+    plan = plan_tag_sync(
+        {"o1": {"a", "b"}}, managed={"a", "b"}, existing=(), fans={}, other_tag_counts={"o1": 19}
+    )
+    assert plan.over_limit == ("o1",)
+    assert sum("o1" in v for v in plan.add.values()) == 1
 
 
 def test_tag_sync_respects_twenty_tags_per_user():

@@ -148,11 +148,13 @@ def follower_pages_of_tag(tag_id: int) -> Op[list[str]]:
 def sync_tags(
     desired: Mapping[str, Iterable[str]], *, managed: Iterable[str] | None = None
 ) -> Op[TagSyncPlan]:
-    """Make WeChat's tags match ``desired`` (openid → tag names) for those openids.
+    """Make WeChat's managed tags match ``desired`` (openid → tag names).
 
     ``managed`` (default: every name in ``desired``) are the tags membermkt owns: they are
-    created when missing, added and removed; other tags are left alone. Reads: one
-    ``tags/get`` plus the fans of each managed tag that exists; writes: see
+    created when missing, added and removed; other tags are left alone but count toward the
+    20-tags-per-user limit. A fan of a managed tag missing from ``desired`` (a member who
+    left the rule) loses it. Reads: one ``tags/get``, the fans of each managed tag that
+    exists, and ``user/info/batchget`` for the openids that gain tags; writes: see
     :class:`TagSyncPlan.calls`.
     """
     desired_sets = {o: frozenset(ts) for o, ts in desired.items()}
@@ -165,6 +167,21 @@ def sync_tags(
     for name, tag in by_name.items():
         fans[name] = yield from follower_pages_of_tag(tag.id)
     plan = plan_tag_sync(desired_sets, managed=managed_set, existing=by_name.keys(), fans=fans)
+    adding = sorted({o for openids in plan.add.values() for o in openids})
+    if adding:
+        # rule: oa.tag_limit -- tags set elsewhere count toward the 20-per-user limit (45059):
+        # read each receiver's
+        # tag ids (batchget, 100 per call) and plan again with them.
+        managed_ids = {t.id for t in by_name.values()}
+        infos: list[UserInfo] = yield from user_infos(adding)
+        others = {i.openid: len(set(i.tagids) - managed_ids) for i in infos}
+        plan = plan_tag_sync(
+            desired_sets,
+            managed=managed_set,
+            existing=by_name.keys(),
+            fans=fans,
+            other_tag_counts=others,
+        )
     ids = {name: t.id for name, t in by_name.items()}
     for name in plan.create:
         created: tags.Tag = yield tags.create_tag(name)

@@ -55,11 +55,13 @@ def plan_tag_sync(
     """Plan the tag changes.
 
     Args:
-        desired: openid → the managed tag names it should carry (other names are ignored).
+        desired: openid → the managed tag names it should carry; a current fan of a managed
+            tag that is not in ``desired`` (a member who left the rule) loses that tag.
         managed: the tag names membermkt owns; only these are added or removed.
         existing: tag names that exist on the account.
         fans: managed tag name → its current fans (only openids in ``desired`` matter).
-        other_tag_counts: openid → how many unmanaged tags it carries (for the 20 limit).
+        other_tag_counts: openid → how many tags set elsewhere (console, other tools) it
+            carries; they count toward the platform's 20 tags per user.
 
     Raises:
         UsageError: when a desired tag is not in ``managed``.
@@ -72,11 +74,11 @@ def plan_tag_sync(
     current: dict[str, set[str]] = {o: set() for o in desired}
     for name in managed_set:
         for o in fans.get(name, ()):
-            if o in current:
-                current[o].add(name)
+            # A fan missing from ``desired`` left the rule: it loses the managed tag.
+            current.setdefault(o, set()).add(name)
     over: list[str] = []
-    for openid in sorted(desired):
-        want = set(desired[openid])
+    for openid in sorted(current):
+        want = set(desired.get(openid, ()))
         stray = want - managed_set
         if stray:
             raise UsageError(f"{openid}: tags {sorted(stray)} are not managed by this sync")

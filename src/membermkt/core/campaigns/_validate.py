@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,7 +11,7 @@ import attrs
 from membermkt.core.campaigns._model import Campaign
 from membermkt.core.campaigns._variants import Variant
 from membermkt.core.delivery import ChannelCapabilities
-from membermkt.core.quotas import ChannelRules
+from membermkt.core.quotas import DEFAULT_RULES, ChannelRules
 from membermkt.core.templating import Template
 from membermkt.errors import UsageError
 
@@ -24,6 +25,10 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
+
+
+_BUILT_IN = frozenset({*DEFAULT_RULES, "wecom.welcome"})
+"""Built-in channel names a misspelling is compared with."""
 
 
 def _get_path(payload: Mapping[str, Any], path: str) -> Any:
@@ -46,6 +51,24 @@ def _check_content(
     )
     if rules.msgtypes:
         mt = payload.get("msgtype")
+        if "template_id" in payload and mt is None:
+            problems.append(
+                Problem(
+                    f"{prefix}.template_id",
+                    f"a template message cannot go through {rules.channel} "
+                    "(use channel 'wechat.template')",
+                )
+            )
+        elif not isinstance(mt, str):
+            problems.append(Problem(f"{prefix}.msgtype", f"{rules.channel} needs a msgtype"))
+        elif mt in rules.msgtypes and not isinstance(payload.get(mt), Mapping):
+            problems.append(
+                Problem(
+                    f"{prefix}.{mt}",
+                    f"msgtype {mt!r} needs its content object {mt!r} (e.g. "
+                    f'{{"msgtype": "text", "text": {{"content": ...}}}})',
+                )
+            )
         if isinstance(mt, str) and mt not in rules.msgtypes:
             problems.append(
                 Problem(
@@ -76,14 +99,19 @@ def _check_content(
             )
     if rules.channel == "wechat.template":
         data = payload.get("data")
+        # plain values are wrapped as {"value": v} by the client (send_template)
         if data is not None and not (
             isinstance(data, Mapping)
-            and all(isinstance(v, Mapping) and "value" in v for v in data.values())
+            and all(
+                (isinstance(v, Mapping) and "value" in v)
+                or isinstance(v, str | int | float | Template)
+                for v in data.values()
+            )
         ):
             problems.append(
                 Problem(
                     f"{prefix}.data",
-                    'template data must map each keyword to {"value": ...} (ref §1.5)',
+                    'template data must map each keyword to a value or {"value": ...} (ref §1.5)',
                 )
             )
     return problems
@@ -107,6 +135,14 @@ def validate(
     """
     rules = campaign.platform_rules
     problems: list[Problem] = []
+    if campaign.channel not in _BUILT_IN:
+        near = difflib.get_close_matches(campaign.channel, sorted(_BUILT_IN), n=1, cutoff=0.85)
+        if near:
+            problems.append(
+                Problem(
+                    "channel", f"unknown channel {campaign.channel!r}: did you mean {near[0]!r}?"
+                )
+            )
     for i, v in enumerate(campaign.variants):
         prefix = f"variants[{i}]({v.name}).content"
         compiled = v._compiled

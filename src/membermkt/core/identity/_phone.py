@@ -29,7 +29,8 @@ def normalize_phone(number: str) -> str:
         s = s[2:]
     s = _NON_DIGITS.sub("", s)
     if not s.isdigit() or not 6 <= len(s) <= 15:
-        raise UsageError(f"not a phone number: {number!r}")
+        # never echo the input: it is (nearly) a phone number, personal data
+        raise UsageError(f"not a phone number ({len(number)} characters; 6-15 digits expected)")
     if len(s) == 11 and s.startswith("1"):
         s = "86" + s
     return s

@@ -40,6 +40,7 @@ from membermkt.core.journeys._replay import (
     pick,
     replay,
 )
+from membermkt.core.journeys._report import JourneyReport, Simulation, journey_report, simulate
 from membermkt.core.journeys._validate import ChannelRule, validate
 
 __all__ = [
@@ -52,12 +53,14 @@ __all__ = [
     "Goal",
     "Grant",
     "Journey",
+    "JourneyReport",
     "MemberJourney",
     "Reentry",
     "Resume",
     "ScheduleTrigger",
     "SegmentTrigger",
     "Send",
+    "Simulation",
     "StaffTask",
     "Step",
     "Tag",
@@ -68,9 +71,11 @@ __all__ = [
     "WaitUntil",
     "effect_key",
     "journey_from_json",
+    "journey_report",
     "journey_to_json",
     "pick",
     "replay",
+    "simulate",
     "successors",
     "validate",
 ]

@@ -206,7 +206,7 @@ _BUILD: Final[dict[str, Callable[[dict[str, Any], str], Step]]] = {
     ),
     "tag": lambda o, p: Tag(o["id"], o["tag"], o.get("next"), bool(o.get("remove", False))),
     "staff_task": lambda o, p: StaffTask(
-        o["id"], o["title"], o["script"], o.get("next"), o.get("channel", "wecom.sop")
+        o["id"], o["title"], o["script"], o.get("next"), o.get("channel", "wecom.mass")
     ),
     "exit": lambda o, p: Exit(o["id"], o.get("reason", "done")),
 }

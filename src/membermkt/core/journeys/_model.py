@@ -319,13 +319,16 @@ class Tag:
 @attrs.frozen(slots=True)
 class StaffTask:
     """Ask the staff who owns the member's WeCom relation to act (SOP): ``title`` and a
-    suggested ``script`` to send, delivered on ``channel`` (default ``"wecom.sop"``)."""
+    suggested ``script`` to send, delivered on ``channel`` (default ``"wecom.mass"``: an
+    ``add_msg_template`` task for that staff member, who confirms it in WeCom). The engine
+    sets the payload's ``sender`` to the owner staff (their latest ``contact_added`` not
+    deleted since) and ``text`` to the script."""
 
     id: str = attrs.field(validator=_check_id("StaffTask"))
     title: str = attrs.field()
     script: str = attrs.field()
     next: str | None = attrs.field(default=None, validator=_check_opt_id("StaffTask"))
-    channel: str = attrs.field(default="wecom.sop", validator=_check_id("StaffTask"))
+    channel: str = attrs.field(default="wecom.mass", validator=_check_id("StaffTask"))
     kind = "staff_task"
 
     def __attrs_post_init__(self) -> None:

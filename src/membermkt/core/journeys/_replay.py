@@ -352,7 +352,7 @@ class _Walker:
         elif isinstance(step, Tag):
             payload, channel = {"tag": step.tag, "remove": step.remove}, "journey.tag"
         else:
-            payload = {"title": step.title, "script": step.script}
+            payload = {"title": step.title, "script": step.script, "text": step.script}
             channel = step.channel
         return Effect(
             key=effect_key(self.j.id, self.j.version, self.member.id, step.id, entry),

@@ -8,7 +8,9 @@ from membermkt.engine.journeys._engine import (
     JourneyEngine,
     TickResult,
     campaign_id_for,
+    owner_staff,
     replay_epochs,
+    sop_completion,
 )
 from membermkt.engine.journeys._progress import (
     EntryRow,
@@ -32,5 +34,7 @@ __all__ = [
     "TagChannel",
     "TickResult",
     "campaign_id_for",
+    "owner_staff",
     "replay_epochs",
+    "sop_completion",
 ]

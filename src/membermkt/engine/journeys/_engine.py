@@ -38,21 +38,30 @@ from membermkt.core.journeys import (
     Effect,
     EventTrigger,
     Journey,
+    JourneyReport,
     MemberJourney,
     Resume,
     ScheduleTrigger,
     SegmentTrigger,
     WaitForEvent,
+    journey_report,
     replay,
 )
 from membermkt.core.members import Member
-from membermkt.core.ports import AsyncChannel, Channel, Clock, Store
+from membermkt.core.ports import AsyncChannel, Channel, Clock, Ledger, Store
 from membermkt.engine.journeys._channels import MEMBER_ADDRESS, TagChannel
 from membermkt.engine.journeys._progress import EntryRow, Epoch, JourneyProgress, MemberProgress
 from membermkt.engine.runner import CampaignRunner, RunResult
 from membermkt.errors import JourneyError, UsageError
 
-__all__ = ["JourneyEngine", "TickResult", "campaign_id_for", "replay_epochs"]
+__all__ = [
+    "JourneyEngine",
+    "TickResult",
+    "campaign_id_for",
+    "owner_staff",
+    "replay_epochs",
+    "sop_completion",
+]
 
 
 def campaign_id_for(journey_id: str) -> str:
@@ -311,12 +320,15 @@ class JourneyEngine:
         entries, effects, due = replay_epochs(versions, epochs, member, events, now)
         deliveries: list[Delivery] = []
         missing = 0
+        owner = owner_staff(events)
         for e in effects:
             address = self._address(member, e.channel)
-            if address is None:
+            if address is None or (e.kind == "staff_task" and owner is None):
                 missing += 1
                 continue
             payload = dict(e.payload)
+            if e.kind == "staff_task":
+                payload["sender"] = owner
             payload.setdefault("journey", f"{e.journey_id}@{e.version}:{e.step_id}#{e.entry}")
             deliveries.append(
                 Delivery(
@@ -375,6 +387,14 @@ class JourneyEngine:
 
     # ------------------------------------------------------------------ reading
 
+    def report(self, journey_id: str, *, as_of: dt.datetime | None = None) -> JourneyReport:
+        """The funnel of the journey's entries as last processed (see
+        :func:`membermkt.core.journeys.journey_report`)."""
+        self.current(journey_id)
+        return journey_report(
+            journey_id, [e.state for e in self.progress.entries(journey_id)], as_of=as_of
+        )
+
     def state(self, journey_id: str, member_id: str, *, now: dt.datetime) -> MemberJourney:
         """Where a member is in the current version (computed, nothing written)."""
         j = self.current(journey_id)
@@ -382,6 +402,45 @@ class JourneyEngine:
         if member is None:
             raise UsageError(f"unknown member {member_id!r}")
         return replay(j, member, self.store.events_for(member_id, until=now), now)
+
+
+def owner_staff(events: Iterable[Event]) -> str | None:
+    """The WeCom staff userid holding the member's relation: the ``staff`` of the latest
+    ``contact_added`` event not followed by a ``contact_deleted`` of that staff."""
+    owner: str | None = None
+    for ev in sorted(events, key=lambda e: (e.at_utc, e.type)):
+        staff = ev.properties.get("staff")
+        if ev.type == "contact_added" and isinstance(staff, str) and staff:
+            owner = staff
+        elif ev.type == "contact_deleted" and staff == owner:
+            owner = None
+    return owner
+
+
+def sop_completion(ledger: Ledger, journey_id: str) -> dict[str, dict[str, int]]:
+    """Per staff member, their SOP tasks of a journey by ledger status: ``tasks``,
+    ``completed`` (``sent``: the customer got it after the staff confirmed), ``pending``
+    (``pending_confirmation``/``planned``/``sending``), ``failed``, ``unknown``. Completion
+    comes from WeCom's results, pulled into the ledger by
+    :func:`membermkt.channels.wecom.pull_mass_results` (campaign id
+    :func:`campaign_id_for`). Join it with the staff metrics by staff userid."""
+    out: dict[str, dict[str, int]] = {}
+    for rec in ledger.deliveries(campaign_id_for(journey_id)):
+        sender = rec.delivery.payload.get("sender")
+        if "script" not in rec.delivery.payload or not isinstance(sender, str):
+            continue
+        row = out.setdefault(
+            sender, {"tasks": 0, "completed": 0, "pending": 0, "failed": 0, "unknown": 0}
+        )
+        row["tasks"] += 1
+        status = rec.status.value
+        if status == "sent":
+            row["completed"] += 1
+        elif status in ("failed", "unknown"):
+            row[status] += 1
+        else:
+            row["pending"] += 1
+    return dict(sorted(out.items()))
 
 
 def _interesting(j: Journey, versions: Iterable[Journey]) -> set[str] | None:

@@ -20,7 +20,7 @@ CLASSIC_PATH = "/cgi-bin/token"
 class AccessToken:
     """A token and its lifetime in seconds, as the platform answered."""
 
-    access_token: str
+    access_token: str = attrs.field(repr=False)
     expires_in: int
 
     @classmethod

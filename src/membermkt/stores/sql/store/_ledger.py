@@ -46,7 +46,11 @@ class _LedgerMixin(_Bulk):
             }
             todo = [r for r in chunk if r["key"] not in have]
             if todo:
-                conn.execute(self._insert_ignore(t), todo)
+                # driver-level executemany (a concurrent prepare may insert the same key)
+                cols = list(todo[0])
+                self._insert_many(
+                    conn, t, cols, [tuple(r[c] for c in cols) for r in todo], ignore=True
+                )
             return len(todo)
 
         return sum(

@@ -24,8 +24,17 @@ class _AccountMixin(_Base):
         scene = (body.get("action_info") or {}).get("scene") or {}
         if action in ("QR_SCENE", "QR_LIMIT_SCENE"):
             sid = scene.get("scene_id", 0)
-            ok = isinstance(sid, int) and (
-                1 <= sid <= 100_000 if action == "QR_LIMIT_SCENE" else sid != 0
+            # rule: oa.qr_scene_id -- QR_SCENE: a 32-bit non-zero integer; QR_LIMIT_SCENE:
+            # 1-100,000 (reference §1.7; signed or unsigned 32 bits is unconfirmed: both
+            # ranges are accepted, nothing wider)
+            ok = (
+                isinstance(sid, int)
+                and not isinstance(sid, bool)
+                and (
+                    1 <= sid <= 100_000
+                    if action == "QR_LIMIT_SCENE"
+                    else sid != 0 and -(2**31) <= sid < 2**32
+                )
             )
             value = str(sid)
         elif action in ("QR_STR_SCENE", "QR_LIMIT_STR_SCENE"):

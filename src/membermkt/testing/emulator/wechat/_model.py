@@ -59,9 +59,10 @@ class Follower:
     scene: str | None = None
     tagids: set[int] = attrs.field(factory=set)
     blocked: bool = False
-    window_kind: str | None = None
-    window_at: float = 0.0
-    window_used: int = 0
+    # rule: oa.cs_window -- one window per kind of action, side by side: a message opens
+    # 48 h / 5 sends, a click / follow / scan opens 1 min / 3 sends; a later click does not
+    # close an open message window (reference §1.6). kind group -> [opened at, sends used]
+    windows: dict[str, list[float]] = attrs.field(factory=dict)
     mass_month: dict[str, int] = attrs.field(factory=dict)
     subscribe_grants: collections.Counter[str] = attrs.field(factory=collections.Counter)
 
@@ -144,6 +145,8 @@ class Account:
         self.stable: tuple[str, float] | None = None
         self.valid_tokens: dict[str, float] = {}
         self.token_fetches = 0
+        self.force_refreshes: list[float] = []  # stable_token force_refresh times
+        self.replaced: set[str] = set()  # classic tokens superseded by a newer one
         self.token_repeats = 0
         """Stable-token fetches answered with the still-current token (redundant fetches)."""
 
@@ -191,7 +194,7 @@ class Account:
         with self.emulator.lock:
             f = self._follower(openid)
             f.subscribed = False
-            f.window_kind = None
+            f.windows.clear()
         return self.event_push(openid, "unsubscribe", at=now)
 
     def interact(self, openid: str, kind: str = "message", *, at: float | None = None) -> None:
@@ -319,4 +322,4 @@ class Account:
 
     @staticmethod
     def _interact(f: Follower, kind: str, now: float) -> None:
-        f.window_kind, f.window_at, f.window_used = kind, now, 0
+        f.windows["message" if kind == "message" else "event"] = [now, 0]

@@ -9,6 +9,9 @@ from typing import Any
 from membermkt.testing.emulator.wechat._base import _Base
 from membermkt.testing.emulator.wechat._model import Account, _Refuse
 
+FORCE_REFRESH_PER_DAY = 20
+FORCE_REFRESH_INTERVAL = 30.0
+
 
 class _TokensMixin(_Base):
     """Issues, rotates and checks access tokens."""
@@ -39,6 +42,14 @@ class _TokensMixin(_Base):
         now = self.now()
         cur = acct.stable
         if body.get("force_refresh"):
+            # rule: oa.force_refresh -- stable_token force_refresh: 20 a day, 30 s apart
+            # (reference §5); the refusal code is unconfirmed (45009, the API-limit code)
+            day = [t for t in acct.force_refreshes if now - t < 86_400]
+            if len(day) >= FORCE_REFRESH_PER_DAY or (
+                day and now - day[-1] < FORCE_REFRESH_INTERVAL
+            ):
+                raise _Refuse(45009, "reach max api daily quota limit (force_refresh)")
+            acct.force_refreshes = [*day, now]
             if cur is not None:
                 acct.valid_tokens.pop(cur[0], None)
             cur = None
@@ -59,6 +70,7 @@ class _TokensMixin(_Base):
         for tok, dies in list(acct.valid_tokens.items()):
             if tok != stable:  # the two endpoints' tokens are independent
                 acct.valid_tokens[tok] = min(dies, now + self.token_overlap)
+                acct.replaced.add(tok)
         token = self._issue(acct, now)
         return {"access_token": token, "expires_in": int(self.token_ttl)}
 
@@ -78,5 +90,10 @@ class _TokensMixin(_Base):
         if dies is None:
             raise _Refuse(40001, "invalid credential, access_token is invalid or not latest")
         if self.now() >= dies:
+            # rule: oa.replaced_token -- a classic token replaced by a newer one is "not
+            # latest" (40001) once its 5-minute overlap is over; only a token that simply
+            # outlived its 7,200 s is 42001 (reference §1.1)
+            if token in acct.replaced:
+                raise _Refuse(40001, "invalid credential, access_token is invalid or not latest")
             raise _Refuse(42001, "access_token expired")
         return acct

@@ -40,6 +40,26 @@ class _EmulatorBase:
         self.errcodes: collections.Counter[int] = collections.Counter()
         """How often each non-zero errcode was answered."""
         self._fail: collections.deque[tuple[int, str | None]] = collections.deque()
+        # rule: wecom.api_rate -- any single API, per corp: 10,000 calls a minute and 150,000
+        # an hour (reference §5, official 90454), then 45009. None switches a cap off.
+        self.api_per_minute: int | None = 10_000
+        self.api_per_hour: int | None = 150_000
+        self._api_windows: dict[tuple[str, str, int], int] = {}
+
+    def _rate(self, corpid: str, api: str) -> None:
+        """Count one call of ``api`` by ``corpid``; 45009 over the minute or hour cap."""
+        now = self.now()
+        for span, cap in ((60, self.api_per_minute), (3600, self.api_per_hour)):
+            if cap is None:
+                continue
+            key = (corpid, api, int(now // span) * span)
+            used = self._api_windows.get(key, 0) + 1
+            self._api_windows[key] = used
+            if used > cap:
+                raise _Refuse(45009, "api freq out of limit")
+        if len(self._api_windows) > 10_000:  # forget windows that are over
+            for k in [k for k in self._api_windows if now - k[2] > 3600]:
+                del self._api_windows[k]
 
     @staticmethod
     def _content(body: Mapping[str, Any]) -> tuple[str | None, list[Any]]:
@@ -49,6 +69,8 @@ class _EmulatorBase:
             raise _Refuse(_INVALID, "text content over 4000 bytes")
         if len(attachments) > 9:
             raise _Refuse(_INVALID, "too many attachments")
+        for a in attachments:
+            _check_attachment(a)
         if not text and not attachments:
             raise _Refuse(_INVALID, "empty message")
         return text, attachments
@@ -63,6 +85,31 @@ class _EmulatorBase:
         start = _offset(body)
         nxt = str(start + limit) if start + limit < len(items) else ""
         return items[start : start + limit], nxt
+
+
+_ATTACHMENT_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    # msgtype -> alternatives of required fields (reference §3.4)
+    "image": (("media_id",), ("pic_url",)),
+    "link": (("title", "url"),),
+    "miniprogram": (("title", "pic_media_id", "appid", "page"),),
+    "video": (("media_id",),),
+    "file": (("media_id",),),
+}
+
+
+def _check_attachment(a: Any) -> None:
+    """rule: wecom.attachment_msgtype -- every attachment names a msgtype among image, link,
+    miniprogram, video, file and carries that type's fields (reference §3.4); the refusal
+    code 40008 "invalid message type" is unconfirmed for this API."""
+    msgtype = a.get("msgtype") if isinstance(a, Mapping) else None
+    alternatives = _ATTACHMENT_FIELDS.get(str(msgtype))
+    if alternatives is None:
+        raise _Refuse(40008, f"invalid attachment msgtype {msgtype!r}")
+    payload = a.get(msgtype)
+    if not isinstance(payload, Mapping) or not any(
+        all(payload.get(f) for f in needed) for needed in alternatives
+    ):
+        raise _Refuse(_INVALID, f"attachment {msgtype}: missing {alternatives[0]}")
 
 
 def _offset(body: Mapping[str, Any]) -> int:

@@ -140,6 +140,7 @@ class WeComEmulator(
         if api == "/cgi-bin/gettoken":
             return self._gettoken(params)
         corp = self._authorize(params.get("access_token", ""), fault)
+        self._rate(corp.corpid, api)
         handler = _ROUTES.get(api)
         if handler is None:
             raise _Refuse(48002, f"api forbidden: {api}")  # emulator choice for unknown APIs

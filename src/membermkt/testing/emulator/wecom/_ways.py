@@ -13,6 +13,8 @@ from membermkt.testing.emulator.wecom._models import (
     _Way,
 )
 
+MAX_WAY_EXPIRES = 14 * 86_400
+
 
 class _WaysMixin(_EmulatorBase):
     """``*_contact_way``: ``state`` ≤ 30 characters, type 1 takes one user."""
@@ -21,6 +23,16 @@ class _WaysMixin(_EmulatorBase):
         state = body.get("state")
         if state is not None and (not isinstance(state, str) or len(state) > 30):
             raise _Refuse(_INVALID, "invalid state: longer than 30 characters")
+        # rule: wecom.way_expires -- expires_in (temporary codes) and chat_expires_in are at
+        # most 14 days (reference §3.6)
+        for name in ("expires_in", "chat_expires_in"):
+            value = body.get(name)
+            if value is not None and (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or not 1 <= value <= MAX_WAY_EXPIRES
+            ):
+                raise _Refuse(_INVALID, f"invalid {name}: at most 14 days ({MAX_WAY_EXPIRES} s)")
         remark = body.get("remark")
         if remark is not None and (not isinstance(remark, str) or len(remark) > 30):
             raise _Refuse(_INVALID, "invalid remark")
