@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/campaigns.py --n 10000 --plan-members 1000000
 	$(BIN)/python benchmarks/synthetic.py --members 200000
 	$(BIN)/python benchmarks/scale_postgres.py --members 200000 --events 2000000
+	$(BIN)/python benchmarks/ledger_workers.py --n 5000 --workers 1 2 4
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis site

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import attrs
+import pytest
 
 from membermkt import Identity, Member, MemberState
 from membermkt.channels.wechat.channel import WeChatMassChannel
@@ -29,6 +32,7 @@ from membermkt.wire.budget import CallBudget
 from membermkt.wire.retry import RetryPolicy
 
 APPID = "wxguarantee0001"
+BEIJING = dt.timezone(dt.timedelta(hours=8))
 MASS_API = "/cgi-bin/message/mass/send"
 T0 = dt.datetime(2026, 3, 10, 4, tzinfo=dt.UTC)  # 12:00 in Beijing
 
@@ -308,3 +312,38 @@ def test_validation_catches_what_the_send_would_fail_on() -> None:
     assert problems("wechat.template", {"template_id": "T", "data": {"k": ["v"]}}) == [
         "variants[0](A).content.data"
     ]
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_job_results_are_recorded_once_and_reconcile_with_the_ledger(
+    kind: str, tmp_path: Path
+) -> None:
+    """Rule: MASSSENDJOBFINISH callbacks are de-duplicated in the store (a second delivery of
+    the same push, or another process, records nothing) and their counts reconcile the
+    campaign: the ledger's `sent` per job equals the platform's audience, a follower who had
+    already had 4 mass messages this month is counted as not reached."""
+    from membermkt.channels.wechat.messages import parse_message
+    from membermkt.engine.jobresults import JobResult, reconcile_jobs, record_job_results
+    from membermkt.stores.sql import SqlStore
+
+    n = 10
+    clock = Clock()
+    emu, channel = _setup(n, clock)
+    follower = emu.accounts[APPID].followers["o00003"]
+    follower.mass_month[dt.datetime.fromtimestamp(clock.unix(), BEIJING).strftime("%Y-%m")] = 4
+    store: Any = InMemoryStore() if kind == "memory" else SqlStore(f"sqlite:///{tmp_path / 'j.db'}")
+    c = _mass_campaign()
+    prepare(store, c, _members(n), {}, T0)
+    CampaignRunner(store, channel, sleep=no_sleep, clock=clock).run(c.id)
+    pushes = emu.job_finish_pushes(APPID)
+    assert len(pushes) == 1
+    results = [JobResult.from_message(APPID, parse_message(p.body)) for p in pushes * 2]
+    assert record_job_results(store, [r for r in results if r], now=clock.now()) == 1
+    assert record_job_results(store, [r for r in results if r], now=clock.now()) == 0
+    rec = reconcile_jobs(store, c.id, appid=APPID)
+    assert rec.missing == ()
+    assert sum(rec.ledger_sent.values()) == n
+    (job,) = rec.platform.values()
+    assert (job.total, job.filtered, job.sent, job.errors) == (n, n, n - 1, 1)
+    assert rec.reached == n - 1
+    assert rec.not_reached == 1

@@ -62,10 +62,11 @@ def _rule(product: str, **kw: object) -> RedPacketRule:
 def test_balance_runs_out_mid_campaign_top_up_and_resume_pays_every_bill_once(
     product: str, creds: TestCredentials, tmp_path: Path
 ) -> None:
-    """30 members claim; the merchant account holds money for 10 packets. 20 intents park as
-    ``waiting_funds`` with their bill numbers and reservations; repeated claims and a
-    reconciliation neither release them nor mint new bills; after a top-up, resuming pays
-    each of the 20 under its original bill number — every member paid exactly once."""
+    """Rule pay.no_funds: 30 members claim; the merchant account holds money for 10
+    packets. 20 intents park as ``waiting_funds`` with their bill numbers and reservations;
+    repeated claims and a reconciliation neither release them nor mint new bills; after a
+    top-up, resuming pays each of the 20 under its original bill number — every member paid
+    exactly once."""
     platform_clock = StepClock(step=dt.timedelta(milliseconds=100))  # 10 requests/s
     emulator = WeChatPayEmulator(
         creds,

@@ -7,6 +7,7 @@ import datetime as dt
 import heapq
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -50,6 +51,7 @@ class _MemoryLedger:
         self._batches: dict[str, LedgerBatch] = {}
         self._holds: dict[str, dt.datetime] = {}
         self._by_member: dict[str, list[str]] = {}  # member id -> delivery keys
+        self._job_results: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ plan
 
@@ -452,3 +454,21 @@ class _MemoryLedger:
                         PastSend(member_id=mid, channel=d.channel, at=at, campaign_id=d.campaign_id)
                     )
         return out
+
+    def record_job_result(self, key: str, result: Mapping[str, Any], *, now: dt.datetime) -> bool:
+        """Keep a platform job result once: ``False`` when ``key`` was already recorded.
+
+        Raises:
+            UsageError: for a naive ``now``.
+        """
+        check_now(now)
+        with self._lock:
+            if key in self._job_results:
+                return False
+            self._job_results[key] = dict(result)
+            return True
+
+    def job_results(self, keys: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        """The recorded job results among ``keys``."""
+        with self._lock:
+            return {k: dict(self._job_results[k]) for k in keys if k in self._job_results}

@@ -244,9 +244,9 @@ async def test_sync_tags_converges_in_few_calls(twin: Twin, emu, account):
 
 
 async def test_sync_tags_counts_console_tags_and_prunes_leavers(twin: Twin, emu, account):
-    """19 tags set in the console + 2 managed no longer abort the sync with 45059 (one
-    managed tag fits; the member is reported over the limit), and a member who left the
-    rule loses the managed tag (#17)."""
+    """Rule oa.tag_limit: 19 tags set in the console + 2 managed no longer abort the sync
+    with 45059 (one managed tag fits; the member is reported over the limit), and a member
+    who left the rule loses the managed tag (#17)."""
     console = [(await twin.create_tag(f"console{i}")).id for i in range(19)]
     for tid in console:
         await twin.tag_users(tid, ["o00001"])

@@ -53,6 +53,8 @@ def v2_answer(code: str) -> HttpResponse:
 def test_v2_codes_follow_the_official_table(
     code: str, status: PayoutStatus, retryable: bool
 ) -> None:
+    """Rule v2.error_names: the official table's names are classified; the old spellings
+    are unknown codes (outcome unknown, never a false "failed")."""
     result = v2.parse_sendredpack(BILL, v2_answer(code), API_KEY)
     assert (result.status, result.state, result.retryable) == (status, code, retryable)
 
@@ -136,6 +138,7 @@ def test_v3_callbacks_of_another_kind_are_refused(
 
 
 def test_v3_callback_signature_type_is_checked(creds: TestCredentials) -> None:
+    """Rule v3.callback_kind: Wechatpay-Signature-Type must be WECHATPAY2-SHA256-RSA2048."""
     keys = {creds.platform_serial: load_certificate(creds.platform_cert).public_key()}
     headers, body = signed_callback(creds, envelope(), sig_type="WECHATPAY2-SM2-WITH-SM3")
     with pytest.raises(SignatureError, match="Signature-Type"):

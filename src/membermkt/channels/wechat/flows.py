@@ -169,7 +169,8 @@ def sync_tags(
     plan = plan_tag_sync(desired_sets, managed=managed_set, existing=by_name.keys(), fans=fans)
     adding = sorted({o for openids in plan.add.values() for o in openids})
     if adding:
-        # Tags set elsewhere count toward the 20-per-user limit (45059): read each receiver's
+        # rule: oa.tag_limit -- tags set elsewhere count toward the 20-per-user limit (45059):
+        # read each receiver's
         # tag ids (batchget, 100 per call) and plan again with them.
         managed_ids = {t.id for t in by_name.values()}
         infos: list[UserInfo] = yield from user_infos(adding)

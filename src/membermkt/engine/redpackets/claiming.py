@@ -69,7 +69,7 @@ class _ClaimFlows(_PayFlows):
             if member is None:
                 # Consent and address ownership cannot be checked: never pay a stranger.
                 return ClaimOutcome(status="denied", reason=DenyReason.UNKNOWN_MEMBER.value)
-            # Policy at claim time: consent, and the address must be the member's own openid.
+            # rule: pay.policy -- consent, and the address must be the member's own openid
             policy = policy_denial(member, claim.address)
             if policy is not None:
                 return ClaimOutcome(status="denied", reason=policy.value)

@@ -53,8 +53,9 @@ class _PayFlows(_FlowsBase):
                 if result.status in (PayoutStatus.NOT_FOUND, PayoutStatus.UNKNOWN):
                     continue  # the same bill number again; the platform pays it at most once
             if result.status is PayoutStatus.NO_FUNDS:
-                # NOTENOUGH / NOT_ENOUGH: park the intent with its reservation and its bill
-                # number; after a top-up, resume pays the very same bill (reference §4.2).
+                # rule: pay.no_funds -- NOTENOUGH / NOT_ENOUGH: park the intent with its
+                # reservation and its bill number; after a top-up, resume pays the very
+                # same bill (reference §4.2).
                 return self._finish(intent, result, events=events)
             if result.status is PayoutStatus.PENDING:
                 polled = yield from self._query_step(intent.bill_no)

@@ -303,6 +303,7 @@ def find_platform_key(keys: PublicKeys, serial: str) -> rsa.RSAPublicKey | None:
     are compared as integers (a leading zero or another letter case is the same serial, as
     wechatpayv3 compares them).
     """
+    # rule: v3.serial -- certificate serials are hex numbers, compared as integers
     key = keys.get(serial)
     if key is not None or serial.startswith("PUB_KEY_ID_"):
         return key

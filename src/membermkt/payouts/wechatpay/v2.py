@@ -43,6 +43,7 @@ __all__ = [
 SENDREDPACK_PATH: Final = "/mmpaymkttransfers/sendredpack"
 GETHBINFO_PATH: Final = "/mmpaymkttransfers/gethbinfo"
 
+# rule: v2.error_names -- the official sendredpack error table's spellings (§4.2)
 DEFINITE_FAILURES: Final = frozenset(
     {
         # Names as spelled by the official sendredpack error table (public copies of it; our

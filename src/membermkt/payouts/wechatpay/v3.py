@@ -479,8 +479,8 @@ def parse_notification(
             raise TypeError("envelope and resource must be objects")
     except (ValueError, KeyError, TypeError) as exc:
         raise DecryptError(f"WeChat Pay v3 callback: unreadable body ({exc})") from exc
-    # A correctly signed notification of another kind (a payment's TRANSACTION.SUCCESS, a
-    # refund) must never become a payout result (reference §4.5 / §4.6).
+    # rule: v3.callback_kind -- a correctly signed notification of another kind (a
+    # payment's TRANSACTION.SUCCESS, a refund) never becomes a payout result (§4.5 / §4.6)
     _expect(envelope, envelope, "event_type", NOTIFY_EVENT)
     _expect(envelope, envelope, "resource_type", NOTIFY_RESOURCE_TYPE)
     _expect(envelope, resource, "algorithm", NOTIFY_ALGORITHM)

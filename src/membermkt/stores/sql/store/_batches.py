@@ -53,6 +53,7 @@ class _BatchesMixin(_Bulk):
         if not self._batch_tables_ready:
             self.tables.delivery_batches.create(conn, checkfirst=True)
             self.tables.holds.create(conn, checkfirst=True)
+            self.tables.job_results.create(conn, checkfirst=True)
             ix = next(
                 (
                     i
@@ -420,5 +421,48 @@ class _BatchesMixin(_Bulk):
                     )
 
         if ids:
+            self._btx(run)
+        return out
+
+    def record_job_result(self, key: str, result: Mapping[str, Any], *, now: dt.datetime) -> bool:
+        """Keep a platform job result (``MASSSENDJOBFINISH``, ...) once: ``False`` when
+        ``key`` was already recorded (by any process) — callbacks are de-duplicated here.
+
+        Raises:
+            UsageError: for a naive ``now`` or a result that is not JSON-able.
+            StoreUnavailable: when the database cannot be reached.
+        """
+        us = to_epoch_us(check_now(now))
+        try:
+            text = json.dumps(dict(result), sort_keys=True, ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"job result {key!r} is not JSON-serialisable: {exc}") from exc
+        j = self.tables.job_results
+
+        def run(conn: Connection) -> bool:
+            res = conn.execute(
+                self._insert_ignore(j), [{"key": key, "result": text, "recorded_at": us}]
+            )
+            return bool(res.rowcount)
+
+        return bool(self._btx(run))
+
+    def job_results(self, keys: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        """The recorded job results among ``keys``.
+
+        Raises:
+            StoreUnavailable: when the database cannot be reached.
+        """
+        j = self.tables.job_results
+        out: dict[str, Mapping[str, Any]] = {}
+
+        def run(conn: Connection) -> None:
+            for chunk in _chunks(list(keys), 900):
+                for k, text in conn.execute(
+                    sa.select(j.c.key, j.c.result).where(j.c.key.in_(chunk))
+                ):
+                    out[str(k)] = json.loads(text)
+
+        if keys:
             self._btx(run)
         return out

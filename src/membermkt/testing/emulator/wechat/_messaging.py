@@ -39,13 +39,14 @@ class _MessagingMixin(_Base):
         now = self.now()
         month = dt.datetime.fromtimestamp(now, BEIJING).strftime("%Y-%m")
         msg_id = str(next(self._ids))
-        total = sent = 0
+        total = sent = filtered = 0
         for o in openids:
             total += 1
             f = acct.followers.get(o)
             # Unknown or unfollowed openids are filtered out of the job (emulator choice).
             if f is None or not f.subscribed:
                 continue
+            filtered += 1
             if f.mass_month.get(month, 0) >= MASS_PER_USER_PER_MONTH:
                 continue
             f.mass_month[month] = f.mass_month.get(month, 0) + 1
@@ -53,7 +54,41 @@ class _MessagingMixin(_Base):
             sent += 1
         job = _MassJob(msg_id, msgtype, "SEND_SUCCESS", total, sent)
         acct.mass_jobs[msg_id] = job
+        self._queue_job_finish(acct, msg_id, total, filtered, sent)
         return job
+
+    def _queue_job_finish(
+        self, acct: Account, msg_id: str, total: int, filtered: int, sent: int
+    ) -> None:
+        # MASSSENDJOBFINISH (ref §1.4): TotalCount, FilterCount (audience after filtering),
+        # SentCount, ErrorCount. Unconfirmed: the FromUserName the platform uses for this
+        # system event; the emulator sends "mphelper".
+        pushes: list[tuple[str, Any]] = self.__dict__.setdefault("_job_finish", [])
+        pushes.append(
+            (
+                acct.appid,
+                lambda: acct.event_push(
+                    "mphelper",
+                    "MASSSENDJOBFINISH",
+                    encrypted=False,
+                    MsgID=msg_id,
+                    Status="send success",
+                    TotalCount=str(total),
+                    FilterCount=str(filtered),
+                    SentCount=str(sent),
+                    ErrorCount=str(filtered - sent),
+                ),
+            )
+        )
+
+    def job_finish_pushes(self, appid: str | None = None) -> list[Any]:
+        """The ``MASSSENDJOBFINISH`` callback pushes of finished mass jobs (plain XML), in
+        order, taken off the queue (``appid``: only that account's)."""
+        with self.lock:
+            queue: list[tuple[str, Any]] = self.__dict__.setdefault("_job_finish", [])
+            mine = [p for p in queue if appid is None or p[0] == appid]
+            self.__dict__["_job_finish"] = [p for p in queue if p not in mine]
+        return [make() for _, make in mine]
 
     def _check_clientmsgid(self, acct: Account, body: dict[str, Any]) -> str | None:
         cid = body.get("clientmsgid")
