@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stores import hand_params, hand_written_sql, segment
 
 PREFIX = "scale_"
+"""Table prefix; the member count is appended, so runs of different sizes never clash."""
 AS_OF = dt.datetime(2026, 6, 30, 12, 0, tzinfo=dt.UTC)
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 US_DAY = 86_400_000_000
@@ -154,6 +155,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the tables (reuse next run)")
+    ap.add_argument(
+        "--explain", action="store_true", help="print EXPLAIN ANALYZE of both count queries"
+    )
     ap.add_argument("--pg-url", default=os.environ.get("MEMBERMKT_TEST_POSTGRES_URL", PG_DEFAULT))
     args = ap.parse_args()
 
@@ -163,7 +167,8 @@ def main() -> None:
     from membermkt.segments import attr
     from membermkt.stores.sql import SqlStore
 
-    store = SqlStore(args.pg_url, table_prefix=PREFIX)
+    prefix = f"{PREFIX}{args.members}_"
+    store = SqlStore(args.pg_url, table_prefix=prefix)
     try:
         with store._engine.connect():
             pass
@@ -175,7 +180,7 @@ def main() -> None:
     try:
         with store._engine.connect() as conn:
             loaded = (
-                conn.exec_driver_sql(f"SELECT count(*) FROM {PREFIX}members").scalar()
+                conn.exec_driver_sql(f"SELECT count(*) FROM {prefix}members").scalar()
                 == args.members
             )
     except sa.exc.SQLAlchemyError:
@@ -186,7 +191,7 @@ def main() -> None:
         generate(store, args.members, args.events, args.seed)
     try:
         seg = segment()
-        sql = sa.text(hand_written_sql(PREFIX))
+        sql = sa.text(hand_written_sql(prefix))
         params = hand_params(AS_OF)
         t_store = t_hand = float("inf")
         n_store = n_hand = -1
@@ -199,6 +204,20 @@ def main() -> None:
                 n_hand = conn.execute(sql, params).scalar_one()
             t_hand = min(t_hand, time.perf_counter() - t0)
         assert n_store == n_hand, (n_store, n_hand)
+        if args.explain:
+            m = store.tables.members
+            compiled = sa.select(sa.func.count()).select_from(m).where(store.compile(seg, AS_OF))
+            literal = {"literal_binds": True}
+            with store._engine.connect() as conn:
+                for name, query in (
+                    ("compiled", compiled),
+                    ("hand-written", sql.bindparams(**params)),
+                ):
+                    text = str(query.compile(store._engine, compile_kwargs=literal))
+                    print(f"--- EXPLAIN ANALYZE, {name}:")
+                    plan = conn.exec_driver_sql("EXPLAIN ANALYZE " + text.replace("%", "%%"))
+                    for (line,) in plan:
+                        print("   ", line)
         print(f"segment count(): {n_store:,} members (both agree)")
         print(f"  SqlStore.count      {t_store:9.3f} s")
         print(f"  hand-written SQL    {t_hand:9.3f} s")

@@ -24,9 +24,12 @@ payouts there (:meth:`WeChatPayEmulator.paid_per_openid`).
 certificate / public key and loopback server certificate with ``cryptography`` — never
 commit private keys; generate them at test time.
 
-Error-code names the reference marks unconfirmed (``SENDNUMLIMIT``, ``RCVDAMOUNTLIMIT``,
-``PARAM_ERROR``, ``NOT_FOUND``, ``INVALID_REQUEST``) are used as the emulator's answers; the
-gateways classify every unknown code as "outcome unknown", so the names do not affect safety.
+Error codes follow the official sendredpack error table (``SENDNUM_LIMIT``,
+``RCVDAMOUNT_LIMIT``, ``SENDAMOUNT_LIMIT``, ``FATAL_ERROR``, ``NOTENOUGH``, ``MONEY_LIMIT``,
+``FREQ_LIMIT``); names our reference does not confirm (v2 ``NOT_FOUND``, v3 ``NOT_ENOUGH``,
+``INVALID_REQUEST``, ``QUOTA_EXCEED``) are marked as guesses where they are raised. Every rule
+the emulator enforces carries a ``# rule: <id>`` marker listed in the rule inventory
+(docs/platform-rules/index.md).
 
 Layout: :mod:`._models` (records), :mod:`._credentials` (test keys and certificates),
 :mod:`._base` (shared state), :mod:`._signing` (v3 signing), :mod:`._redpack` (v2 red
