@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from membermkt import Event, Member
+from membermkt.core.events import event_state
+from membermkt.core.members import MemberState
 from membermkt.core.segments import And, Cmp, Const, Did, Not, Or, RelTime, Sample, Segment, Tags
 
 P = 2**31 - 1
@@ -42,8 +44,20 @@ def _age(b: dt.date, on: dt.date) -> int:
     return years if on >= this_year else years - 1
 
 
-def _field(member: Member, name: str, as_of: dt.datetime) -> Any:
-    p, s = member.profile, member.state
+def _state(member: Member, events: Sequence[Event], as_of: dt.datetime) -> MemberState:
+    # state as of a time: the stored state caches the fold of all events; when an event is
+    # later than as_of, the state is the fold of the events at or before as_of
+    if not any(e.at > as_of for e in events):
+        return member.state
+    state = MemberState()
+    for e in events:
+        if e.at <= as_of:
+            state = state.combine(event_state(e))
+    return state
+
+
+def _field(member: Member, name: str, as_of: dt.datetime, events: Sequence[Event] = ()) -> Any:
+    p, s = member.profile, _state(member, events, as_of)
     if name == "age":
         return None if p.birthday is None else _age(p.birthday, as_of.date())
     table = {
@@ -119,7 +133,7 @@ def interpret(seg: Segment, member: Member, events: Sequence[Event], as_of: dt.d
             as_of - dt.timedelta(seconds=v.seconds) if isinstance(v, RelTime) else v
             for v in seg.values
         ]
-        return _cmp(_field(member, seg.field, as_of), seg.op, vals)
+        return _cmp(_field(member, seg.field, as_of, events), seg.op, vals)
     if isinstance(seg, Tags):
         have = [n in member.tags for n in seg.names]
         return any(have) if seg.mode == "any" else all(have)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from membermkt.core.compiler import Compiler
-from membermkt.core.events import Event
+from membermkt.core.events import Event, state_as_of
 from membermkt.core.members import Member
 from membermkt.core.segments import (
     BUCKETS,
@@ -109,6 +109,21 @@ _FIELD_EXPR: dict[str, str] = {
     "wecom_contact": "m.state.wecom_contact",
 }
 
+STATE_FIELDS = frozenset(
+    {
+        "subscribed",
+        "followed_at",
+        "source",
+        "last_active_at",
+        "orders_count",
+        "orders_total_fen",
+        "first_order_at",
+        "last_order_at",
+        "wecom_contact",
+    }
+)
+"""Fields derived from events (evaluated on the member as of ``as_of``)."""
+
 _PY_OPS = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 
 
@@ -131,6 +146,7 @@ class PredicateCompiler(Compiler[str]):
         self.as_of_date = as_of.date()
         self.namespace: dict[str, Any] = {}
         self._n = 0
+        self.reads_state = False
 
     def bind(self, value: Any) -> str:
         """Bind ``value`` as a constant of the generated code; returns its name."""
@@ -157,12 +173,27 @@ class PredicateCompiler(Compiler[str]):
         return out
 
     def build(self, segment: Segment) -> Predicate:
-        """Compile ``segment`` and return the predicate."""
+        """Compile ``segment`` and return the predicate.
+
+        When the segment reads a field derived from events, the member is first taken as of
+        ``as_of`` (:func:`~membermkt.core.events.state_as_of`): its stored state when no
+        folded event is later than ``as_of``, else the fold of its events up to ``as_of``.
+        """
         expr = self.process(segment)
         code = compile(f"lambda m, e: bool({expr})", "<membermkt segment>", "eval")
         scope = {"__builtins__": {"bool": bool}, **self.namespace}
         fn: Predicate = eval(code, scope)
-        return fn
+        if not self.reads_state:
+            return fn
+        as_of = self.as_of
+
+        def as_of_pred(m: Member, e: Sequence[Event]) -> bool:
+            last = m.state.last_event_at
+            if last is not None and last > as_of:
+                m = state_as_of(m, e, as_of)
+            return fn(m, e)
+
+        return as_of_pred
 
     # -- combinators ---------------------------------------------------------
 
@@ -197,6 +228,8 @@ class PredicateCompiler(Compiler[str]):
             get = field_getter(node.field)
             return self.call(self._custom_cmp(get, op, values))
         x = _FIELD_EXPR[node.field]
+        if node.field in STATE_FIELDS:
+            self.reads_state = True
         t = self.temp()
         present = f"(({t} := {x}) is not None"
         if op == "exists":

@@ -19,7 +19,7 @@ from typing import Any, Final
 import attrs
 
 from membermkt.core._frozen import FrozenMap, Scalar, check_scalar
-from membermkt.core.members import Member, MemberState, PurchaseStats
+from membermkt.core.members import Member, MemberState, PurchaseStats, Relation
 from membermkt.errors import UsageError
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "event_state",
     "fold",
     "source_version",
+    "state_as_of",
 ]
 
 EVENT_TYPES: Final = (
@@ -60,7 +61,9 @@ INTERACTION_TYPES: Final = frozenset(
         "contact_added",
     }
 )
-"""Types that count as the member being active (they move ``last_active_at``)."""
+"""Types that count as the member being active (they move ``last_active_at``) — unless the
+event is staff-initiated (``direction == "out"``, e.g. a WeCom staff message): what staff do
+is never the customer's activity."""
 
 ACQUISITION_TYPES: Final = frozenset({"follow", "scan", "contact_added"})
 """Types whose ``source`` property can set the member's acquisition source."""
@@ -159,17 +162,23 @@ def event_state(event: Event) -> MemberState:
     """The state contribution of one event alone (the fold's unit)."""
     t = event.type
     at = event.at_utc
-    kwargs: dict[str, Any] = {}
-    if t in INTERACTION_TYPES:
+    kwargs: dict[str, Any] = {"last_event_at": at}
+    if t in INTERACTION_TYPES and event.properties.get("direction") != "out":
         kwargs["last_active_at"] = at
     if t == "follow":
         kwargs.update(subscribed=True, subscription_version=_version(event), followed_at=at)
     elif t == "unfollow":
         kwargs.update(subscribed=False, subscription_version=_version(event))
-    elif t == "contact_added":
-        kwargs.update(wecom_contact=True, contact_version=_version(event))
-    elif t == "contact_deleted":
-        kwargs.update(wecom_contact=False, contact_version=_version(event))
+    elif t in ("contact_added", "contact_deleted"):
+        staff = event.properties.get("staff")
+        staff = staff if isinstance(staff, str) else ""
+        v = _version(event)
+        if t == "contact_added":
+            state = event.properties.get("state")
+            rel = Relation(staff=staff, added=v, state=state if isinstance(state, str) else None)
+        else:
+            rel = Relation(staff=staff, deleted=v)
+        kwargs.update(wecom_contact=rel.live, contact_version=v, relations=(rel,))
     elif t == "purchase":
         amount = event.properties.get("amount_fen", 0)
         category = event.properties.get("category")
@@ -207,4 +216,24 @@ def fold(member: Member, events: Iterable[Event]) -> Member:
                 f"event for member {event.member_id!r} applied to member {member.id!r}"
             )
         state = state.combine(event_state(event))
+    return attrs.evolve(member, state=state)
+
+
+def state_as_of(member: Member, events: Iterable[Event], as_of: dt.datetime) -> Member:
+    """``member`` as it was at ``as_of``: its stored state when no folded event is later than
+    ``as_of`` (the stored state is a cache of the fold), else the fold of ``events`` at or
+    before ``as_of``.
+
+    Raises:
+        UsageError: for a naive ``as_of``.
+    """
+    if not isinstance(as_of, dt.datetime) or as_of.utcoffset() is None:
+        raise UsageError(f"as_of must be a timezone-aware datetime, got {as_of!r}")
+    last = member.state.last_event_at
+    if last is None or last <= as_of:
+        return member
+    state = MemberState()
+    for event in events:
+        if event.at <= as_of:
+            state = state.combine(event_state(event))
     return attrs.evolve(member, state=state)

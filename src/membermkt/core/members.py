@@ -26,6 +26,7 @@ __all__ = [
     "MemberState",
     "Profile",
     "PurchaseStats",
+    "Relation",
 ]
 
 GENDERS = frozenset({"male", "female"})
@@ -166,6 +167,67 @@ def _lww(
 
 
 @attrs.frozen(slots=True, kw_only=True)
+class Relation:
+    """One WeCom contact relation: a (staff, customer) pair, folded from its
+    ``contact_added`` / ``contact_deleted`` events (a commutative monoid per staff).
+
+    Attributes:
+        staff: the staff userid (``""`` for events that did not name one).
+        added / deleted: version (time, tie-break) of the latest add / delete.
+        state: the ``state`` (contact-way) of the latest add.
+    """
+
+    staff: str
+    added: Version | None = None
+    state: str | None = None
+    deleted: Version | None = None
+
+    @property
+    def live(self) -> bool:
+        """Whether the relation holds: added after its last deletion (at the same instant,
+        the deletion wins)."""
+        return self.added is not None and (self.deleted is None or self.added > self.deleted)
+
+    @property
+    def added_at(self) -> dt.datetime | None:
+        """Time of the latest add."""
+        return None if self.added is None else self.added[0]
+
+    @property
+    def deleted_at(self) -> dt.datetime | None:
+        """Time of the latest deletion."""
+        return None if self.deleted is None else self.deleted[0]
+
+    def combine(self, other: Relation) -> Relation:
+        """Both relations' events together (same staff)."""
+        add = _lww(
+            (self.added, self.state) if self.added else None,
+            (other.added, other.state) if other.added else None,
+        )
+        dele = self.deleted if other.deleted is None else other.deleted
+        if self.deleted is not None and other.deleted is not None:
+            dele = max(self.deleted, other.deleted)
+        return Relation(
+            staff=self.staff,
+            added=add[0] if add else None,
+            state=add[1] if add else None,
+            deleted=dele,
+        )
+
+
+def _combine_relations(a: tuple[Relation, ...], b: tuple[Relation, ...]) -> tuple[Relation, ...]:
+    if not b:
+        return a
+    if not a:
+        return b
+    out = {r.staff: r for r in a}
+    for r in b:
+        mine = out.get(r.staff)
+        out[r.staff] = r if mine is None else mine.combine(r)
+    return tuple(out[k] for k in sorted(out))
+
+
+@attrs.frozen(slots=True, kw_only=True)
 class MemberState:
     """The part of a member that events change. Produced by the fold; a commutative monoid.
 
@@ -179,8 +241,14 @@ class MemberState:
         source_version: (time, tie-break) of that event.
         last_active_at: latest interaction (see ``INTERACTION_TYPES``).
         purchases: :class:`PurchaseStats`.
-        wecom_contact: currently a WeCom contact of some staff (``None``: never seen).
-        contact_version: version of the deciding contact event.
+        wecom_contact: a WeCom contact of some staff: any :attr:`relations` live
+            (``None``: no contact event seen).
+        contact_version: version of the latest contact event of any staff.
+        relations: WeCom contact relations per staff (sorted by staff).
+        last_event_at: the latest time of any folded event. A stored state is a cache of the
+            fold that answers for any ``as_of`` at or after this time; for an earlier
+            ``as_of`` the state is refolded from the events at or before it
+            (:func:`membermkt.core.events.state_as_of`).
     """
 
     subscribed: bool | None = None
@@ -192,6 +260,22 @@ class MemberState:
     purchases: PurchaseStats = PurchaseStats()
     wecom_contact: bool | None = None
     contact_version: Version | None = None
+    last_event_at: dt.datetime | None = attrs.field(default=None, validator=_aware("MemberState"))
+    relations: tuple[Relation, ...] = ()
+
+    @property
+    def live_staff(self) -> tuple[str, ...]:
+        """Staff userids with a live relation (who can reach the customer on WeCom)."""
+        return tuple(r.staff for r in self.relations if r.live)
+
+    @property
+    def wecom_churned_at(self) -> dt.datetime | None:
+        """When the customer's last WeCom relation ended (``None`` while one is live or
+        when there never was one)."""
+        if not self.relations or any(r.live for r in self.relations):
+            return None
+        ends = [r.deleted_at for r in self.relations if r.deleted_at is not None]
+        return max(ends) if ends else None
 
     def combine(self, other: MemberState) -> MemberState:
         """Merge two states (the fold of two disjoint event sets). Commutative, associative."""
@@ -208,10 +292,12 @@ class MemberState:
             (other.source_version, other.source) if other.source_version else None,
             first=True,
         )
-        con = _lww(
-            (self.contact_version, self.wecom_contact) if self.contact_version else None,
-            (other.contact_version, other.wecom_contact) if other.contact_version else None,
-        )
+        relations = _combine_relations(self.relations, other.relations)
+        con_version = self.contact_version
+        if other.contact_version is not None and (
+            con_version is None or other.contact_version > con_version
+        ):
+            con_version = other.contact_version
         return MemberState(
             subscribed=sub[1][0] if sub else None,
             subscription_version=sub[0] if sub else None,
@@ -220,8 +306,10 @@ class MemberState:
             source_version=src[0] if src else None,
             last_active_at=_max_dt(self.last_active_at, other.last_active_at),
             purchases=self.purchases.combine(other.purchases),
-            wecom_contact=con[1] if con else None,
-            contact_version=con[0] if con else None,
+            wecom_contact=any(r.live for r in relations) if relations else None,
+            contact_version=con_version,
+            last_event_at=_max_dt(self.last_event_at, other.last_event_at),
+            relations=relations,
         )
 
 

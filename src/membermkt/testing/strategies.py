@@ -68,6 +68,7 @@ TIERS = ("gold", "silver")
 TAG_NAMES = ("vip", "new", "durian", "a_b", "50%", "Vip")
 ATTRIBUTE_NAMES = ("level", "score", "nick", "flag")
 SOURCES = ("parcel", "store", "platform", "parcel_2")
+STAFF = ("zhangsan", "lisi")
 CATEGORIES = ("durian", "apple", "Durian")
 MENU_KEYS = ("A", "B", "C")
 EVENT_TYPES = (
@@ -158,7 +159,23 @@ def _event_properties(etype: str) -> st.SearchStrategy[dict[str, Any]]:
             },
             optional={"category": st.sampled_from(CATEGORIES)},
         )
-    if etype in ("follow", "scan", "contact_added"):
+    if etype == "contact_added":
+        return st.fixed_dictionaries(
+            {},
+            optional={
+                "source": st.sampled_from(SOURCES),
+                "staff": st.sampled_from(STAFF),
+                "state": st.sampled_from(SOURCES),
+            },
+        )
+    if etype == "contact_deleted":
+        return st.fixed_dictionaries({}, optional={"staff": st.sampled_from(STAFF)})
+    if etype == "message":
+        return st.fixed_dictionaries(
+            {},
+            optional={"direction": st.sampled_from(["in", "out"]), "staff": st.sampled_from(STAFF)},
+        )
+    if etype in ("follow", "scan"):
         return st.fixed_dictionaries({}, optional={"source": st.sampled_from(SOURCES)})
     if etype == "menu_click":
         return st.fixed_dictionaries({"key": st.sampled_from(MENU_KEYS)})

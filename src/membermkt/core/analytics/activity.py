@@ -9,8 +9,14 @@ unfollowed, using three windows ``active_days < dormant_days < churn_days``:
 ``active``          last interaction within ``active_days``
 ``to_be_activated`` last interaction within ``dormant_days`` but not ``active_days``
 ``dormant``         last interaction within ``churn_days`` but not ``dormant_days``
-``churned``         unfollowed, or no interaction within ``churn_days`` (or ever)
+``churned``         lost every channel (unfollowed the official account and/or
+                    deleted by or deleting every WeCom staff, with no channel left),
+                    or no interaction within ``churn_days`` (or ever)
 ==================  ==========================================================
+
+"Lost every channel": ``subscribed`` is ``False`` or ``wecom_contact`` is ``False`` (all
+WeCom relations ended), and neither is ``True``. A customer one staff deleted who is still
+another staff's contact keeps ``wecom_contact == True`` and is not churned.
 
 The classes partition the members. Each class is also a *segment*
 (:func:`activity`), built only from existing leaves (comparisons of ``last_active_at`` with
@@ -93,7 +99,12 @@ def activity(name: str, windows: ActivityWindows = DEFAULT_WINDOWS) -> Segment:
     """
     name = _check_class(name)
     last = attr("last_active_at")
-    unfollowed = attr("subscribed") == False  # noqa: E712  (builds a segment)
+    subscribed, contact = attr("subscribed"), attr("wecom_contact")
+    unfollowed = (
+        ((subscribed == False) | (contact == False))  # noqa: E712  (builds a segment)
+        & Not.of(subscribed == True)  # noqa: E712
+        & Not.of(contact == True)  # noqa: E712
+    )
     following = Not.of(unfollowed)
     if name == "active":
         return following & (last >= ago(days=windows.active_days))
@@ -118,7 +129,9 @@ def activity_class(
     """The member's activity class as of ``as_of`` (same answer as the :func:`activity`
     segments)."""
     as_of = check_as_of(as_of)
-    if member.state.subscribed is False:
+    s = member.state
+    channels = (s.subscribed, s.wecom_contact)
+    if False in channels and True not in channels:
         return "churned"
     last = member.state.last_active_at
     if last is None:

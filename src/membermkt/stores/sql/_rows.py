@@ -11,7 +11,14 @@ from membermkt.core._frozen import Scalar
 from membermkt.core.delivery import Delivery, DeliveryRecord, DeliveryStatus
 from membermkt.core.events import ACQUISITION_TYPES, INTERACTION_TYPES, Event, event_state
 from membermkt.core.identity import Identity
-from membermkt.core.members import Consent, Member, MemberState, Profile, PurchaseStats
+from membermkt.core.members import (
+    Consent,
+    Member,
+    MemberState,
+    Profile,
+    PurchaseStats,
+    Relation,
+)
 from membermkt.core.ports import PayoutIntent
 from membermkt.core.segments import member_hash
 from membermkt.errors import UsageError
@@ -54,6 +61,8 @@ STATE_COLS = (
     "wecom_contact",
     "contact_at",
     "contact_tb",
+    "last_event_at",
+    "relations",
 )
 
 
@@ -144,7 +153,36 @@ def state_row(s: MemberState) -> dict[str, Any]:
         "wecom_contact": s.wecom_contact,
         "contact_at": _us(s.contact_version[0]) if s.contact_version else None,
         "contact_tb": _tb_out(s.contact_version[1]) if s.contact_version else None,
+        "last_event_at": _us(s.last_event_at),
+        "relations": _relations_out(s.relations) if s.relations else None,
     }
+
+
+def _relations_out(rels: tuple[Relation, ...]) -> str:
+    return dumps(
+        [
+            [
+                r.staff,
+                _us(r.added[0]) if r.added else None,
+                r.added[1] if r.added else None,
+                r.state,
+                _us(r.deleted[0]) if r.deleted else None,
+                r.deleted[1] if r.deleted else None,
+            ]
+            for r in rels
+        ]
+    )
+
+
+def _relations_in(text: str | None) -> tuple[Relation, ...]:
+    if not text:
+        return ()
+    out = []
+    for staff, a_at, a_tb, state, d_at, d_tb in json.loads(text):
+        added = (from_epoch_us(int(a_at)), a_tb) if a_at is not None else None
+        deleted = (from_epoch_us(int(d_at)), d_tb) if d_at is not None else None
+        out.append(Relation(staff=staff, added=added, state=state, deleted=deleted))
+    return tuple(out)
 
 
 def _bool(v: Any) -> bool | None:
@@ -177,6 +215,8 @@ def state_from_row(r: Mapping[Any, Any]) -> MemberState:
         ),
         wecom_contact=_bool(r["wecom_contact"]),
         contact_version=version("contact_at", "contact_tb"),
+        last_event_at=_dt(r["last_event_at"]),
+        relations=_relations_in(r["relations"]),
     )
 
 
@@ -314,10 +354,22 @@ def member_from_rows(
     )
 
 
-EVENT_COLS = ("key", "member_id", "type", "at", "props")
+EVENT_COLS = (
+    "key",
+    "member_id",
+    "type",
+    "at",
+    "props",
+    "amount_fen",
+    "source",
+    "staff",
+    "outbound",
+)
 
 
-def event_row(e: Event) -> tuple[str | None, str, str, int, str]:
+def event_row(
+    e: Event,
+) -> tuple[str | None, str, str, int, str, int | None, str | None, str | None, bool | None]:
     """The events-table values of ``e`` in :data:`EVENT_COLS` order.
 
     Raises:
@@ -327,12 +379,39 @@ def event_row(e: Event) -> tuple[str | None, str, str, int, str]:
     if len(mid) > ID_LEN:
         raise UsageError(f"event member_id is too long ({len(mid)} > {ID_LEN} chars)")
     props = e.properties
+    amount: int | None = None
+    source: str | None = None
+    staff: str | None = None
+    outbound: bool | None = None
+    t = e.type
+    if props:
+        if t == "purchase":
+            amount = int(props.get("amount_fen", 0))
+        elif t in ACQUISITION_TYPES:
+            got = props.get("source")
+            if isinstance(got, str) and got:
+                check_text("event source", got)
+                source = got
+        if t in _CONTACT:
+            who = props.get("staff")
+            staff = who if isinstance(who, str) else ""
+            check_text("event staff", staff)
+        if props.get("direction") == "out":
+            outbound = True
+    elif t == "purchase":
+        amount = 0
+    elif t in _CONTACT:
+        staff = ""
     return (
         e.key,
         mid,
         e.type,
         (e.at - _EPOCH) // _US,
         _ENCODE_FAST(props._data) if props else "{}",
+        amount,
+        source,
+        staff,
+        outbound,
     )
 
 
@@ -357,9 +436,11 @@ def fold_events(events: Iterable[Event]) -> MemberState:
     ``reduce(MemberState.combine, map(event_state, events), MemberState())``, computed in
     one pass without intermediate states (the ingest hot path)."""
     sub: tuple[tuple[dt.datetime, str], Event] | None = None
-    con: tuple[tuple[dt.datetime, str], Event] | None = None
+    con: tuple[dt.datetime, str] | None = None
+    rels: dict[str, Relation] = {}
     src: tuple[tuple[dt.datetime, str], str] | None = None
     last_active: dt.datetime | None = None
+    last_event: dt.datetime | None = None
     count = total = 0
     first_at: dt.datetime | None = None
     last_at: dt.datetime | None = None
@@ -367,16 +448,34 @@ def fold_events(events: Iterable[Event]) -> MemberState:
     for e in events:
         t = e.type
         at = e.at
-        if t in INTERACTION_TYPES and (last_active is None or at > last_active):
+        if last_event is None or at > last_event:
+            last_event = at
+        if (
+            t in INTERACTION_TYPES
+            and (last_active is None or at > last_active)
+            and e.properties.get("direction") != "out"
+        ):
             last_active = at
         if t in _SUBSCRIPTION:
             v = (at, _TYPE_RANK[t] + (e.key or ""))
             if sub is None or v > sub[0]:
                 sub = (v, e)
         elif t in _CONTACT:
-            v = (at, _TYPE_RANK[t] + (e.key or ""))
-            if con is None or v > con[0]:
-                con = (v, e)
+            v = (_utc_at(at), _TYPE_RANK[t] + (e.key or ""))
+            if con is None or v > con:
+                con = v
+            props = e.properties
+            staff = props.get("staff")
+            staff = staff if isinstance(staff, str) else ""
+            if t == "contact_added":
+                state = props.get("state")
+                rel = Relation(
+                    staff=staff, added=v, state=state if isinstance(state, str) else None
+                )
+            else:
+                rel = Relation(staff=staff, deleted=v)
+            mine = rels.get(staff)
+            rels[staff] = rel if mine is None else mine.combine(rel)
         elif t == "purchase":
             props = e.properties
             count += 1
@@ -394,9 +493,9 @@ def fold_events(events: Iterable[Event]) -> MemberState:
                 v = (at, _TYPE_RANK.get(t, "0") + (e.key or "") + "\x00" + source)
                 if src is None or v < src[0]:
                     src = (v, source)
-    if sub is None and con is None and src is None and last_active is None and count == 0:
+    if last_event is None:
         return _EMPTY_STATE
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"last_event_at": _utc(last_event)}
     if sub is not None:
         (at, tb), ev = sub
         follow = ev.type == "follow"
@@ -406,8 +505,12 @@ def fold_events(events: Iterable[Event]) -> MemberState:
             followed_at=_utc(at) if follow else None,
         )
     if con is not None:
-        (at, tb), ev = con
-        kwargs.update(wecom_contact=ev.type == "contact_added", contact_version=(_utc(at), tb))
+        relations = tuple(rels[k] for k in sorted(rels))
+        kwargs.update(
+            wecom_contact=any(r.live for r in relations),
+            contact_version=con,
+            relations=relations,
+        )
     if src is not None:
         (at, tb), source = src
         kwargs.update(source=source, source_version=(_utc(at), tb))
@@ -422,6 +525,10 @@ def fold_events(events: Iterable[Event]) -> MemberState:
             categories=frozenset(categories),
         )
     return MemberState(**kwargs)
+
+
+def _utc_at(v: dt.datetime) -> dt.datetime:
+    return v.astimezone(dt.UTC)
 
 
 def _utc(v: dt.datetime | None) -> dt.datetime | None:

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from membermkt.core.compiler import Compiler
+from membermkt.core.events import ACQUISITION_TYPES, INTERACTION_TYPES
 from membermkt.core.segments import (
     BUCKETS,
     FIELD_TYPES,
@@ -54,6 +55,7 @@ from membermkt.errors import SegmentError
 from membermkt.stores.sql.schema import Tables
 
 __all__ = [
+    "STATE_FIELDS",
     "MySqlCompiler",
     "PostgresCompiler",
     "SqlCompiler",
@@ -105,6 +107,24 @@ _COLUMNS = {
     "orders_total_fen": "orders_total_fen",
 }
 assert set(_COLUMNS) | {"age"} == set(FIELD_TYPES)
+
+STATE_FIELDS = frozenset(
+    {
+        "subscribed",
+        "followed_at",
+        "source",
+        "last_active_at",
+        "orders_count",
+        "orders_total_fen",
+        "first_order_at",
+        "last_order_at",
+        "wecom_contact",
+    }
+)
+"""Fields derived from events: compared on the stored state when no event of the member is
+later than ``as_of``, else on a fold of the events at or before ``as_of`` done in SQL."""
+
+_BOOL_FIELDS = frozenset({"subscribed", "wecom_contact"})
 
 _BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "eq": lambda c, v: c == v,
@@ -189,10 +209,73 @@ class SqlCompiler(Compiler[Expr]):
         col = self.m.c[_COLUMNS[node.field]]
         op = node.op
         values = [self._value(node.field, v) for v in node.values]
-        present: Expr = sa.true() if node.field in _NOT_NULL else col.is_not(None)
+        stored = self._on_value(col, node.field, op, values, path)
+        if node.field not in STATE_FIELDS:
+            return stored
+        # the stored state is a cache of the fold, valid when no event is later than as_of
+        last = self.m.c.last_event_at
+        fresh = sa.or_(last.is_(None), last <= self.as_of_us)
+        stale = sa.and_(last.is_not(None), last > self.as_of_us)
+        past_values = [int(v) for v in values] if node.field in _BOOL_FIELDS else values
+        past = self._on_value(self.as_of_value(node.field), node.field, op, past_values, path)
+        return sa.or_(sa.and_(fresh, stored), sa.and_(stale, past))
+
+    def _on_value(self, value: Any, field: str, op: str, values: list[Any], path: str) -> Expr:
+        present: Expr = sa.true() if field in _NOT_NULL else value.is_not(None)
         if op == "exists":
             return present
-        return sa.and_(present, self._compare(col, op, values, path))
+        return sa.and_(present, self._compare(value, op, values, path))
+
+    def as_of_value(self, field: str) -> Any:
+        """The derived ``field`` folded in SQL from the member's events at or before
+        ``as_of`` (a correlated scalar subquery; NULL when missing; booleans as 1/0)."""
+        e = self.t.events
+        base = [e.c.member_id == self.m.c.id, e.c.at <= self.as_of_us]
+
+        def scalar(expr: Any, *where: Any) -> Any:
+            return sa.select(expr).where(*base, *where).correlate(self.m).scalar_subquery()
+
+        purchase = e.c.type == "purchase"
+        if field == "orders_count":
+            return scalar(sa.func.count(), purchase)
+        if field == "orders_total_fen":
+            return sa.func.coalesce(scalar(sa.func.sum(e.c.amount_fen), purchase), 0)
+        if field == "first_order_at":
+            return scalar(sa.func.min(e.c.at), purchase)
+        if field == "last_order_at":
+            return scalar(sa.func.max(e.c.at), purchase)
+        if field == "last_active_at":
+            return scalar(
+                sa.func.max(e.c.at),
+                e.c.type.in_(sorted(INTERACTION_TYPES)),
+                sa.or_(e.c.outbound.is_(None), e.c.outbound == sa.false()),
+            )
+        if field == "wecom_contact":
+            return self._contact_as_of()
+        if field == "source":
+            q = (
+                sa.select(e.c.source)
+                .where(*base, e.c.type.in_(sorted(ACQUISITION_TYPES)), e.c.source.is_not(None))
+                .where(e.c.source != "")
+                .order_by(e.c.at, sa.func.coalesce(e.c.key, ""), e.c.source)
+                .limit(1)
+                .correlate(self.m)
+            )
+            return q.scalar_subquery()
+        pair = ("follow", "unfollow")
+        rank = sa.case((e.c.type == pair[1], 1), else_=0)
+        latest = (
+            sa.select(
+                sa.case((e.c.type == pair[0], 1), else_=0)
+                if field != "followed_at"
+                else sa.case((e.c.type == pair[0], e.c.at), else_=None)
+            )
+            .where(*base, e.c.type.in_(pair))
+            .order_by(e.c.at.desc(), rank.desc(), sa.func.coalesce(e.c.key, "").desc())
+            .limit(1)
+            .correlate(self.m)
+        )
+        return latest.scalar_subquery()
 
     def _compare(self, col: Any, op: str, values: Sequence[Any], path: str) -> Expr:
         """``col <op> values`` for a non-NULL ``col`` and values of its type class."""
@@ -299,6 +382,41 @@ class SqlCompiler(Compiler[Expr]):
         if hi_n is not None:
             conds.append(n <= hi_n)
         return sa.and_(*conds)
+
+    def _contact_as_of(self) -> Any:
+        """1 when some (staff, customer) relation is live at ``as_of`` (an add with no
+        deletion by the same staff at or after it), 0 when contact events exist but none is
+        live, NULL when there are none."""
+        e = self.t.events
+        a = e.alias("rel_add")
+        d = e.alias("rel_del")
+        deleted_later = sa.exists().where(
+            d.c.member_id == a.c.member_id,
+            d.c.type == "contact_deleted",
+            d.c.staff == a.c.staff,
+            d.c.at >= a.c.at,
+            d.c.at <= self.as_of_us,
+        )
+        live = (
+            sa.exists()
+            .where(
+                a.c.member_id == self.m.c.id,
+                a.c.type == "contact_added",
+                a.c.at <= self.as_of_us,
+                sa.not_(deleted_later),
+            )
+            .correlate(self.m)
+        )
+        seen = (
+            sa.exists()
+            .where(
+                e.c.member_id == self.m.c.id,
+                e.c.type.in_(["contact_added", "contact_deleted"]),
+                e.c.at <= self.as_of_us,
+            )
+            .correlate(self.m)
+        )
+        return sa.case((sa.not_(seen), None), (live, 1), else_=0)
 
     # -- sampling ------------------------------------------------------------
 

@@ -111,6 +111,8 @@ class Tables:
             sa.Column("wecom_contact", sa.Boolean),
             sa.Column("contact_at", sa.BigInteger),
             sa.Column("contact_tb", Text(TEXT_LEN)),
+            sa.Column("last_event_at", sa.BigInteger),
+            sa.Column("relations", _long_text()),  # WeCom relations per staff (JSON)
             sa.Column("marketing", sa.Boolean, nullable=False),
             sa.Column("opted_out", _long_text()),
             sa.Index(f"{p}ix_members_city", "city"),
@@ -179,6 +181,12 @@ class Tables:
             sa.Column("type", Text(64), nullable=False),
             sa.Column("at", sa.BigInteger, nullable=False),
             sa.Column("props", _long_text(), nullable=False),
+            # denormalised from props for as-of folds in SQL (purchase amount, acquisition
+            # source)
+            sa.Column("amount_fen", sa.BigInteger),
+            sa.Column("source", Text(TEXT_LEN)),
+            sa.Column("staff", Text(TEXT_LEN)),  # contact events: the staff userid
+            sa.Column("outbound", sa.Boolean),  # staff-initiated (direction "out")
             sa.Index(f"{p}ux_events_key", "key", unique=True),
             sa.Index(f"{p}ix_events_member", "member_id", "type", "at"),
             **opts,
@@ -288,6 +296,7 @@ def _v2(conn: Connection, tables: Tables) -> None:
     )
     inspector = sa.inspect(conn)
     prep = conn.dialect.identifier_preparer
+    added: set[tuple[str, str]] = set()
     for table in tables.all_tables():
         have = {c["name"] for c in inspector.get_columns(table.name)}
         for col in table.columns:
@@ -297,6 +306,54 @@ def _v2(conn: Connection, tables: Tables) -> None:
             conn.exec_driver_sql(
                 f"ALTER TABLE {prep.quote(table.name)} ADD COLUMN {prep.quote(col.name)} {ddl}"
             )
+            added.add((table.name, col.name))
+    if (tables.events.name, "amount_fen") in added:
+        _backfill_event_columns(conn, tables)
+    if (tables.members.name, "last_event_at") in added:
+        ev, m = tables.events, tables.members
+        latest = sa.select(sa.func.max(ev.c.at)).where(ev.c.member_id == m.c.id).scalar_subquery()
+        conn.execute(sa.update(m).values(last_event_at=latest))
+
+
+def _backfill_event_columns(conn: Connection, tables: Tables) -> None:
+    from membermkt.stores.sql import _rows as rows
+
+    ev = tables.events
+    updates = []
+    contact: dict[str, list[Any]] = {}
+    for r in conn.execute(sa.select(ev)).mappings():
+        e = rows.event_from_row(r)
+        _, _, _, _, _, amount, source, staff, outbound = rows.event_row(e)
+        if amount is not None or source or staff is not None or outbound:
+            updates.append({"s": r["seq"], "a": amount, "src": source, "st": staff, "o": outbound})
+        if staff is not None:
+            contact.setdefault(e.member_id, []).append(e)
+    if updates:
+        stmt = (
+            sa.update(ev)
+            .where(ev.c.seq == sa.bindparam("s"))
+            .values(
+                amount_fen=sa.bindparam("a"),
+                source=sa.bindparam("src"),
+                staff=sa.bindparam("st"),
+                outbound=sa.bindparam("o"),
+            )
+        )
+        conn.execute(stmt, updates)
+    m = tables.members
+    for member_id, evs in contact.items():
+        # version 1 kept one contact flag per member: refold the relations per staff
+        folded = rows.state_row(rows.fold_events(evs))
+        conn.execute(
+            sa.update(m)
+            .where(m.c.id == member_id)
+            .values(
+                wecom_contact=folded["wecom_contact"],
+                contact_at=folded["contact_at"],
+                contact_tb=folded["contact_tb"],
+                relations=folded["relations"],
+            )
+        )
 
 
 MIGRATIONS: Final[tuple[Callable[[Connection, Tables], None], ...]] = (_v1, _v2)
