@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
+import jsonschema
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,6 +31,7 @@ from membermkt.core.membership import (
     tier_as_of,
     tier_is,
 )
+from membermkt.core.segjson import json_schema
 from membermkt.core.segments import Segment
 from membermkt.stores import InMemoryStore
 from membermkt.stores.sql import SqlStore
@@ -90,6 +92,9 @@ def _expected(events: list[Event], seg: Segment) -> list[str]:
     return sorted(m for m in IDS if pred(Member(m), [e for e in events if e.member_id == m]))
 
 
+_SCHEMA = jsonschema.Draft202012Validator(json_schema())
+
+
 def _check(store: InMemoryStore | SqlStore, events: list[Event], segs: list[Segment]) -> None:
     store.upsert_members([Member(m) for m in IDS])
     store.append_events(events)
@@ -98,6 +103,7 @@ def _check(store: InMemoryStore | SqlStore, events: list[Event], segs: list[Segm
         assert list(store.select(seg, AS_OF)) == want, seg
         assert store.count(seg, AS_OF) == len(want), seg
         assert Segment.from_json(seg.to_json()) == seg
+        _SCHEMA.validate(seg.to_json())
 
 
 @given(histories)
@@ -155,3 +161,24 @@ def test_sql_store_selects_the_python_members(
 ) -> None:
     module_store.delete_all()
     _check(module_store, events, segs)
+
+
+@pytest.mark.parametrize(
+    ("obj", "path"),
+    [
+        ({"op": "latest", "among": [], "event": "a"}, "$"),
+        ({"op": "latest", "among": ["a"], "event": "b"}, "$"),
+        ({"op": "latest", "among": ["a"], "event": "a", "where": {"x": [1]}}, "$.where.x"),
+        (
+            {"op": "latest", "among": ["a"], "event": "a", "newer_than": {"weeks": 1}},
+            "$.newer_than",
+        ),
+        ({"op": "latest", "among": "a", "event": "a"}, "$.among"),
+    ],
+)
+def test_bad_latest_json_names_the_path(obj: dict[str, object], path: str) -> None:
+    from membermkt.errors import SegmentError
+
+    with pytest.raises(SegmentError) as err:
+        Segment.from_json({"version": 1, **obj})
+    assert err.value.path.startswith(path)

@@ -4,6 +4,7 @@ transactions (with deadlock retries), error wrapping and schema create / migrate
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -145,13 +146,38 @@ class _Base:
     def _describe(self) -> str:
         return self.url.render_as_string(hide_password=True)
 
-    def _wrap(self, exc: sa_exc.SQLAlchemyError) -> StoreError:
+    def _driver_errors(self) -> tuple[type[BaseException], ...]:
+        # The DB-API's own base error (PEP 249): some drivers raise it where SQLAlchemy does
+        # not wrap it (psycopg refuses a NUL byte while adapting executemany parameters).
+        dbapi = getattr(self._engine.dialect, "loaded_dbapi", None) or getattr(
+            self._engine.dialect, "dbapi", None
+        )
+        base = getattr(dbapi, "Error", None)
+        if isinstance(base, type) and issubclass(base, BaseException):
+            return (sa_exc.SQLAlchemyError, base)
+        return (sa_exc.SQLAlchemyError,)
+
+    def _operation(self) -> str:
+        # The public store method being run (the outermost frame of this store whose name
+        # is public), so every StoreError names the operation that failed.
+        frame = sys._getframe(1)
+        found = "a database operation"
+        while frame is not None:
+            if frame.f_locals.get("self") is self and not frame.f_code.co_name.startswith("_"):
+                found = frame.f_code.co_name
+            frame = frame.f_back  # type: ignore[assignment]
+        return found
+
+    def _wrap(self, exc: BaseException) -> StoreError:
+        op = self._operation()
+        orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
         if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-            return StoreUnavailable(f"lost the connection to {self._describe()}: {exc.orig}")
-        if isinstance(exc, sa_exc.OperationalError) and "connect" in str(exc.orig).lower():
-            return StoreUnavailable(f"cannot reach the database at {self._describe()}: {exc.orig}")
-        detail = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
-        return StoreError(f"database error on {self._describe()}: {detail}")
+            return StoreUnavailable(f"{op}: lost the connection to {self._describe()}: {orig}")
+        if isinstance(exc, sa_exc.OperationalError) and "connect" in str(orig).lower():
+            return StoreUnavailable(
+                f"{op}: cannot reach the database at {self._describe()}: {orig}"
+            )
+        return StoreError(f"{op}: database error on {self._describe()}: {orig}")
 
     def _connect(self) -> Connection:
         try:
@@ -181,7 +207,7 @@ class _Base:
             try:
                 with conn.begin():
                     yield conn
-            except sa_exc.SQLAlchemyError as exc:
+            except self._driver_errors() as exc:
                 raise self._wrap(exc) from exc
         finally:
             conn.close()

@@ -17,7 +17,8 @@ from membermkt.testing.emulator.wechatpay._transfer import _TransfersMixin
 
 
 class WeChatPayEmulator(_FissionMixin, _TransfersMixin, _ServeMixin, _CouponsMixin):
-    """An in-process WeChat Pay (v2 red packets + v3 transfers) that enforces money rules.
+    """An in-process WeChat Pay (v2 red packets, v3 transfers, v3 favor coupons) that
+    enforces money rules.
 
     Args:
         credentials: from :func:`make_test_credentials` (the merchant certificate it expects
