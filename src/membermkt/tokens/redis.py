@@ -2,7 +2,8 @@
 
 Entries are ``prefix + key`` strings holding ``expires_at|token`` with a TTL; the refresh lock
 is ``SET lock_key owner NX PX lease`` released by a compare-and-delete script, so a holder
-that dies frees the lock after its lease.
+that dies frees the lock after its lease; a live holder renews the lease while it fetches
+(a slow token endpoint does not let a second caller in).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from membermkt.core.ports import TokenEntry
 from membermkt.errors import ConfigError, StoreError
+from membermkt.tokens._lease import AsyncLeaseRenewer, LeaseRenewer
 
 __all__ = ["AsyncRedisTokenCache", "RedisTokenCache"]
 
@@ -29,6 +31,10 @@ return 0
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
 
@@ -81,6 +87,7 @@ class RedisTokenCache:
         self._lease = lease
         self._cmp_del = self._r.register_script(_COMPARE_DELETE)
         self._release = self._r.register_script(_RELEASE)
+        self._renew = self._r.register_script(_RENEW)
 
     def __repr__(self) -> str:
         return f"RedisTokenCache(prefix={self._prefix!r})"
@@ -109,9 +116,14 @@ class RedisTokenCache:
                 raise StoreError(f"token lock {key!r} not acquired within {timeout} s")
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+        lease_ms = int(self._lease * 1000)
+        renewer = LeaseRenewer(
+            lambda: self._renew(keys=[name], args=[owner, lease_ms]), self._lease
+        )
         try:
             yield
         finally:
+            renewer.stop()
             self._release(keys=[name], args=[owner])
 
 
@@ -131,6 +143,7 @@ class AsyncRedisTokenCache:
         self._lease = lease
         self._cmp_del = self._r.register_script(_COMPARE_DELETE)
         self._release = self._r.register_script(_RELEASE)
+        self._renew = self._r.register_script(_RENEW)
 
     def __repr__(self) -> str:
         return f"AsyncRedisTokenCache(prefix={self._prefix!r})"
@@ -163,7 +176,14 @@ class AsyncRedisTokenCache:
                 raise StoreError(f"token lock {key!r} not acquired within {timeout} s")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
+        lease_ms = int(self._lease * 1000)
+
+        async def renew() -> object:
+            return await self._renew(keys=[name], args=[owner, lease_ms])
+
+        renewer = AsyncLeaseRenewer(renew, self._lease)
         try:
             yield
         finally:
+            await renewer.stop()
             await self._release(keys=[name], args=[owner])

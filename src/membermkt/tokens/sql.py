@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 
 from membermkt.core.ports import TokenEntry
 from membermkt.errors import StoreError, UsageError
+from membermkt.tokens._lease import LeaseRenewer
 
 __all__ = ["AsyncSqlTokenCache", "SqlTokenCache"]
 
@@ -255,9 +256,20 @@ class SqlTokenCache:
                 return False
 
         _poll(attempt, timeout, key)
+
+        def renew() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    sa.update(self.locks)
+                    .where(self.locks.c.key == key, self.locks.c.holder == holder)
+                    .values(until=time.time() + self._lease)
+                )
+
+        renewer = LeaseRenewer(renew, self._lease)
         try:
             yield
         finally:
+            renewer.stop()
             with self.engine.begin() as conn:
                 conn.execute(
                     sa.delete(self.locks).where(

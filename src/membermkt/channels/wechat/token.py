@@ -27,6 +27,11 @@ __all__ = ["AsyncTokenProvider", "TokenPolicy", "TokenProvider"]
 
 log = logging.getLogger(__name__)
 
+LOCK_ROUNDS = 6
+"""How many ``lock_timeout`` rounds a caller waits for another caller's refresh (which
+keeps its lock's lease renewed however slow the token endpoint is) before it fetches on
+its own — the last resort when the lock itself is broken."""
+
 
 @attrs.frozen(slots=True, kw_only=True)
 class TokenPolicy:
@@ -112,16 +117,29 @@ class TokenProvider:
             assert entry is not None
             self._local = entry
             return entry.token
-        lock = self.cache.lock(p.key, timeout=p.lock_timeout)
-        try:
-            lock.__enter__()
-        except StoreError as exc:
-            log.warning("token lock for %s unavailable (%s); fetching without it", p.key, exc)
-            return self._refresh_locked()
-        try:
-            return self._refresh_locked()
-        finally:
-            lock.__exit__(None, None, None)
+        for attempt in range(LOCK_ROUNDS):
+            lock = self.cache.lock(p.key, timeout=p.lock_timeout)
+            try:
+                lock.__enter__()
+            except StoreError as exc:
+                # The holder may still be fetching (it renews its lease): if it has
+                # finished, use its token; otherwise wait another round.
+                entry = self.cache.get(p.key)
+                if p.fresh(entry, self._now()):
+                    assert entry is not None
+                    self._local = entry
+                    return entry.token
+                if attempt == LOCK_ROUNDS - 1:
+                    log.warning(
+                        "token lock for %s unavailable (%s); fetching without it", p.key, exc
+                    )
+                    return self._refresh_locked()
+                continue
+            try:
+                return self._refresh_locked()
+            finally:
+                lock.__exit__(None, None, None)
+        raise AssertionError("unreachable")
 
     def _refresh_locked(self) -> str:
         p = self.policy
@@ -175,16 +193,27 @@ class AsyncTokenProvider:
             assert entry is not None
             self._local = entry
             return entry.token
-        lock = self.cache.lock(p.key, timeout=p.lock_timeout)
-        try:
-            await lock.__aenter__()
-        except StoreError as exc:
-            log.warning("token lock for %s unavailable (%s); fetching without it", p.key, exc)
-            return await self._refresh_locked()
-        try:
-            return await self._refresh_locked()
-        finally:
-            await lock.__aexit__(None, None, None)
+        for attempt in range(LOCK_ROUNDS):
+            lock = self.cache.lock(p.key, timeout=p.lock_timeout)
+            try:
+                await lock.__aenter__()
+            except StoreError as exc:
+                entry = await self.cache.get(p.key)
+                if p.fresh(entry, self._now()):
+                    assert entry is not None
+                    self._local = entry
+                    return entry.token
+                if attempt == LOCK_ROUNDS - 1:
+                    log.warning(
+                        "token lock for %s unavailable (%s); fetching without it", p.key, exc
+                    )
+                    return await self._refresh_locked()
+                continue
+            try:
+                return await self._refresh_locked()
+            finally:
+                await lock.__aexit__(None, None, None)
+        raise AssertionError("unreachable")
 
     async def _refresh_locked(self) -> str:
         p = self.policy
