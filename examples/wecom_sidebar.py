@@ -11,7 +11,7 @@ the SDK.
 Run locally with a seeded demo store (no platform needed)::
 
     pip install 'membermkt[fastapi]' uvicorn
-    python examples/wecom_sidebar.py            # http://127.0.0.1:8000/sidebar?external_userid=wmDEMO
+    python examples/wecom_sidebar.py --serve    # http://127.0.0.1:8000/sidebar?external_userid=wmDEMO
 
 In production, give ``create_app`` a ``ticket`` callable that returns the agent's
 ``jsapi_ticket`` (cache it: it lives 7200 s; unconfirmed here: the exact ticket endpoint,
@@ -162,12 +162,36 @@ def demo_store(corpid: str = "wwDEMO") -> Any:
     return store
 
 
-def main() -> None:
-    import uvicorn
+async def self_test() -> None:
+    """Ask the app for the demo customer's card and the agentConfig parameters (no server)."""
+    import httpx
 
-    app = create_app(demo_store(), corpid="wwDEMO", agentid=1000002, ticket=lambda: "demo-ticket")
-    uvicorn.run(app, host="127.0.0.1", port=8000)
+    app = create_app(demo_store(), corpid="wwDEMO", agentid=1000002, ticket=lambda: "demo")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sidebar.test") as http:
+        page = await http.get("/sidebar")
+        card = (await http.get("/sidebar/card", params={"external_userid": "wmDEMO"})).json()
+        config = (await http.get("/sidebar/config", params={"url": "https://s.example/x"})).json()
+    assert page.status_code == 200
+    print("orders (90 days):", [o["order_id"] for o in card["card"]["orders_90d"]])
+    print("offer:", card["card"]["offer"], "-", card["card"]["offer_reason"])
+    print("agentConfig signature:", config["signature"])
+
+
+def main(argv: Sequence[str]) -> None:
+    """``--serve``: run on http://127.0.0.1:8000; otherwise a self-test."""
+    if "--serve" in argv:
+        import uvicorn
+
+        app = create_app(demo_store(), corpid="wwDEMO", agentid=1000002, ticket=lambda: "demo")
+        uvicorn.run(app, host="127.0.0.1", port=8000)
+    else:
+        import asyncio
+
+        asyncio.run(self_test())
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1:])

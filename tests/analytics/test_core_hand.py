@@ -302,6 +302,35 @@ def test_attribution_by_first_touch_source() -> None:
     assert result.totals().revenue_fen == 800
 
 
+def test_attribution_credits_only_revenue_after_arrival() -> None:
+    hist = history(
+        [
+            buy("x1", at(30), 1000),  # imported marketplace order, before the parcel QR
+            ev("x1", "scan", at(20), source="parcel"),
+            buy("x1", at(10), 300),
+            ev("x1", "follow", at(8), source="store"),
+            buy("x1", at(2), 50),
+        ]
+    )
+
+    def rows(**kw: object) -> list[tuple[str, int, int, int, int]]:
+        r = an.attribution(hist, as_of=AS_OF, **kw)  # type: ignore[arg-type]
+        return [(x.source, x.members, x.buyers, x.orders, x.revenue_fen) for x in r.rows]
+
+    assert rows() == [("(unknown)", 0, 0, 1, 1000), ("parcel", 1, 1, 2, 350)]
+    assert rows(model="last_touch") == [
+        ("(unknown)", 0, 0, 1, 1000),
+        ("parcel", 0, 0, 1, 300),
+        ("store", 1, 1, 1, 50),
+    ]
+    assert rows(window=15 * DAY) == [("(unknown)", 0, 0, 2, 1050), ("parcel", 1, 1, 1, 300)]
+    with pytest.raises(UsageError, match="attribution model"):
+        an.attribution(hist, as_of=AS_OF, model="linear")
+    # as of a time before the arrival, nothing is credited to the parcel
+    early = an.attribution(hist, as_of=at(25))
+    assert [(x.source, x.members, x.orders) for x in early.rows] == [("(unknown)", 1, 1)]
+
+
 def test_campaign_lift_against_holdout() -> None:
     start, end = at(10), at(0)
     hist = history(

@@ -96,7 +96,7 @@ def test_activity_classes_partition_members(hist) -> None:
     preds = {c: compile_predicate(an.activity(c), AS_OF) for c in an.ACTIVITY_CLASSES}
     for member, events in hist:
         inside = [c for c, p in preds.items() if p(member, events)]
-        assert inside == [an.activity_class(member, AS_OF)]
+        assert inside == [an.activity_class(member, AS_OF, events=events)]
 
 
 @given(histories())

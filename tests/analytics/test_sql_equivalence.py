@@ -59,6 +59,9 @@ def check_all(source, hist) -> None:
         assert a.paths(source, as_of=AS_OF, config=cfg) == a.paths(hist, as_of=AS_OF, config=cfg)
     assert a.paths(source, as_of=AS_OF, since=SINCE) == a.paths(hist, as_of=AS_OF, since=SINCE)
     assert a.attribution(source, as_of=AS_OF) == a.attribution(hist, as_of=AS_OF)
+    assert a.attribution(source, as_of=AS_OF, window=3 * DAY) == a.attribution(
+        hist, as_of=AS_OF, window=3 * DAY
+    )
     for period in ("week", "month"):
         assert a.cohorts(source, as_of=AS_OF, period=period, max_periods=4) == a.cohorts(
             hist, as_of=AS_OF, period=period, max_periods=4
@@ -71,7 +74,7 @@ def check_all(source, hist) -> None:
     ids = [m.id for m, _ in hist]
     if hasattr(source, "select"):  # the activity segments select what activity_class says
         for c in core.ACTIVITY_CLASSES:
-            want = [m.id for m, _ in hist if core.activity_class(m, AS_OF) == c]
+            want = [m.id for m, es in hist if core.activity_class(m, AS_OF, events=es) == c]
             assert list(source.select(core.activity(c), AS_OF)) == want
     window = {"start": AS_OF - 5 * DAY, "end": AS_OF}
     lift = a.campaign_lift(source, treatment=ids[::2], holdout=ids[1::2], **window)

@@ -347,3 +347,29 @@ def test_job_results_are_recorded_once_and_reconcile_with_the_ledger(
     assert (job.total, job.filtered, job.sent, job.errors) == (n, n, n - 1, 1)
     assert rec.reached == n - 1
     assert rec.not_reached == 1
+
+
+def test_simulate_predicts_the_template_calls() -> None:
+    """Rule: on a per-delivery channel `simulate` predicts one call per delivery, handed one
+    at a time (a crash leaves at most `concurrency` in doubt) — what the runner does."""
+    from membermkt.channels.wechat.channel import WeChatTemplateChannel
+
+    n = 30
+    clock = Clock()
+    emu, mass = _setup(n, clock)
+    emu.accounts[APPID].add_template("TPL1")
+    channel = WeChatTemplateChannel(mass.client)
+    c = Campaign(
+        id="tpl",
+        audience=TRUE,
+        channel="wechat.template",
+        variants=(Variant(name="A", content={"template_id": "TPL1", "data": {"k": "v"}}),),
+        address_namespace=APPID,
+    )
+    sim = simulate(c, _members(n), None, T0, capabilities=channel.capabilities)
+    store = InMemoryStore()
+    prepare(store, c, _members(n), {}, T0)
+    CampaignRunner(store, channel, sleep=no_sleep, clock=clock).run(c.id)
+    assert store.status_counts(c.id)["sent"] == n
+    assert emu.calls["/cgi-bin/message/template/send"] == sim.quota_cost["A"]["api_calls"] == n
+    assert sim.batches["A"] == (1,) * n

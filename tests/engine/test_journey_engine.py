@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from membermkt import Identity, Member
 from membermkt.core.delivery import ChannelCapabilities, Delivery, SendOutcome, SendResult
@@ -225,3 +227,39 @@ def test_grant_without_address_waits_for_one() -> None:
     assert r.planned == 1
     engine.dispatch(clock=FakeClock(T0))
     assert grant.payloads[effect_key("g", 1, "m0", "c", 0)]["benefit"] == "stock-1"
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    ticks=st.lists(st.integers(min_value=0, max_value=10 * 24), min_size=1, max_size=8),
+    buys=st.lists(st.integers(min_value=0, max_value=5), max_size=4),
+    dup=st.booleans(),
+)
+def test_any_tick_schedule_sends_each_effect_once(ticks, buys, dup) -> None:  # type: ignore[no-untyped-def]
+    """Whatever the times the engine runs at (in any order of arrival of events, with
+    duplicates), each effect is sent once and the result equals the pure replay."""
+    from membermkt.core.journeys import replay
+
+    store = InMemoryStore()
+    ch = Recorder()
+    engine = JourneyEngine(store, InMemoryJourneyProgress(), [welcome()], channels=[ch])
+    _members(store, 6)
+    follows = [Event(f"m{i}", "follow", T0, key=f"f{i}") for i in range(6)]
+    purchases = [
+        Event(f"m{i}", "purchase", T0 + dt.timedelta(days=1), {"amount_fen": 1}, key=f"p{i}")
+        for i in buys
+    ]
+    for batch in ([*purchases, *follows], follows if dup else []):
+        store.append_events(batch)
+        engine.observe(batch, now=T0)
+    end = T0
+    for h in sorted(ticks):
+        end = T0 + dt.timedelta(hours=h)
+        _run(engine, end)
+    assert all(n == 1 for n in ch.got.values())
+    expected = set()
+    for i in range(6):
+        m = store.get_member(f"m{i}")
+        r = replay(welcome(), m, store.events_for(m.id, until=end), end)
+        expected |= {e.key for e in r.effects if e.channel == "sms.test"}
+    assert set(ch.got) == expected

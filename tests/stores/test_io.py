@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -136,7 +138,9 @@ def test_dataframe_round_trip() -> None:
     mdf = members_to_dataframe(src)
     edf = events_to_dataframe(src)
     assert list(mdf["id"]) == ["m1", "m2"]
-    assert mdf.loc[0, "attributes"] == MEMBERS[0].attributes
+    # nested values are JSON text, so DataFrame.to_sql works (#14)
+    assert json.loads(mdf.loc[0, "attributes"]) == MEMBERS[0].attributes
+    assert isinstance(edf.loc[0, "properties"], str)
     assert isinstance(edf.loc[0, "at"], pd.Timestamp)
     assert events_from_dataframe(dst, edf).written == 3
     rep = members_from_dataframe(dst, mdf)
@@ -147,3 +151,74 @@ def test_dataframe_round_trip() -> None:
     bad = pd.DataFrame({"id": ["x", None], "gender": ["female", "male"]}, index=[10, 11])
     rep = members_from_dataframe(dst, bad)
     assert [e.row for e in rep.errors] == [11]
+
+
+def test_dataframes_go_to_sql(tmp_path: Path) -> None:
+    """``to_sql`` accepts the exported frames (no list/dict cells)."""
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    src = InMemoryStore()
+    src.upsert_members(MEMBERS)
+    src.append_events(EVENTS)
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'crm.db'}")
+    assert members_to_dataframe(src).to_sql("members", engine, index=False) == 2
+    assert events_to_dataframe(src).to_sql("events", engine, index=False) == 3
+    engine.dispose()
+
+
+def test_csv_export_neutralises_formulas_and_imports_them_back(tmp_path: Path) -> None:
+    src = InMemoryStore()
+    evil = Member("=HYPERLINK(1)", Profile(city="+cmd|' /C calc'!A0"), tags={"@x", "-y"})
+    src.upsert_members([evil])
+    src.append_events([Event("=HYPERLINK(1)", "view", T0, {"url": "=1+1"})])
+    export_members_csv(src, tmp_path / "m.csv")
+    export_events_csv(src, tmp_path / "e.csv")
+    text = (tmp_path / "m.csv").read_text() + (tmp_path / "e.csv").read_text()
+    for line in text.splitlines()[1:]:
+        for cell in next(csv.reader([line])):
+            assert not cell.startswith(("=", "+", "-", "@")), cell
+    dst = InMemoryStore()
+    import_members_csv(dst, tmp_path / "m.csv")
+    import_events_csv(dst, tmp_path / "e.csv")
+    got = dst.get_member("=HYPERLINK(1)")
+    assert got is not None
+    assert got.profile.city == "+cmd|' /C calc'!A0"
+    assert got.tags == {"@x", "-y"}
+    assert dst.events_for("=HYPERLINK(1)")[0].properties["url"] == "=1+1"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_export_sql_flattens_into_another_database(backend: str, tmp_path: Path) -> None:
+    from membermkt.stores.export_sql import export_sql
+
+    from .conftest import POSTGRES_URL, unique_prefix
+
+    if backend == "postgresql" and not POSTGRES_URL:
+        pytest.skip("MEMBERMKT_TEST_POSTGRES_URL not set")
+    url = POSTGRES_URL if backend == "postgresql" else f"sqlite:///{tmp_path / 'crm.db'}"
+    assert url is not None
+    src = InMemoryStore()
+    src.upsert_members(MEMBERS)
+    src.append_events(EVENTS)
+    prefix = unique_prefix()
+    counts = src.export_sql(url, table_prefix=prefix)
+    assert counts["members"] == 2
+    assert counts["events"] == 3
+    assert counts["member_identities"] == sum(len(m.identities) for m in MEMBERS)
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            ids = list(
+                conn.execute(sa.text(f"SELECT id FROM {prefix}members ORDER BY id")).scalars()
+            )
+            assert ids == ["m1", "m2"]
+            n = conn.execute(sa.text(f"SELECT COUNT(*) FROM {prefix}member_tags")).scalar()
+            assert n == sum(len(m.tags) for m in MEMBERS)
+        # exporting again replaces the tables
+        assert export_sql(src, url, table_prefix=prefix)["members"] == 2
+        with engine.begin() as conn:
+            for t in ("members", "member_identities", "member_tags", "events"):
+                conn.execute(sa.text(f"DROP TABLE {prefix}{t}"))
+    finally:
+        engine.dispose()

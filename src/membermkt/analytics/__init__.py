@@ -253,13 +253,21 @@ def paths(
     return notebook(result)
 
 
-def attribution(source: object, *, as_of: dt.datetime) -> AttributionResult:
-    """Source → followers → buyers → revenue; see
-    :func:`membermkt.core.analytics.attribution`."""
+def attribution(
+    source: object,
+    *,
+    as_of: dt.datetime,
+    model: str = "first_touch",
+    window: dt.timedelta | None = None,
+) -> AttributionResult:
+    """Source → followers → buyers → revenue, crediting a source only with revenue after the
+    member arrived through it; see :func:`membermkt.core.analytics.attribution`."""
     sql = sql_runner(source)
-    if sql is not None:
-        return notebook(sql.attribution(as_of=as_of))
-    return notebook(core.attribution(history_of(source, as_of), as_of=as_of))
+    if sql is not None and model == "first_touch":
+        return notebook(sql.attribution(as_of=as_of, window=window))
+    return notebook(
+        core.attribution(history_of(source, as_of), as_of=as_of, model=model, window=window)
+    )
 
 
 def _store_of(source: object) -> Any:

@@ -334,8 +334,15 @@ class SqlAnalytics:
         m = self._m
         now = to_us(as_of)
         last = m.c.last_active_at
+        sub, con = m.c.subscribed, m.c.wecom_contact
+        # churned when every channel the member had is lost (#14: WeCom relations count)
+        lost = sa.and_(
+            sa.or_(sub == sa.false(), con == sa.false()),
+            sa.or_(sub.is_(None), sub == sa.false()),
+            sa.or_(con.is_(None), con == sa.false()),
+        )
         cls = sa.case(
-            (m.c.subscribed == sa.false(), 3),
+            (lost, 3),
             (last.is_(None), 3),
             (last >= now - windows.active_days * US_PER_DAY, 0),
             (last >= now - windows.dormant_days * US_PER_DAY, 1),
@@ -517,25 +524,47 @@ class SqlAnalytics:
 
     # ------------------------------------------------------------------ attribution
 
-    def attribution(self, *, as_of: dt.datetime) -> core.AttributionResult:
-        """Per-source members, followers, buyers, orders and revenue in two GROUP BYs."""
+    def attribution(
+        self, *, as_of: dt.datetime, window: dt.timedelta | None = None
+    ) -> core.AttributionResult:
+        """First-touch attribution (see :func:`membermkt.core.analytics.attribution`): a
+        source is credited only with purchases at or after the member's first touch (within
+        ``window`` of it, when given); other purchases count in ``"(unknown)"``."""
         as_of = check_as_of(as_of)
         e, m = self._e, self._m
+        as_us = to_us(as_of)
         amount = sa.func.coalesce(self._json.number("amount_fen", integer=True), 0)
         is_buy = e.c.type == "purchase"
+        has_src = sa.and_(
+            m.c.source.is_not(None),
+            m.c.source != "",
+            m.c.source_at.is_not(None),
+            m.c.source_at <= as_us,
+        )
+        credited = sa.and_(is_buy, has_src, e.c.at >= m.c.source_at)
+        if window is not None:
+            credited = sa.and_(
+                credited, e.c.at <= m.c.source_at + window // dt.timedelta(microseconds=1)
+            )
         per = (
             sa.select(
                 e.c.member_id.label("mid"),
                 sa.func.max(sa.case((e.c.type == "follow", 1), else_=0)).label("followed"),
-                sa.func.sum(sa.case((is_buy, 1), else_=0)).label("orders"),
-                sa.func.sum(sa.case((is_buy, amount), else_=0)).label("revenue"),
+                sa.func.sum(sa.case((credited, 1), else_=0)).label("orders"),
+                sa.func.sum(sa.case((credited, amount), else_=0)).label("revenue"),
+                sa.func.sum(sa.case((is_buy, 1), else_=0)).label("all_orders"),
+                sa.func.sum(sa.case((is_buy, amount), else_=0)).label("all_revenue"),
             )
-            .where(e.c.type.in_(["follow", "purchase"]), e.c.at <= to_us(as_of))
+            .select_from(e.join(m, m.c.id == e.c.member_id))
+            .where(e.c.type.in_(["follow", "purchase"]), e.c.at <= as_us)
             .group_by(e.c.member_id)
             .subquery("per")
         )
-        src = sa.func.coalesce(sa.func.nullif(m.c.source, ""), UNKNOWN).label("src")
-        orders = sa.func.coalesce(per.c.orders, 0)
+        src = sa.case((has_src, m.c.source), else_=UNKNOWN).label("src")
+        all_orders = sa.func.coalesce(per.c.all_orders, 0)
+        all_revenue = sa.func.coalesce(per.c.all_revenue, 0)
+        orders = sa.case((has_src, sa.func.coalesce(per.c.orders, 0)), else_=all_orders)
+        revenue = sa.case((has_src, sa.func.coalesce(per.c.revenue, 0)), else_=all_revenue)
         q = (
             sa.select(
                 src,
@@ -543,21 +572,30 @@ class SqlAnalytics:
                 sa.func.sum(sa.func.coalesce(per.c.followed, 0)),
                 sa.func.sum(sa.case((orders > 0, 1), else_=0)),
                 sa.func.sum(orders),
-                sa.func.sum(sa.func.coalesce(per.c.revenue, 0)),
+                sa.func.sum(revenue),
+                sa.func.sum(all_orders - orders),
+                sa.func.sum(all_revenue - revenue),
             )
             .select_from(m.outerjoin(per, per.c.mid == m.c.id))
             .group_by(src)
         )
+        acc: dict[str, list[int]] = {}
+        for s_, n, f, b, o, r, uo, ur in self._rows(q):
+            a = acc.setdefault(str(s_), [0, 0, 0, 0, 0])
+            a[0] += int(n)
+            a[1] += int(f or 0)
+            a[2] += int(b or 0)
+            a[3] += int(o or 0)
+            a[4] += int(r or 0)
+            if int(uo or 0):
+                u = acc.setdefault(UNKNOWN, [0, 0, 0, 0, 0])
+                u[3] += int(uo)
+                u[4] += int(ur or 0)
         rows = [
             core.AttributionRow(
-                source=s,
-                members=int(n),
-                followers=int(f or 0),
-                buyers=int(b or 0),
-                orders=int(o or 0),
-                revenue_fen=int(r or 0),
+                source=k, members=v[0], followers=v[1], buyers=v[2], orders=v[3], revenue_fen=v[4]
             )
-            for s, n, f, b, o, r in self._rows(q)
+            for k, v in acc.items()
         ]
         return core.AttributionResult(as_of=as_of, rows=rows_sorted(rows))
 

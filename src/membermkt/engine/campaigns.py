@@ -337,8 +337,9 @@ def simulate(
 
     Args:
         campaign / members / history / as_of: as for :func:`~membermkt.core.campaigns.plan`.
-        capabilities: the channel's batch limits, for the API-call cost (default: the
-            platform rules' batch size, else one call per delivery).
+        capabilities: the channel's batch limits, for the API-call cost and the batch
+            sizes the runner hands off (default: the platform rules' batch size, else one
+            call per delivery).
         keep: keep at most this many deliveries and skips each (``None``: all).
     """
     tally = PlanTally(campaign.id, keep_holdout_ids=False, as_of=as_of)
@@ -359,10 +360,14 @@ def simulate(
         max_batch = min(max_batch or rules.max_batch_size, rules.max_batch_size)
     cost: dict[str, dict[str, int]] = {}
     batches: dict[str, tuple[int, ...]] = {}
+    per_delivery = rules.max_batch_size is None and capabilities is not None
+    if per_delivery and capabilities is not None and not capabilities.idempotent:
+        max_batch = 1  # the runner hands a non-idempotent per-delivery channel one at a time
     for variant, n in summary.deliveries.items():
         sizes = tuple(balanced_batches(n, max_batch or rules.max_batch_size or 1))
         batches[variant] = sizes
-        per = {"api_calls": len(sizes)}
+        # a batch API makes one call per batch; a per-delivery API one call per delivery
+        per = {"api_calls": n if per_delivery else len(sizes)}
         for cap in rules.caps:
             per[cap.label] = n
         if rules.window is not None:

@@ -49,6 +49,7 @@ __all__ = [
     "import_members_csv",
     "members_from_dataframe",
     "members_to_dataframe",
+    "neutralise_cell",
 ]
 
 MEMBER_COLUMNS = (
@@ -393,6 +394,34 @@ def _open_write(target: str | Path | IO[str]) -> tuple[IO[str], bool]:
     return target, False
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet cannot run: text starting like a formula (``=``,
+    ``+``, ``-``, ``@``, tab, carriage return) gets a leading ``'`` (OWASP's CSV-injection
+    advice); other values are returned unchanged. :func:`import_members_csv` and
+    :func:`import_events_csv` remove that quote again."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _restore_cell(value: Any) -> Any:
+    if (
+        isinstance(value, str)
+        and len(value) > 1
+        and value[0] == "'"
+        and value[1:].startswith(_FORMULA_START)
+    ):
+        return value[1:]
+    return value
+
+
+def _safe_row(rec: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: neutralise_cell(v) for k, v in rec.items()}
+
+
 def _csv_records(
     f: IO[str], required: Sequence[str]
 ) -> Iterator[tuple[int | str, Mapping[str, Any]]]:
@@ -402,7 +431,7 @@ def _csv_records(
     if lacking:
         raise UsageError(f"CSV header lacks required column(s) {lacking}; it has {header}")
     for rec in reader:
-        yield reader.line_num, rec
+        yield reader.line_num, {k: _restore_cell(v) for k, v in rec.items()}
 
 
 def import_members_csv(store: MemberStore, source: str | Path | IO[str]) -> ImportReport:
@@ -444,7 +473,8 @@ def import_events_csv(store: EventLog, source: str | Path | IO[str]) -> ImportRe
 
 
 def export_members_csv(store: Exportable, target: str | Path | IO[str]) -> int:
-    """Write every member to a CSV file; returns how many.
+    """Write every member to a CSV file; returns how many. Cells that look like spreadsheet
+    formulas are neutralised (:func:`neutralise_cell`).
 
     Raises:
         StoreError: when the store fails.
@@ -455,7 +485,7 @@ def export_members_csv(store: Exportable, target: str | Path | IO[str]) -> int:
         w.writeheader()
         n = 0
         for m in store.iter_members():
-            w.writerow(member_record(m))
+            w.writerow(_safe_row(member_record(m)))
             n += 1
         return n
     finally:
@@ -464,7 +494,8 @@ def export_members_csv(store: Exportable, target: str | Path | IO[str]) -> int:
 
 
 def export_events_csv(store: Exportable, target: str | Path | IO[str]) -> int:
-    """Write every event to a CSV file; returns how many.
+    """Write every event to a CSV file; returns how many. Cells that look like spreadsheet
+    formulas are neutralised (:func:`neutralise_cell`).
 
     Raises:
         StoreError: when the store fails.
@@ -475,7 +506,7 @@ def export_events_csv(store: Exportable, target: str | Path | IO[str]) -> int:
         w.writeheader()
         n = 0
         for e in store.iter_events():
-            w.writerow(event_record(e))
+            w.writerow(_safe_row(event_record(e)))
             n += 1
         return n
     finally:
@@ -483,104 +514,9 @@ def export_events_csv(store: Exportable, target: str | Path | IO[str]) -> int:
             f.close()
 
 
-# --------------------------------------------------------------------------- pandas
-
-
-def _pandas() -> Any:
-    try:
-        import pandas as pd
-    except ImportError:
-        raise UsageError(
-            "DataFrame import/export needs pandas: pip install 'membermkt[pandas]'"
-        ) from None
-    return pd
-
-
-def _frame_records(df: Any, required: Sequence[str]) -> Iterator[tuple[int | str, Any]]:
-    lacking = [c for c in required if c not in df.columns]
-    if lacking:
-        raise UsageError(f"DataFrame lacks required column(s) {lacking}")
-    cols = list(df.columns)
-    for label, values in zip(df.index, df.itertuples(index=False, name=None), strict=True):
-        yield (
-            (label if isinstance(label, int | str) else str(label)),
-            dict(zip(cols, values, strict=True)),
-        )
-
-
-def members_to_dataframe(store: Exportable) -> Any:
-    """Every member as a ``pandas.DataFrame`` (one row per member; the CSV columns, with
-    lists/dicts as Python objects, dates as ``datetime.date`` and times as UTC timestamps).
-
-    Raises:
-        UsageError: when pandas is not installed.
-        StoreError: when the store fails.
-    """
-    pd = _pandas()
-    out = []
-    for m in store.iter_members():
-        r: dict[str, Any] = member_record(m)
-        r["tags"] = sorted(m.tags)
-        r["attributes"] = m.attributes.to_dict()
-        r["identities"] = [i.token for i in m.identities]
-        r["opted_out_channels"] = sorted(m.consent.opted_out_channels)
-        r["marketing"] = m.consent.marketing
-        r["birthday"] = m.profile.birthday
-        s = m.state
-        r["subscribed"] = s.subscribed
-        r["wecom_contact"] = s.wecom_contact
-        for col, v in (
-            ("last_active_at", s.last_active_at),
-            ("first_order_at", s.purchases.first_at),
-            ("last_order_at", s.purchases.last_at),
-        ):
-            r[col] = pd.Timestamp(v) if v is not None else pd.NaT
-        for col in ("gender", "city", "province", "country", "income_band", "tier", "source"):
-            r[col] = r[col] or None
-        out.append(r)
-    return pd.DataFrame(out, columns=[*MEMBER_COLUMNS, *STATE_COLUMNS])
-
-
-def events_to_dataframe(store: Exportable) -> Any:
-    """Every event as a ``pandas.DataFrame`` (``at`` as UTC timestamps, ``properties`` as
-    dicts).
-
-    Raises:
-        UsageError: when pandas is not installed.
-        StoreError: when the store fails.
-    """
-    pd = _pandas()
-    out = [
-        {
-            "member_id": e.member_id,
-            "type": e.type,
-            "at": pd.Timestamp(e.at.astimezone(dt.UTC)),
-            "key": e.key,
-            "properties": e.properties.to_dict(),
-        }
-        for e in store.iter_events()
-    ]
-    return pd.DataFrame(out, columns=list(EVENT_COLUMNS))
-
-
-def members_from_dataframe(store: MemberStore, df: Any) -> ImportReport:
-    """Upsert members from a DataFrame with the member columns (values may be native —
-    lists, dicts, dates — or the CSV text forms). Rows are reported by index label.
-
-    Raises:
-        UsageError: when pandas is not installed or the ``id`` column is missing.
-        StoreError: when the store fails.
-    """
-    _pandas()
-    return _write_members(store, _frame_records(df, ("id",)))
-
-
-def events_from_dataframe(store: EventLog, df: Any) -> ImportReport:
-    """Append events from a DataFrame with the event columns.
-
-    Raises:
-        UsageError: when pandas is not installed or a required column is missing.
-        StoreError: when the store fails.
-    """
-    _pandas()
-    return _write_events(store, _frame_records(df, ("member_id", "type", "at")))
+from membermkt.stores._io_frames import (  # noqa: E402  (re-exported: public import path)
+    events_from_dataframe,
+    events_to_dataframe,
+    members_from_dataframe,
+    members_to_dataframe,
+)

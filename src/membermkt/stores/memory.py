@@ -38,6 +38,7 @@ from membermkt.stores._common import (
 from membermkt.stores._memory_ledger import _MemoryLedger
 from membermkt.stores._memory_links import MemoryLinks
 from membermkt.stores._memory_payouts import _MemoryPayouts
+from membermkt.stores.export_sql import SqlExport
 
 __all__ = ["InMemoryStore"]
 
@@ -48,7 +49,7 @@ def _event_order(e: Event) -> tuple[dt.datetime, str]:
     return (e.at_utc, e.key or "")
 
 
-class InMemoryStore(MemoryLinks, _MemoryPayouts, _MemoryLedger):
+class InMemoryStore(MemoryLinks, _MemoryPayouts, _MemoryLedger, SqlExport):
     """Members, events, tags, the delivery ledger, budgets and payout intents in memory.
 
     Implements :class:`membermkt.core.ports.Store`.

@@ -31,13 +31,14 @@ predicate and the SQL compiler — evaluates it with no special support::
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 import attrs
 
 from membermkt.core.analytics._common import Table, check_as_of, group_label
 from membermkt.core.evaluate import field_getter
+from membermkt.core.events import Event, state_as_of
 from membermkt.core.members import Member
 from membermkt.core.segments import Not, Segment, ago, attr
 from membermkt.errors import UsageError
@@ -124,11 +125,18 @@ def activity(name: str, windows: ActivityWindows = DEFAULT_WINDOWS) -> Segment:
 
 
 def activity_class(
-    member: Member, as_of: dt.datetime, windows: ActivityWindows = DEFAULT_WINDOWS
+    member: Member,
+    as_of: dt.datetime,
+    windows: ActivityWindows = DEFAULT_WINDOWS,
+    *,
+    events: Sequence[Event] | None = None,
 ) -> str:
     """The member's activity class as of ``as_of`` (same answer as the :func:`activity`
-    segments)."""
+    segments). Pass the member's ``events`` to get the class of a member whose stored state
+    has events later than ``as_of`` (the state is then folded up to ``as_of``)."""
     as_of = check_as_of(as_of)
+    if events is not None:
+        member = state_as_of(member, events, as_of)
     s = member.state
     channels = (s.subscribed, s.wecom_contact)
     if False in channels and True not in channels:

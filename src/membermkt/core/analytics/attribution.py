@@ -1,17 +1,18 @@
 """Attribution: acquisition source → members → followers → buyers → revenue, and campaign
 conversions against a holdout.
 
-The source is the member's first-touch acquisition ``source`` (a QR scene, a WeCom
-contact-way state, a platform tag — whatever the follow/scan/contact event carried), see
-:class:`membermkt.core.members.MemberState`. Followers, buyers, orders and revenue count the
-member's events at or before ``as_of``.
+A source is an acquisition ``source`` (a QR scene, a WeCom contact-way state — whatever the
+follow/scan/contact event carried). A source is credited only with revenue after the member
+arrived through it (first touch or last touch, optionally within a window); orders placed
+before the arrival are not the source's doing. Everything counts the member's events at or
+before ``as_of``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -23,9 +24,11 @@ from membermkt.core.analytics._common import (
     matches_where,
     to_where,
 )
+from membermkt.core.events import ACQUISITION_TYPES, Event, source_version
 from membermkt.errors import UsageError
 
 __all__ = [
+    "ATTRIBUTION_MODELS",
     "ArmStats",
     "AttributionResult",
     "AttributionRow",
@@ -100,33 +103,87 @@ def rows_sorted(rows: Iterable[AttributionRow]) -> tuple[AttributionRow, ...]:
     return tuple(sorted(rows, key=lambda r: (-r.revenue_fen, r.source)))
 
 
-def attribution(history: History, *, as_of: dt.datetime) -> AttributionResult:
+ATTRIBUTION_MODELS: Final = ("first_touch", "last_touch")
+"""How revenue is credited to acquisition sources (see :func:`attribution`)."""
+
+
+def _touches(events: Iterable[Event], as_of: dt.datetime) -> list[tuple[Any, str]]:
+    out = []
+    for e in events:
+        if e.type in ACQUISITION_TYPES and e.at <= as_of:
+            src = e.properties.get("source")
+            if isinstance(src, str) and src:
+                out.append((source_version(e, src), src))
+    out.sort()
+    return out
+
+
+def attribution(
+    history: History,
+    *,
+    as_of: dt.datetime,
+    model: str = "first_touch",
+    window: dt.timedelta | None = None,
+) -> AttributionResult:
     """Members, followers, buyers, orders and revenue per acquisition source.
 
+    A source is credited only with purchases **at or after the member arrived through it**
+    (and within ``window`` of that arrival, when given):
+
+    * ``"first_touch"``: the member belongs to their first source (the earliest acquisition
+      event with a ``source`` at or before ``as_of``) and it is credited with their
+      purchases from that arrival on;
+    * ``"last_touch"``: each purchase is credited to the latest touch at or before it; the
+      member is counted under their latest source as of ``as_of``.
+
+    Purchases no source is credited with (before any arrival, outside the window, or of
+    members without a source) count in the ``"(unknown)"`` row's orders and revenue; that
+    row's members and buyers are the members without a source.
+
     Raises:
-        UsageError: for a bad ``as_of``.
+        UsageError: for a bad ``as_of``, an unknown ``model`` or a non-positive ``window``.
     """
     as_of = check_as_of(as_of)
+    if model not in ATTRIBUTION_MODELS:
+        raise UsageError(f"unknown attribution model {model!r}; expected {ATTRIBUTION_MODELS}")
+    if window is not None and (not isinstance(window, dt.timedelta) or window <= dt.timedelta(0)):
+        raise UsageError(f"window must be a positive timedelta or None, got {window!r}")
+    unknown = group_label(None)
     acc: dict[str, list[int]] = {}
-    for member, events in history:
-        followed = False
-        orders = 0
-        revenue = 0
-        for e in events:
-            if e.at > as_of:
+
+    def row(label: str) -> list[int]:
+        return acc.setdefault(label, [0, 0, 0, 0, 0])
+
+    for _member, events in history:
+        evs = [e for e in events if e.at <= as_of]
+        touches = _touches(evs, as_of)
+        followed = any(e.type == "follow" for e in evs)
+        if touches:
+            home = touches[0][1] if model == "first_touch" else touches[-1][1]
+        else:
+            home = unknown
+        r = row(home)
+        r[0] += 1
+        r[1] += followed
+        bought_home = False
+        for e in evs:
+            if e.type != "purchase":
                 continue
-            if e.type == "follow":
-                followed = True
-            elif e.type == "purchase":
-                orders += 1
-                amount = e.properties.get("amount_fen", 0)
-                revenue += amount if isinstance(amount, int) else 0
-        a = acc.setdefault(group_label(member.state.source), [0, 0, 0, 0, 0])
-        a[0] += 1
-        a[1] += followed
-        a[2] += orders > 0
-        a[3] += orders
-        a[4] += revenue
+            amount = e.properties.get("amount_fen", 0)
+            amount = amount if isinstance(amount, int) else 0
+            credit = unknown
+            candidates = touches[:1] if model == "first_touch" else touches
+            for (at, _tie), src in reversed(candidates):
+                if at <= e.at:
+                    if window is None or e.at <= at + window:
+                        credit = src
+                    break
+            c = row(credit)
+            c[3] += 1
+            c[4] += amount
+            if credit == home:
+                bought_home = True
+        r[2] += bought_home
     return AttributionResult(
         as_of=as_of,
         rows=rows_sorted(

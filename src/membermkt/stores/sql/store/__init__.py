@@ -7,6 +7,7 @@ MySQL/MariaDB (``mysql+pymysql://``). Segments are compiled to SQL
 
 from __future__ import annotations
 
+from membermkt.stores.export_sql import SqlExport
 from membermkt.stores.sql.store._batches import _BatchesMixin
 from membermkt.stores.sql.store._budgets import _BudgetsMixin
 from membermkt.stores.sql.store._events import _EventsMixin
@@ -28,6 +29,7 @@ class SqlStore(
     _BatchesMixin,
     _BudgetsMixin,
     _PayoutsMixin,
+    SqlExport,
 ):
     """Members, events, tags, the delivery ledger, budgets and payout intents in SQL.
 
