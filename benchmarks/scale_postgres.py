@@ -117,12 +117,12 @@ def generate(store: object, members: int, events: int, seed: int) -> None:
             f"""
             INSERT INTO {m} (id, member_hash, gender, city, province, country, birthday,
               subscribed, followed_at, source, last_active_at, orders_count,
-              orders_total_fen, first_order_at, last_order_at, marketing)
+              orders_total_fen, first_order_at, last_order_at, marketing, last_event_at)
             SELECT member_id, hashtextextended(member_id, 0),
               (ARRAY['female','female','female','male','male'])[1 + abs(hm) % 5],
               (ARRAY['Shanghai','Hangzhou','Beijing','Shenzhen','Chengdu'])[1 + abs(hm / 5) % 5],
               'Zhejiang', 'CN', {today} - 18 * 365 - abs(hm / 25) % (45 * 365),
-              true, followed, src, active, orders, total, first_buy, last_buy, true
+              true, followed, src, active, orders, total, first_buy, last_buy, true, active
             FROM (
               SELECT member_id, hashtextextended(member_id, {seed}) AS hm,
                 min(at) FILTER (WHERE type = 'follow') AS followed,

@@ -336,6 +336,9 @@ class ChannelRules:
         msgtypes: allowed ``msgtype`` values (empty: not checked).
         max_bytes: payload path (dotted) → most UTF-8 bytes.
         max_items: payload path → most list items.
+        attachment_msgtypes: allowed ``msgtype`` values of the items of ``attachments``
+            (empty: not checked).
+        needs_body: content must carry ``text`` or at least one attachment (WeCom).
         source: the reference sections.
     """
 
@@ -350,6 +353,8 @@ class ChannelRules:
     msgtypes: frozenset[str] = attrs.field(default=frozenset(), converter=_strset)
     max_bytes: Mapping[str, int] = attrs.field(factory=dict)
     max_items: Mapping[str, int] = attrs.field(factory=dict)
+    attachment_msgtypes: frozenset[str] = attrs.field(default=frozenset(), converter=_strset)
+    needs_body: bool = False
     source: str = ""
 
     def batches(self, n: int, max_batch_size: int | None = None) -> int:
@@ -511,6 +516,9 @@ DEFAULT_RULES: Final[Mapping[str, ChannelRules]] = {
         # ref §3.4: text.content ≤ 4000 bytes; attachments ≤ 9
         max_bytes={"text.content": 4000},
         max_items={"attachments": 9},
+        # ref §3.4: attachments msgtype ∈ image, link, miniprogram, video, file
+        attachment_msgtypes=frozenset({"image", "link", "miniprogram", "video", "file"}),
+        needs_body=True,
         source="wechat-platform.md §3.4, §5",
     ),
 }

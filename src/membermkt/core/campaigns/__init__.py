@@ -23,7 +23,7 @@ from membermkt.core.campaigns._model import Campaign, PlanItem, Skip, SkipReason
 from membermkt.core.campaigns._plan import plan
 from membermkt.core.campaigns._summary import PlanSummary, PlanTally, summarize
 from membermkt.core.campaigns._timing import QuietHours, Schedule
-from membermkt.core.campaigns._validate import Problem, check, validate
+from membermkt.core.campaigns._validate import Problem, check, check_budget, plan_calls, validate
 from membermkt.core.campaigns._variants import HOLDOUT, Variant, assign
 
 __all__ = [
@@ -40,9 +40,11 @@ __all__ = [
     "Variant",
     "assign",
     "check",
+    "check_budget",
     "delivery_key",
     "handoff_skip",
     "plan",
+    "plan_calls",
     "summarize",
     "validate",
 ]
