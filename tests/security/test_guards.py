@@ -125,3 +125,16 @@ def test_asgi_refuses_a_large_declared_body_without_reading_it():
     asyncio.run(app(scope, receive, send))
     assert sent[0]["status"] == 413
     assert received[0] == 1
+
+
+def test_token_entry_and_transport_error_hide_the_token():
+    import datetime as dt
+
+    import httpx
+
+    from membermkt.channels.wechat.client._base import _transport_error
+    from membermkt.core.ports import TokenEntry
+
+    assert "SECRETTOKEN" not in repr(TokenEntry("SECRETTOKEN", dt.datetime(2026, 1, 1)))
+    err = _transport_error(httpx.ConnectError("to https://x/y?access_token=SECRETTOKEN"), "api")
+    assert "SECRETTOKEN" not in str(err)

@@ -444,9 +444,10 @@ class Store(MemberStore, EventLog, SegmentQueries, Ledger, BudgetStore, PayoutLe
 
 @attrs.frozen(slots=True)
 class TokenEntry:
-    """A cached access token and when it stops being usable (UTC)."""
+    """A cached access token and when it stops being usable (UTC). The repr hides the
+    token."""
 
-    token: str
+    token: str = attrs.field(repr=False)
     expires_at: dt.datetime
 
 

@@ -262,11 +262,26 @@ class WindowTrigger:
         event_type: the :class:`~membermkt.core.events.Event` type (``"message"``, ...).
         within: how long the window stays open after the action.
         limit: the most messages within it (``None``: unlimited).
+        where: properties the event must have (e.g. ``{"channel": "wechatpay"}``: only
+            WeChat Pay payments open the window, not imported marketplace orders).
+        exclude: properties any of which disqualifies the event (e.g.
+            ``{"direction": "out"}``: staff-initiated messages never open it).
     """
 
     event_type: str
     within: dt.timedelta
     limit: int | None
+    where: Mapping[str, object] = attrs.field(factory=dict)
+    exclude: Mapping[str, object] = attrs.field(factory=dict)
+
+    def counts(self, event: Event) -> bool:
+        """Whether ``event`` is an action of this trigger (type and properties)."""
+        if event.type != self.event_type:
+            return False
+        props = event.properties
+        if any(props.get(k) != v for k, v in self.where.items()):
+            return False
+        return not any(props.get(k) == v for k, v in self.exclude.items())
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -293,7 +308,7 @@ class InteractionWindow:
         any_open = False
         for ev in events:
             trig = by_type.get(ev.type)
-            if trig is None or not (at - trig.within < ev.at <= at):
+            if trig is None or not trig.counts(ev) or not (at - trig.within < ev.at <= at):
                 continue
             any_open = True
             if trig.limit is None:
@@ -359,15 +374,32 @@ OA_MASS_MONTHLY: Final = Cap(
     source="wechat-platform.md §1.4, §5",
 )
 
+# #14: only what the platform itself counts opens the window — the follower's own messages
+# (not staff-initiated ones, not WeCom conversations) and WeChat Pay payments (not imported
+# Tmall/JD orders). Which appid a payment belongs to is not checked here (unconfirmed:
+# the reference does not say whether a payment under another appid opens this one).
+_NOT_THE_FOLLOWER: Final = {"direction": "out", "channel": "wecom"}
+_WECHAT_PAY: Final = {"channel": "wechatpay"}
+
 OA_CUSTOM_WINDOW: Final = InteractionWindow(
     # ref §1.6, "Current doc (service account)" column; the counts conflict across doc
     # versions, 45047 stays authoritative at send time.
     triggers=(
-        WindowTrigger(event_type="message", within=dt.timedelta(hours=48), limit=5),
+        WindowTrigger(
+            event_type="message",
+            within=dt.timedelta(hours=48),
+            limit=5,
+            exclude=_NOT_THE_FOLLOWER,
+        ),
         WindowTrigger(event_type="menu_click", within=dt.timedelta(minutes=1), limit=3),
         WindowTrigger(event_type="follow", within=dt.timedelta(minutes=1), limit=3),
         WindowTrigger(event_type="scan", within=dt.timedelta(minutes=1), limit=3),
-        WindowTrigger(event_type="purchase", within=dt.timedelta(hours=48), limit=None),
+        WindowTrigger(
+            event_type="purchase",
+            within=dt.timedelta(hours=48),
+            limit=None,
+            where=_WECHAT_PAY,
+        ),
     ),
     channels=frozenset({"wechat.custom"}),
     name="customer-service window (current doc)",
@@ -376,11 +408,21 @@ OA_CUSTOM_WINDOW: Final = InteractionWindow(
 OA_CUSTOM_WINDOW_2021: Final = InteractionWindow(
     # ref §1.6, "2021 rule (older doc)" column.
     triggers=(
-        WindowTrigger(event_type="message", within=dt.timedelta(hours=48), limit=20),
+        WindowTrigger(
+            event_type="message",
+            within=dt.timedelta(hours=48),
+            limit=20,
+            exclude=_NOT_THE_FOLLOWER,
+        ),
         WindowTrigger(event_type="menu_click", within=dt.timedelta(minutes=1), limit=3),
         WindowTrigger(event_type="follow", within=dt.timedelta(minutes=1), limit=3),
         WindowTrigger(event_type="scan", within=dt.timedelta(minutes=1), limit=3),
-        WindowTrigger(event_type="purchase", within=dt.timedelta(hours=48), limit=20),
+        WindowTrigger(
+            event_type="purchase",
+            within=dt.timedelta(hours=48),
+            limit=20,
+            where=_WECHAT_PAY,
+        ),
     ),
     channels=frozenset({"wechat.custom"}),
     name="customer-service window (2021 doc)",

@@ -4,6 +4,7 @@ under random faults, platform refusals."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 import pytest
@@ -259,14 +260,24 @@ def test_classic_fetch_kills_the_previous_token_after_the_overlap():
 def test_sqlite_lock_row_of_a_dead_holder_expires(tmp_path):
     """A lock row left by a crashed process stops blocking after its lease (acquiring
     within the timeout instead of raising StoreError)."""
+    import os
+    import subprocess
+    import sys
+
     from membermkt.tokens import SqlTokenCache
 
     url = f"sqlite:///{tmp_path / 'lease.db'}"
-    dead = SqlTokenCache(url, table_prefix="lease_", lease=0.2)
-    lock = dead.lock("k", timeout=1)
-    lock.__enter__()  # never released: the holder "crashed"
+    # The holder takes the lock and its process dies without releasing it (a live holder
+    # renews its lease while it works, so the crash must be a real one).
+    crash = (
+        "import os; from membermkt.tokens import SqlTokenCache; "
+        f"c = SqlTokenCache({url!r}, table_prefix='lease_', lease=0.2); "
+        "c.lock('k', timeout=1).__enter__(); os._exit(1)"
+    )
+    src = str(Path(__file__).resolve().parents[3] / "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    assert subprocess.run([sys.executable, "-c", crash], env=env, check=False).returncode == 1
     other = SqlTokenCache(url, table_prefix="lease_", lease=0.2)
     with other.lock("k", timeout=5):
         assert other.get("k") is None
-    dead.close()
     other.close()

@@ -16,6 +16,7 @@ from membermkt.channels.wechat.api._call import ApiCall
 from membermkt.channels.wechat.token import TokenPolicy
 from membermkt.core.ports import Clock
 from membermkt.errors import ConfigError, TransportError, UsageError
+from membermkt.security.redact import redact
 from membermkt.wire.budget import CallBudget, CallBudgets
 from membermkt.wire.http import Flow, HttpRequest, HttpResponse
 from membermkt.wire.retry import RetryPolicy, should_retry, wait_seconds
@@ -54,7 +55,8 @@ def _transport_error(exc: httpx.HTTPError, api: str) -> TransportError:
     # A connection that never opened cannot have reached the platform.
     ambiguous = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
     kind = type(exc).__name__
-    return TransportError(f"{api}: {kind}: {exc}", api=api, ambiguous=ambiguous)
+    # (redacted: an httpx error may quote the request URL, access_token and all)
+    return TransportError(f"{api}: {kind}: {redact(str(exc))}", api=api, ambiguous=ambiguous)
 
 
 def _to_httpx(request: HttpRequest) -> tuple[str, str, dict[str, Any]]:
