@@ -144,7 +144,8 @@ def main() -> None:
         ]
     )
     # 3. the buyer scans the parcel's QR code and follows, then types phone + order id
-    t = now.timestamp() - 600  # the story happened in the last ten minutes
+    t = now.timestamp() - 120  # the story happened in the last two minutes (pushes older
+    # than the handler's freshness window, 5 minutes, are refused as replays)
     print("follow  ->", push(account.follow("oParcelBuyer1", scene="parcel", at=t)))
     claim = account.text_push("oParcelBuyer1", "13800138000 T20261120-0001", at=t + 30)
     print("claim   ->", push(claim))

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from membermkt.core._frozen import FrozenMap
 from membermkt.core.campaigns._model import Campaign, PlanItem, Skip, SkipReason, delivery_key
 from membermkt.core.campaigns._validate import _get_path
 from membermkt.core.campaigns._variants import HOLDOUT, assign
@@ -76,6 +77,9 @@ def _plan(
     window = rules.window
     empty: Sequence[Event] = ()
     events: Sequence[Event]
+    # a variant without member fields renders the same for everyone: render (and check) it
+    # once and share the frozen payload between its deliveries
+    static: dict[str, tuple[FrozenMap[str, Any], str | None]] = {}
     for item in members:
         if isinstance(item, Member):
             member, events = item, empty
@@ -126,14 +130,22 @@ def _plan(
             continue
         vname = assign(mid, campaign.variants, 0.0, salt)
         variant = variants[vname]
-        try:
-            payload = variant.render(member)
-        except MissingField as exc:
-            yield Skip(
-                member_id=mid, reason=SkipReason.MISSING_FIELD, variant=vname, detail=exc.field
-            )
-            continue
-        problem = _content_problem(rules, payload)
+        shared = static.get(vname)
+        payload: Mapping[str, Any]
+        if shared is not None:
+            payload, problem = shared
+        else:
+            try:
+                payload = variant.render(member)
+            except MissingField as exc:
+                yield Skip(
+                    member_id=mid, reason=SkipReason.MISSING_FIELD, variant=vname, detail=exc.field
+                )
+                continue
+            problem = _content_problem(rules, payload)
+            if not variant.fields:
+                payload = FrozenMap(payload)
+                static[vname] = (payload, problem)
         if problem is not None:
             yield Skip(
                 member_id=mid, reason=SkipReason.CONTENT_INVALID, variant=vname, detail=problem

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,8 +14,26 @@ from membermkt.errors import LedgerError, UsageError
 from membermkt.stores._common import check_delivery_status, check_now
 from membermkt.stores.sql import _rows as rows
 from membermkt.stores.sql.compile import to_epoch_us
+from membermkt.stores.sql.schema import ID_LEN, TEXT_LEN, TOKEN_LEN
 from membermkt.stores.sql.store._base import _PAGE, _chunks
 from membermkt.stores.sql.store._bulk import _Bulk
+
+_PLAN_COLUMNS = (
+    "key",
+    "campaign_id",
+    "member_id",
+    "channel",
+    "address",
+    "variant",
+    "payload",
+    "status",
+    "attempts",
+    "reason",
+    "platform_id",
+    "updated_at",
+    "worker",
+)
+"""Columns of a newly planned delivery row, in the order of ``record_plan``'s tuples."""
 
 
 class _LedgerMixin(_Bulk):
@@ -29,34 +47,68 @@ class _LedgerMixin(_Bulk):
                 that is not JSON-serialisable.
             StoreUnavailable: when the database cannot be reached.
         """
-        when = check_now(now)
-        batch: dict[str, dict[str, Any]] = {}
+        when = to_epoch_us(check_now(now))
+        # one plain tuple per new key; the payload JSON is encoded once per payload object
+        # (a static variant shares one between its members)
+        batch: dict[str, tuple[Any, ...]] = {}
+        encoded: dict[int, tuple[Any, str]] = {}
+        planned = DeliveryStatus.PLANNED.value
         for d in deliveries:
             if not isinstance(d, Delivery):
                 raise UsageError(f"record_plan takes Delivery values, got {d!r}")
-            batch.setdefault(d.key, rows.delivery_row(d, when))
+            if d.key in batch:
+                continue
+            for name, value, limit in (
+                ("key", d.key, TEXT_LEN),
+                ("campaign_id", d.campaign_id, TEXT_LEN),
+                ("channel", d.channel, TEXT_LEN),
+                ("variant", d.variant, TEXT_LEN),
+                ("member_id", d.member_id, ID_LEN),
+                ("address", d.address, TOKEN_LEN),
+            ):
+                if len(value) > limit:
+                    rows.check_text(f"Delivery.{name}", value, limit)
+            hit = encoded.get(id(d.payload))
+            if hit is None:
+                try:
+                    text = rows.dumps(d.payload.to_dict())
+                except (TypeError, ValueError) as exc:
+                    raise UsageError(
+                        f"delivery {d.key!r}: payload is not JSON-serialisable: {exc}"
+                    ) from exc
+                # keep the payload alive so its id is not reused within this call
+                hit = encoded[id(d.payload)] = (d.payload, text)
+            batch[d.key] = (
+                d.key,
+                d.campaign_id,
+                d.member_id,
+                d.channel,
+                d.address,
+                d.variant,
+                hit[1],
+                planned,
+                0,
+                None,
+                None,
+                when,
+                None,
+            )
         t = self.tables.deliveries
         items = list(batch.values())
 
-        def run(conn: Connection, chunk: Sequence[dict[str, Any]]) -> int:
-            keys = [r["key"] for r in chunk]
-            have = {
-                r["key"]
-                for r in self._in(conn, lambda c: sa.select(t.c.key).where(t.c.key.in_(c)), keys)
-            }
-            todo = [r for r in chunk if r["key"] not in have]
-            if todo:
-                # driver-level executemany (a concurrent prepare may insert the same key)
-                cols = list(todo[0])
-                self._insert_many(
-                    conn, t, cols, [tuple(r[c] for c in cols) for r in todo], ignore=True
-                )
-            return len(todo)
+        def run(conn: Connection) -> int:
+            new = 0
+            for chunk in _chunks(items, 1000):
+                have = set(self._existing(conn, t, "key", [r[0] for r in chunk]))
+                todo = [r for r in chunk if r[0] not in have] if have else list(chunk)
+                if todo:
+                    # driver-level executemany (a concurrent prepare may insert the same key)
+                    self._insert_many(conn, t, _PLAN_COLUMNS, todo, ignore=True)
+                new += len(todo)
+            return new
 
-        return sum(
-            self._write(lambda conn, c=c: run(conn, c))  # type: ignore[misc]
-            for c in _chunks(items, 1000)
-        )
+        # one transaction per call: callers pass O(batch) deliveries (prepare: one chunk)
+        return self._write(run) if items else 0
 
     def claim(
         self,
