@@ -182,3 +182,49 @@ def test_bad_latest_json_names_the_path(obj: dict[str, object], path: str) -> No
     with pytest.raises(SegmentError) as err:
         Segment.from_json({"version": 1, **obj})
     assert err.value.path.startswith(path)
+
+
+def _foreign_redemption() -> list[Event]:
+    """The case hypothesis found: duplicate keyless joinings at one instant, and a member
+    whose granted entitlement is followed by a redemption of another member's entitlement."""
+    valid = int(VALIDITY.total_seconds())
+    granted = {"benefit": "tea", "entitlement": "tea:m1:1", "valid_seconds": valid}
+    foreign = {"benefit": "tea", "entitlement": "tea:m0:1", "valid_seconds": valid}
+    own = {"benefit": "tea", "entitlement": "tea:m2:1", "valid_seconds": valid}
+    day = dt.timedelta(days=1)
+    return [
+        Event("m0", MEMBER_JOINED, AS_OF, {"source": "store-qr"}),
+        Event("m0", MEMBER_JOINED, AS_OF, {"source": "store-qr"}),
+        Event("m1", ENTITLEMENT_GRANTED, AS_OF - day, granted),
+        Event("m1", ENTITLEMENT_REDEEMED, AS_OF, foreign),
+        Event("m2", ENTITLEMENT_GRANTED, AS_OF - day, own),
+        Event("m2", ENTITLEMENT_REDEEMED, AS_OF, own),
+        # a redemption before the grant of the same entitlement does not count either
+        Event("m3", ENTITLEMENT_REDEEMED, AS_OF - 2 * day, {**own, "entitlement": "tea:m3:1"}),
+        Event("m3", ENTITLEMENT_GRANTED, AS_OF - day, {**own, "entitlement": "tea:m3:1"}),
+    ]
+
+
+def test_a_redemption_counts_only_for_an_entitlement_the_member_was_granted() -> None:
+    events = _foreign_redemption()
+    test_leaves_agree_with_the_folds.hypothesis.inner_test(events)  # type: ignore[attr-defined]
+    leaf = has_unused_entitlement("tea", validity=VALIDITY)
+    assert _expected(events, leaf) == ["m1", "m3"]
+    for m in ("m1", "m3"):
+        (ent,) = entitlements_as_of([e for e in events if e.member_id == m], AS_OF)
+        assert ent.usable(AS_OF)
+
+
+@pytest.mark.parametrize("backend", ["memory", *SQL_BACKENDS])
+def test_stores_ignore_a_redemption_of_another_members_entitlement(backend: str) -> None:
+    store: InMemoryStore | SqlStore = (
+        InMemoryStore() if backend == "memory" else make_store(backend)
+    )
+    try:
+        leaf = has_unused_entitlement("tea", validity=VALIDITY)
+        _check(store, _foreign_redemption(), [leaf, ~leaf, is_member(), joined_via("store-qr")])
+        assert list(store.select(leaf, AS_OF)) == ["m1", "m3"]
+    finally:
+        if isinstance(store, SqlStore):
+            store.drop_tables()
+            store.close()

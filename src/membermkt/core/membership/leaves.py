@@ -10,7 +10,12 @@ value as of a time is the **latest** switching event at or before that time, whi
     every ``where`` item, and it happened in ``(as_of - newer_than, as_of - older_than]``
     (each bound optional).
 
-"Latest" orders by event time, then by position in ``among`` (a later type wins a tie: put
+With ``match`` (a property name), an event of another type than ``event`` takes part only
+when the member has an ``event``-type event (in ``scope``, at or before it) carrying the same
+string ``match`` property: a redemption only counts for an entitlement the member was granted
+(``has_unused_entitlement`` matches on ``entitlement``), never for another member's.
+
+"Latest orders by event time, then by position in ``among`` (a later type wins a tie: put
 the closing type last, e.g. ``("member_joined", "member_left")``). Several events sharing
 the latest rank count if any of them matches. The Python compilation is registered here;
 the SQL one in :mod:`membermkt.stores.sql.membership` (a correlated ``NOT EXISTS``), and
@@ -30,7 +35,7 @@ from membermkt.core.events import Event
 from membermkt.core.members import Member
 from membermkt.core.segments import Or, Segment, _type_class
 from membermkt.core.segments._did import _to_where
-from membermkt.core.segments._fields import _EVENT_RE
+from membermkt.core.segments._fields import _EVENT_RE, _NAME_RE
 from membermkt.errors import SegmentError
 
 __all__ = [
@@ -84,6 +89,9 @@ class Latest(Segment):
     """Seconds: the matching event happened after ``as_of - newer_than``."""
     older_than: int | None = None
     """Seconds: the matching event happened at or before ``as_of - older_than``."""
+    match: str | None = None
+    """A property name: other-type events count only when an ``event``-type event of the
+    member at or before them carries the same string value of it."""
     kind: ClassVar[str] = "latest"
 
     def __attrs_post_init__(self) -> None:
@@ -96,6 +104,10 @@ class Latest(Segment):
             raise SegmentError(f"latest(event={self.event!r}) must be one of among={self.among}")
         _seconds("newer_than", self.newer_than)
         _seconds("older_than", self.older_than)
+        if self.match is not None and (
+            not isinstance(self.match, str) or not _NAME_RE.match(self.match)
+        ):
+            raise SegmentError(f"latest(match=...) must be a property name, got {self.match!r}")
 
     @property
     def rank(self) -> int:
@@ -111,6 +123,7 @@ def latest(
     where: Mapping[str, object] | None = None,
     newer_than: dt.timedelta | None = None,
     older_than: dt.timedelta | None = None,
+    match: str | None = None,
 ) -> Latest:
     """Build a :class:`Latest` leaf (windows as timedeltas of whole seconds).
 
@@ -132,6 +145,7 @@ def latest(
         _to_where(where),
         secs("newer_than", newer_than),
         secs("older_than", older_than),
+        match,
     )
 
 
@@ -180,7 +194,9 @@ def has_unused_entitlement(
     benefit: str, *, validity: dt.timedelta, expiring_within: dt.timedelta | None = None
 ) -> Latest:
     """Members whose latest ``benefit`` entitlement is not redeemed and still valid (granted
-    within ``validity``), optionally expiring within ``expiring_within``.
+    within ``validity``), optionally expiring within ``expiring_within``. A redemption only
+    counts for an entitlement the member was granted (at or before the redemption), as in
+    :func:`~membermkt.core.membership.entitlements.entitlements_as_of`.
 
     Raises:
         SegmentError: when ``expiring_within`` is not shorter than ``validity``.
@@ -196,6 +212,7 @@ def has_unused_entitlement(
         scope={"benefit": benefit},
         newer_than=validity,
         older_than=older,
+        match="entitlement",
     )
 
 
@@ -219,13 +236,31 @@ def latest_predicate(node: Latest, as_of: dt.datetime) -> Any:
     upper = as_of if node.older_than is None else as_of - dt.timedelta(seconds=node.older_than)
     target = node.event
 
+    match = node.match
+
     def pred(m: Member, events: Sequence[Event]) -> bool:
+        granted: dict[str, dt.datetime] = {}
+        if match is not None:
+            for ev in events:
+                v = ev.properties.get(match)
+                if (
+                    ev.type == target
+                    and isinstance(v, str)
+                    and ev.at <= as_of
+                    and _props_match(ev.properties, scope)
+                    and (v not in granted or ev.at < granted[v])
+                ):
+                    granted[v] = ev.at
         best: tuple[dt.datetime, int] | None = None
         hit = False
         for ev in events:
             r = rank.get(ev.type)
             if r is None or ev.at > as_of or not _props_match(ev.properties, scope):
                 continue
+            if match is not None and ev.type != target:
+                v = ev.properties.get(match)
+                if not isinstance(v, str) or v not in granted or granted[v] > ev.at:
+                    continue
             key = (ev.at, r)
             ok = (
                 ev.type == target
@@ -252,7 +287,8 @@ def _compile_python(compiler: Any, node: Latest, path: str) -> Any:
 
 def latest_to_json(node: Segment) -> dict[str, Any]:
     """``{"op": "latest", "among": [...], "event": t, "scope": {...}, "where": {...},
-    "newer_than": duration, "older_than": duration}`` (empty parts omitted)."""
+    "newer_than": duration, "older_than": duration, "match": name}`` (empty parts
+    omitted)."""
     from membermkt.core.segjson import _duration_to_json
 
     assert isinstance(node, Latest)
@@ -265,6 +301,8 @@ def latest_to_json(node: Segment) -> dict[str, Any]:
         out["newer_than"] = _duration_to_json(node.newer_than)
     if node.older_than is not None:
         out["older_than"] = _duration_to_json(node.older_than)
+    if node.match is not None:
+        out["match"] = node.match
     return out
 
 
@@ -276,7 +314,7 @@ def latest_from_json(obj: dict[str, Any], path: str) -> Latest:
     """
     from membermkt.core.segjson import _duration_from_json, _jtype, _keys
 
-    allowed = {"op", "among", "event", "scope", "where", "newer_than", "older_than"}
+    allowed = {"op", "among", "event", "scope", "where", "newer_than", "older_than", "match"}
     _keys(obj, path, allowed, {"among", "event"})
     among = obj["among"]
     if not isinstance(among, list) or not all(isinstance(t, str) for t in among):
@@ -299,6 +337,9 @@ def latest_from_json(obj: dict[str, Any], path: str) -> Latest:
     for key in ("newer_than", "older_than"):
         raw_w = obj.get(key)
         windows[key] = None if raw_w is None else _duration_from_json(raw_w, f"{path}.{key}")
+    match = obj.get("match")
+    if match is not None and not isinstance(match, str):
+        raise SegmentError(f"expected a string, got {_jtype(match)}", f"{path}.match")
     try:
         return Latest(
             tuple(among),
@@ -307,6 +348,7 @@ def latest_from_json(obj: dict[str, Any], path: str) -> Latest:
             parts["where"],
             windows["newer_than"],
             windows["older_than"],
+            match,
         )
     except SegmentError as exc:
         raise SegmentError(exc.reason, path) from None

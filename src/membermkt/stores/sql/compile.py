@@ -351,6 +351,11 @@ class SqlCompiler(Compiler[Expr]):
         (dialect-specific; never NULL)."""
         raise SegmentError(f"{type(self).__name__} cannot match event properties")
 
+    def property_string(self, props: Any, name: str) -> Any:
+        """The string value of property ``name`` of ``props`` (NULL when absent or not a
+        string), comparable byte-wise with another ``property_string``."""
+        raise SegmentError(f"{type(self).__name__} cannot read event properties as strings")
+
     def visit_did(self, node: Did, path: str) -> Expr:
         e = self.t.events
         lo_n, hi_n = node.at_least, node.at_most
@@ -463,6 +468,13 @@ class SqliteCompiler(SqlCompiler):
             return sa.and_(jtype == "text", got == sa.literal(value, sa.String))
         return sa.and_(jtype.in_(["integer", "real"]), got == value)
 
+    def property_string(self, props: Any, name: str) -> Any:
+        path = _json_path(name)
+        return sa.case(
+            (sa.func.json_type(props, path) == "text", sa.func.json_extract(props, path)),
+            else_=sa.null(),
+        )
+
 
 class PostgresCompiler(SqlCompiler):
     """PostgreSQL: JSONB containment for event properties (numbers compare as numbers,
@@ -475,6 +487,15 @@ class PostgresCompiler(SqlCompiler):
 
         frag = sa.cast(sa.literal(json.dumps({name: value}), sa.Text), JSONB)
         return sa.cast(props, JSONB).op("@>")(frag)
+
+    def property_string(self, props: Any, name: str) -> Any:
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        doc = sa.cast(props, JSONB)
+        return sa.case(
+            (sa.func.jsonb_typeof(doc[name]) == "string", doc[name].astext),
+            else_=sa.null(),
+        )
 
 
 class MySqlCompiler(SqlCompiler):
@@ -506,6 +527,16 @@ class MySqlCompiler(SqlCompiler):
             present,
             jtype.in_(["INTEGER", "DOUBLE", "UNSIGNED INTEGER", "DECIMAL"]),
             sa.func.json_unquote(raw).op("+")(0) == value,
+        )
+
+    def property_string(self, props: Any, name: str) -> Any:
+        raw = sa.func.json_extract(props, _json_path(name))
+        return sa.case(
+            (
+                sa.func.json_type(raw) == "STRING",
+                sa.cast(sa.func.json_unquote(raw), sa.LargeBinary),
+            ),
+            else_=sa.null(),
         )
 
 

@@ -11,7 +11,9 @@
                                 AND f.at <= :as_of AND <scope on f>
                                 AND (f.at > e.at OR (f.at = e.at AND f.type IN (:later)))))
 
-where ``:later`` are the types after ``event`` in ``among`` (they win a tie). Never NULL,
+where ``:later`` are the types after ``event`` in ``among`` (they win a tie). With
+``match``, an ``f`` of another type than ``event`` also needs an ``event``-type row ``g`` of
+the member at or before it with the same string ``match`` property (and ``scope``). Never NULL,
 so ``NOT`` keeps two-valued logic. Event properties are matched with the dialect's
 ``property_equals`` (the same matching as ``did``).
 """
@@ -48,6 +50,21 @@ def compile_latest(compiler: SqlCompiler, node: Latest, path: str) -> Expr:
         e_where.append(e.c.at > as_of - node.newer_than * 1_000_000)
     if node.older_than is not None:
         e_where.append(e.c.at <= as_of - node.older_than * 1_000_000)
+    if node.match is not None:
+        # another type counts only for a value the member's ``event`` events carry at or
+        # before it (a redemption of an entitlement the member was granted)
+        g = events.alias("lat_g")
+        g_where: list[Any] = [
+            g.c.member_id == m.c.id,
+            g.c.type == node.event,
+            g.c.at <= f.c.at,
+            compiler.property_string(g.c.props, node.match)
+            == compiler.property_string(f.c.props, node.match),
+        ]
+        for name, value in node.scope:
+            g_where.append(compiler.property_equals(g.c.props, name, value))
+        granted = sa.exists().where(*g_where).correlate(m, f)
+        f_where.append(sa.or_(f.c.type == node.event, granted))
     later = node.among[node.rank + 1 :]
     newer = f.c.at > e.c.at
     if later:
