@@ -36,6 +36,7 @@ from membermkt.core.campaigns import (
     plan,
 )
 from membermkt.core.delivery import ChannelCapabilities, Delivery, DeliveryRecord, DeliveryStatus
+from membermkt.core.evaluate import PredicateCompiler
 from membermkt.core.events import Event
 from membermkt.core.members import Member
 from membermkt.core.ports import EventLog, Ledger, LedgerHistory, MemberStore, SegmentQueries
@@ -76,9 +77,19 @@ _COUNTED = frozenset(
 
 
 def _needs_events(campaign: Campaign) -> bool:
+    from membermkt.core.membership.leaves import Latest
+
     if campaign.platform_rules.window is not None:
         return True
-    return any(isinstance(node, Did) for node in walk(campaign.audience))
+    return any(isinstance(node, Did | Latest) for node in walk(campaign.audience))
+
+
+def _reads_state(campaign: Campaign, as_of: dt.datetime) -> bool:
+    """Whether the audience reads a field derived from events: the predicate then refolds
+    a member whose stored state is newer than ``as_of`` from its events up to ``as_of``."""
+    compiler = PredicateCompiler(as_of)
+    compiler.build(campaign.audience)
+    return compiler.reads_state
 
 
 def members_of(
@@ -86,7 +97,9 @@ def members_of(
 ) -> Iterator[Member | tuple[Member, Sequence[Event]]]:
     """Stream the campaign's audience from a store: the database evaluates the segment,
     members are read ``chunk`` at a time (one query per chunk), and each member's events
-    only when the audience or the platform's interaction window needs them.
+    only when the audience or the platform's interaction window needs them (``did`` and
+    ``latest`` leaves, or derived fields of a member whose stored state is newer than
+    ``as_of``).
 
     Raises:
         UsageError: when ``store`` lacks ``select``/``get_members``/``events_for``, or for a
@@ -102,6 +115,7 @@ def members_of(
     if chunk < 1:
         raise UsageError(f"chunk must be >= 1, got {chunk}")
     with_events = _needs_events(campaign)
+    reads_state = _reads_state(campaign, as_of)
     ids: list[str] = []
 
     def flush() -> Iterator[Member | tuple[Member, Sequence[Event]]]:
@@ -110,7 +124,10 @@ def members_of(
             member = found.get(member_id)
             if member is None:
                 continue
-            if with_events:
+            last = member.state.last_event_at
+            if with_events or (reads_state and last is not None and last > as_of):
+                # a member whose stored derived fields are newer than as_of is taken as of
+                # as_of by refolding its events: without them it would look event-less
                 yield member, store.events_for(member_id, until=as_of)
             else:
                 yield member
