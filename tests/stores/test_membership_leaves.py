@@ -202,6 +202,10 @@ def _foreign_redemption() -> list[Event]:
         # a redemption before the grant of the same entitlement does not count either
         Event("m3", ENTITLEMENT_REDEEMED, AS_OF - 2 * day, {**own, "entitlement": "tea:m3:1"}),
         Event("m3", ENTITLEMENT_GRANTED, AS_OF - day, {**own, "entitlement": "tea:m3:1"}),
+        # ... while a later one does
+        Event("m4", ENTITLEMENT_REDEEMED, AS_OF - 2 * day, {**own, "entitlement": "tea:m4:1"}),
+        Event("m4", ENTITLEMENT_GRANTED, AS_OF - day, {**own, "entitlement": "tea:m4:1"}),
+        Event("m4", ENTITLEMENT_REDEEMED, AS_OF, {**own, "entitlement": "tea:m4:1"}),
     ]
 
 
@@ -213,6 +217,8 @@ def test_a_redemption_counts_only_for_an_entitlement_the_member_was_granted() ->
     for m in ("m1", "m3"):
         (ent,) = entitlements_as_of([e for e in events if e.member_id == m], AS_OF)
         assert ent.usable(AS_OF)
+    (ent,) = entitlements_as_of([e for e in events if e.member_id == "m4"], AS_OF)
+    assert ent.redeemed_at == AS_OF
 
 
 @pytest.mark.parametrize("backend", ["memory", *SQL_BACKENDS])

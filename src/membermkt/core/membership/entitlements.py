@@ -179,9 +179,11 @@ def grant_event(
 
 def entitlements_as_of(events: Iterable[Event], as_of: dt.datetime) -> list[Entitlement]:
     """A member's entitlements folded from events (any order) at or before ``as_of``, by id;
-    the first redemption of an entitlement counts, later ones are ignored."""
+    the first redemption of an entitlement at or after its grant counts, later ones are
+    ignored, and a redemption of an entitlement the member was not granted (another
+    member's, or before the grant) never counts."""
     grants: dict[str, Event] = {}
-    redeemed: dict[str, dt.datetime] = {}
+    redeemed: dict[str, list[dt.datetime]] = {}
     for ev in events:
         if ev.at > as_of:
             continue
@@ -192,13 +194,13 @@ def entitlements_as_of(events: Iterable[Event], as_of: dt.datetime) -> list[Enti
             prev = grants.get(ent)
             if prev is None or ev.at < prev.at:
                 grants[ent] = ev
-        elif ev.type == ENTITLEMENT_REDEEMED and (ent not in redeemed or ev.at < redeemed[ent]):
-            redeemed[ent] = ev.at
+        elif ev.type == ENTITLEMENT_REDEEMED:
+            redeemed.setdefault(ent, []).append(ev.at)
     out = []
     for ent, g in sorted(grants.items()):
         secs = g.properties.get("valid_seconds", 0)
         valid = dt.timedelta(seconds=secs if isinstance(secs, int) else 0)
-        r = redeemed.get(ent)
+        r = min((at for at in redeemed.get(ent, ()) if at >= g.at), default=None)
         out.append(
             Entitlement(
                 id=ent,
@@ -206,7 +208,7 @@ def entitlements_as_of(events: Iterable[Event], as_of: dt.datetime) -> list[Enti
                 member_id=g.member_id,
                 granted_at=g.at,
                 expires_at=g.at + valid,
-                redeemed_at=r if r is not None and r >= g.at else None,
+                redeemed_at=r,
             )
         )
     return out
