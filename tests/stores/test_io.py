@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -222,3 +223,28 @@ def test_export_sql_flattens_into_another_database(backend: str, tmp_path: Path)
                 conn.execute(sa.text(f"DROP TABLE {prefix}{t}"))
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_import_never_moves_an_identity_silently(kind: str) -> None:
+    phone = Identity.phone("13800138000")
+    store: Any = InMemoryStore() if kind == "memory" else make_store("sqlite")
+    store.upsert_members([Member("buyer", identities=[phone], tags={"tmall"})])
+    text = 'id,identities\nfollower,"' + json.dumps([phone.token]).replace('"', '""') + '"\n'
+    rep = import_members_csv(store, io.StringIO(text))
+    assert not rep.ok
+    assert rep.errors[0].row == 2
+    assert "belongs to member 'buyer'" in rep.errors[0].reason
+    assert store.resolve(phone) == "buyer"
+    assert store.get_member("follower") is None
+    openid = Identity.openid("wxapp", "o1")
+    both = json.dumps([phone.token, openid.token]).replace('"', '""')
+    rep = import_members_csv(
+        store, io.StringIO(f'id,identities\nfollower,"{both}"\n'), on_shared_identity="merge"
+    )
+    assert rep.ok
+    assert store.resolve(phone) == store.resolve(openid) == "buyer"
+    (rec,) = store.merges()
+    assert rec.link.by == "import"
+    with pytest.raises(UsageError, match="on_shared_identity"):
+        import_members_csv(store, io.StringIO(text), on_shared_identity="move")

@@ -111,7 +111,9 @@ def events_to_dataframe(store: Exportable) -> Any:
     return pd.DataFrame(out, columns=list(EVENT_COLUMNS))
 
 
-def members_from_dataframe(store: MemberStore, df: Any) -> ImportReport:
+def members_from_dataframe(
+    store: MemberStore, df: Any, *, on_shared_identity: str = "report"
+) -> ImportReport:
     """Upsert members from a DataFrame with the member columns (values may be native —
     lists, dicts, dates — or the CSV text forms). Rows are reported by index label.
 
@@ -120,7 +122,7 @@ def members_from_dataframe(store: MemberStore, df: Any) -> ImportReport:
         StoreError: when the store fails.
     """
     _pandas()
-    return _write_members(store, _frame_records(df, ("id",)))
+    return _write_members(store, _frame_records(df, ("id",)), on_shared_identity)
 
 
 def events_from_dataframe(store: EventLog, df: Any) -> ImportReport:

@@ -34,11 +34,12 @@ from membermkt.core.events import Event
 from membermkt.core.identity import Identity
 from membermkt.core.members import Consent, Member, Profile
 from membermkt.core.ports import EventLog, MemberStore
-from membermkt.errors import MembermktError, UsageError
+from membermkt.errors import IdentityConflict, MembermktError, UsageError
 
 __all__ = [
     "EVENT_COLUMNS",
     "MEMBER_COLUMNS",
+    "SHARED_IDENTITY_POLICIES",
     "ImportReport",
     "RowError",
     "events_from_dataframe",
@@ -323,16 +324,77 @@ def event_record(e: Event) -> dict[str, Any]:
 # --------------------------------------------------------------------------- writing
 
 
+SHARED_IDENTITY_POLICIES = ("report", "merge")
+"""What an import does with a member listing an identity another member holds: ``"report"``
+the row as a conflict (nothing written for it), or ``"merge"`` the two members (an
+``operator`` link by ``"import"``, recorded in the store's merge audit trail when the store
+links). An identity is never silently moved from one member to another."""
+
+
+def _check_policy(policy: str) -> str:
+    if policy not in SHARED_IDENTITY_POLICIES:
+        raise UsageError(
+            f"on_shared_identity must be one of {SHARED_IDENTITY_POLICIES}, got {policy!r}"
+        )
+    return policy
+
+
 def _write_members(
-    store: MemberStore, records: Iterable[tuple[int | str, Mapping[str, Any]]]
+    store: MemberStore,
+    records: Iterable[tuple[int | str, Mapping[str, Any]]],
+    on_shared_identity: str = "report",
 ) -> ImportReport:
+    policy = _check_policy(on_shared_identity)
+
     def parse(rec: Mapping[str, Any]) -> Member:
         return member_from_record(rec)
 
     def write(batch: Sequence[Member]) -> int:
-        return store.upsert_members(batch)
+        seen: dict[str, str] = {}
+        clean: list[Member] = []
+        shared: list[Member] = []
+        for m in batch:
+            others = {store.resolve(i) for i in m.identities} | {
+                seen.get(i.token) for i in m.identities
+            }
+            (shared if others - {None, m.id} else clean).append(m)
+            for i in m.identities:
+                seen.setdefault(i.token, m.id)
+        n = store.upsert_members(clean) if clean else 0
+        for m in shared:
+            n += _write_shared(store, m, policy)
+        return n
 
     return _run(records, parse, write)
+
+
+def _write_shared(store: MemberStore, m: Member, policy: str) -> int:
+    owned = [(i, o) for i in m.identities if (o := store.resolve(i)) not in (None, m.id)]
+    if policy == "report":
+        ident, owner = owned[0]
+        raise IdentityConflict(
+            f"identity {ident.token!r} belongs to member {owner!r}; not moved to {m.id!r} "
+            "(import with on_shared_identity='merge' to merge them)",
+            members=(str(owner), m.id),
+        )
+    held = {i for i, _ in owned}
+    own = [i for i in m.identities if i not in held]
+    store.upsert_members([attrs.evolve(m, identities=own)])
+    link = getattr(store, "link", None)
+    current = m.id
+    for ident, _owner in owned:
+        holder = store.resolve(ident)
+        if holder is None or holder == current:
+            continue
+        if own and link is not None:
+            current = link(
+                ident, own[0], "operator", dt.datetime.now(dt.UTC), by="import"
+            ).member_id
+        else:
+            keep, drop = sorted((holder, current))
+            store.merge_members(keep, drop)
+            current = keep
+    return 1
 
 
 def _write_events(
@@ -434,12 +496,17 @@ def _csv_records(
         yield reader.line_num, {k: _restore_cell(v) for k, v in rec.items()}
 
 
-def import_members_csv(store: MemberStore, source: str | Path | IO[str]) -> ImportReport:
+def import_members_csv(
+    store: MemberStore, source: str | Path | IO[str], *, on_shared_identity: str = "report"
+) -> ImportReport:
     """Upsert members from a CSV file (see the module docs for the columns).
 
     Args:
         store: any :class:`~membermkt.core.ports.MemberStore`.
         source: a path or an open text file.
+        on_shared_identity: ``"report"`` a row listing an identity another member holds as
+            a conflict, or ``"merge"`` the two members (see
+            :data:`SHARED_IDENTITY_POLICIES`); never a silent move.
 
     Returns:
         An :class:`ImportReport`; bad rows are listed with their line number and reason,
@@ -451,7 +518,7 @@ def import_members_csv(store: MemberStore, source: str | Path | IO[str]) -> Impo
     """
     f, close = _open_read(source)
     try:
-        return _write_members(store, _csv_records(f, ("id",)))
+        return _write_members(store, _csv_records(f, ("id",)), on_shared_identity)
     finally:
         if close:
             f.close()
