@@ -110,7 +110,8 @@ def bench_ingest(n_events: int, workdir: Path, seed: int) -> None:
     raw.execute("PRAGMA synchronous=NORMAL")
     raw.execute(
         "CREATE TABLE ev (seq INTEGER PRIMARY KEY, key VARCHAR(200), member_id VARCHAR(128),"
-        " type VARCHAR(64), at BIGINT, props TEXT)"
+        " type VARCHAR(64), at BIGINT, props TEXT, amount_fen BIGINT, source VARCHAR(255),"
+        " staff VARCHAR(255), outbound BOOLEAN)"
     )
     raw.execute("CREATE UNIQUE INDEX ux_ev_key ON ev (key)")
     raw.execute("CREATE INDEX ix_ev_member ON ev (member_id, type, at)")
@@ -119,7 +120,8 @@ def bench_ingest(n_events: int, workdir: Path, seed: int) -> None:
     for i in range(0, len(tuples), 5000):
         raw.execute("BEGIN IMMEDIATE")
         raw.executemany(
-            "INSERT INTO ev (key, member_id, type, at, props) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO ev (key, member_id, type, at, props, amount_fen, source, staff, outbound)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             tuples[i : i + 5000],
         )
         raw.execute("COMMIT")

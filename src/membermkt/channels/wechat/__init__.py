@@ -20,6 +20,7 @@ from membermkt.channels.wechat.crypto import MessageCrypto
 from membermkt.channels.wechat.handler import CallbackHandler, Endpoint, Incoming, events_for
 from membermkt.channels.wechat.messages import parse_message
 from membermkt.channels.wechat.replies import Article, news_reply, text_reply
+from membermkt.channels.wechat.sync import FollowerSyncReport, sync_followers
 
 __all__ = [
     "Article",
@@ -29,6 +30,7 @@ __all__ = [
     "AsyncWeChatTemplateChannel",
     "CallbackHandler",
     "Endpoint",
+    "FollowerSyncReport",
     "Incoming",
     "MessageCrypto",
     "OfficialAccount",
@@ -38,5 +40,6 @@ __all__ = [
     "events_for",
     "news_reply",
     "parse_message",
+    "sync_followers",
     "text_reply",
 ]
