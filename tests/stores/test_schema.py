@@ -52,3 +52,43 @@ def test_table_prefixes_keep_stores_apart(tmp_path: Path) -> None:
         names = sa.inspect(a.engine).get_table_names()
         assert "a_members" in names
         assert "b_members" in names
+
+
+def test_a_version_1_database_is_migrated_and_backfilled(tmp_path: Path) -> None:
+    """Version 2 adds the merges table and the as-of/relations columns, filled from events."""
+    from membermkt.core.events import Event
+
+    url = f"sqlite:///{tmp_path / 'v1.db'}"
+    t0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    h = dt.timedelta(hours=1)
+    with SqlStore(url, table_prefix="x_") as first:
+        first.append_events(
+            [
+                Event("m1", "follow", t0, {"source": "parcel"}, key="f"),
+                Event("m1", "purchase", t0 + h, {"amount_fen": 990}, key="p"),
+                Event("m1", "contact_added", t0, {"staff": "a"}, key="a1"),
+                Event("m1", "contact_added", t0, {"staff": "b"}, key="b1"),
+                Event("m1", "contact_deleted", t0 + h, {"staff": "a"}, key="a2"),
+            ]
+        )
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # make it look like version 1
+        conn.exec_driver_sql("DROP TABLE x_merges")
+        for col in ("amount_fen", "source", "staff", "outbound"):
+            conn.exec_driver_sql(f"ALTER TABLE x_events DROP COLUMN {col}")
+        for col in ("last_event_at", "relations"):
+            conn.exec_driver_sql(f"ALTER TABLE x_members DROP COLUMN {col}")
+        conn.exec_driver_sql("UPDATE x_members SET wecom_contact = 0")
+        conn.exec_driver_sql("UPDATE x_schema_version SET version = 1")
+    engine.dispose()
+    with SqlStore(url, table_prefix="x_") as again:
+        assert again.schema_version() == SCHEMA_VERSION
+        m = again.get_member("m1")
+        assert m is not None
+        assert m.state.last_event_at == t0 + h
+        assert m.state.live_staff == ("b",)
+        assert m.state.wecom_contact is True
+        assert again.merges() == []
+        assert list(again.select(attr("orders_count") >= 1, t0)) == []
+        assert list(again.select(attr("orders_total_fen") == 990, t0 + h)) == ["m1"]
+        assert list(again.select(attr("source") == "parcel", t0)) == ["m1"]

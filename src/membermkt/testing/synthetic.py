@@ -31,7 +31,7 @@ import attrs
 from membermkt.core._frozen import FrozenMap
 from membermkt.core.events import INTERACTION_TYPES, Event
 from membermkt.core.identity import Identity, IdentityKind, phone_digest
-from membermkt.core.members import Consent, Member, MemberState, Profile, PurchaseStats
+from membermkt.core.members import Consent, Member, MemberState, Profile, PurchaseStats, Relation
 from membermkt.errors import UsageError
 
 T = TypeVar("T")
@@ -274,9 +274,16 @@ def _state(events: list[Event]) -> MemberState:
     first_at = last_at = None
     cats: set[str] = set()
     contact: Event | None = None
+    last_event: dt.datetime | None = None
     for e in events:
         t = e.type
-        if t in INTERACTION_TYPES and (last_active is None or e.at > last_active):
+        if last_event is None or e.at > last_event:
+            last_event = e.at
+        if (
+            t in INTERACTION_TYPES
+            and e.properties.get("direction") != "out"
+            and (last_active is None or e.at > last_active)
+        ):
             last_active = e.at
         if t == "follow":
             follow = e
@@ -323,7 +330,21 @@ def _state(events: list[Event]) -> MemberState:
         ),
         wecom_contact=True if contact is not None else None,
         contact_version=None if contact is None else (contact.at, "0" + (contact.key or "")),
+        last_event_at=last_event,
+        relations=()
+        if contact is None
+        else (
+            Relation(
+                staff=str(contact.properties.get("staff", "")),
+                added=(contact.at, "0" + (contact.key or "")),
+                state=_opt_str(contact.properties.get("state")),
+            ),
+        ),
     )
+
+
+def _opt_str(v: object) -> str | None:
+    return v if isinstance(v, str) else None
 
 
 def _member(
