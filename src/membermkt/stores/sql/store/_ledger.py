@@ -97,6 +97,13 @@ class _LedgerMixin(_Bulk):
         items = list(batch.values())
 
         def run(conn: Connection) -> int:
+            if self.dialect == "sqlite":
+                # one writer at a time: INSERT OR IGNORE and count the rows it changed
+                raw = conn.connection.driver_connection
+                before = int(raw.total_changes)  # type: ignore[union-attr]
+                for chunk in _chunks(items, 1000):
+                    self._insert_many(conn, t, _PLAN_COLUMNS, list(chunk), ignore=True)
+                return int(raw.total_changes) - before  # type: ignore[union-attr]
             new = 0
             for chunk in _chunks(items, 1000):
                 have = set(self._existing(conn, t, "key", [r[0] for r in chunk]))
