@@ -355,16 +355,36 @@ def leaves() -> st.SearchStrategy[Segment]:
 
 def segments(max_leaves: int = 12) -> st.SearchStrategy[Segment]:
     """Random segments: leaves of every kind nested under And/Or/Not (bounded size)."""
-    base = leaves()
-    return st.recursive(
-        base,
-        lambda children: st.one_of(
-            st.lists(children, min_size=2, max_size=3).map(lambda ps: And(tuple(ps))),
-            st.lists(children, min_size=2, max_size=3).map(lambda ps: Or(tuple(ps))),
+    return st.recursive(leaves(), _Combine(), max_leaves=max_leaves)
+
+
+class _Combine:
+    """The ``extend`` of :func:`segments`: And/Or of 2-3 children, or Not of one.
+
+    A callable object rather than a lambda on purpose: Hypothesis checks that ``extend``
+    uses its argument by re-reading the function's source file (``inspect.getsource``);
+    if that file changed on disk since import (a checkout updated while tests run), it
+    parses the wrong lines and raises a ``HypothesisDeprecationWarning``. An object has no
+    source to misread, so the strategy is the same whatever happens to the file.
+    """
+
+    def __call__(self, children: st.SearchStrategy[Segment]) -> st.SearchStrategy[Segment]:
+        return st.one_of(
+            st.lists(children, min_size=2, max_size=3).map(_and),
+            st.lists(children, min_size=2, max_size=3).map(_or),
             children.map(Not),
-        ),
-        max_leaves=max_leaves,
-    )
+        )
+
+    def __repr__(self) -> str:
+        return "And/Or/Not of children"
+
+
+def _and(parts: list[Segment]) -> Segment:
+    return And(tuple(parts))
+
+
+def _or(parts: list[Segment]) -> Segment:
+    return Or(tuple(parts))
 
 
 def _planted_events(
