@@ -575,12 +575,15 @@ class SqlAnalytics:
                 sa.func.sum(revenue),
                 sa.func.sum(all_orders - orders),
                 sa.func.sum(all_revenue - revenue),
+                sa.func.sum(sa.case((all_orders > 0, 1), else_=0)),
             )
             .select_from(m.outerjoin(per, per.c.mid == m.c.id))
             .group_by(src)
         )
         acc: dict[str, list[int]] = {}
-        for s_, n, f, b, o, r, uo, ur in self._rows(q):
+        all_buyers = 0
+        for s_, n, f, b, o, r, uo, ur, ab in self._rows(q):
+            all_buyers += int(ab or 0)
             a = acc.setdefault(str(s_), [0, 0, 0, 0, 0])
             a[0] += int(n)
             a[1] += int(f or 0)
@@ -597,7 +600,7 @@ class SqlAnalytics:
             )
             for k, v in acc.items()
         ]
-        return core.AttributionResult(as_of=as_of, rows=rows_sorted(rows))
+        return core.AttributionResult(as_of=as_of, rows=rows_sorted(rows), buyers=all_buyers)
 
     def conversions(
         self,

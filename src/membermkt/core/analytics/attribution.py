@@ -67,18 +67,24 @@ class AttributionResult:
 
     as_of: dt.datetime
     rows: tuple[AttributionRow, ...]
+    #: Members with any purchase at or before ``as_of``, credited to a source or not. A
+    #: member who bought only before arriving (or outside the window) is a buyer here but in
+    #: no row's ``buyers``, so the total is kept apart rather than summed from the rows.
+    #: ``None`` (results built by hand) falls back to the sum of the rows.
+    buyers: int | None = None
 
     def row(self, source: str) -> AttributionRow | None:
         """The row of ``source`` (``"(unknown)"`` for members without one)."""
         return next((r for r in self.rows if r.source == source), None)
 
     def totals(self) -> AttributionRow:
-        """All sources together."""
+        """All sources together; ``buyers`` counts every member who bought (see
+        :attr:`buyers`), not only buyers credited to their own source."""
         return AttributionRow(
             source="(all)",
             members=sum(r.members for r in self.rows),
             followers=sum(r.followers for r in self.rows),
-            buyers=sum(r.buyers for r in self.rows),
+            buyers=sum(r.buyers for r in self.rows) if self.buyers is None else self.buyers,
             orders=sum(r.orders for r in self.rows),
             revenue_fen=sum(r.revenue_fen for r in self.rows),
         )
@@ -150,6 +156,7 @@ def attribution(
         raise UsageError(f"window must be a positive timedelta or None, got {window!r}")
     unknown = group_label(None)
     acc: dict[str, list[int]] = {}
+    all_buyers = 0
 
     def row(label: str) -> list[int]:
         return acc.setdefault(label, [0, 0, 0, 0, 0])
@@ -166,6 +173,7 @@ def attribution(
         r[0] += 1
         r[1] += followed
         bought_home = False
+        all_buyers += any(e.type == "purchase" for e in evs)
         for e in evs:
             if e.type != "purchase":
                 continue
@@ -192,6 +200,7 @@ def attribution(
             )
             for s, a in acc.items()
         ),
+        buyers=all_buyers,
     )
 
 
