@@ -61,7 +61,7 @@ class _EventsMixin(_Bulk):
         out: dict[str, tuple[Any, ...]] = {}
         for chunk in _chunks(ids, 4000):
             ph = ", ".join([self._placeholder] * len(chunk))
-            for r in conn.exec_driver_sql(f"{head}({ph}){tail}", tuple(chunk)):
+            for r in self._fetch(conn, f"{head}({ph}){tail}", tuple(chunk)):
                 out[r[0]] = tuple(r[1:])
         return out
 
