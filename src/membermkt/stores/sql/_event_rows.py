@@ -11,7 +11,7 @@ from typing import Any
 from membermkt.core.events import ACQUISITION_TYPES, INTERACTION_TYPES, Event, event_state
 from membermkt.core.members import MemberState, PurchaseStats, Relation
 from membermkt.errors import UsageError
-from membermkt.stores.sql._codec import _ENCODE_FAST, _tb_out, check_text, dumps
+from membermkt.stores.sql._codec import _ENCODE_FAST, _tb_out, check_text
 from membermkt.stores.sql.compile import from_epoch_us
 from membermkt.stores.sql.schema import ID_LEN, TEXT_LEN
 
@@ -273,7 +273,7 @@ def fold_state_values(
         total,
         first_at,
         last_at,
-        dumps(sorted(categories)) if categories else None,
+        _ENCODE_FAST(sorted(categories)) if categories else None,  # = dumps() for a str list
         None,
         None,
         None,

@@ -127,7 +127,7 @@ def _state_from(v: Sequence[Any]) -> MemberState:
         from membermkt.stores.sql._rows import _relations_in
 
         rels = _relations_in(relations)
-    return _state(
+    state: MemberState = _state(
         None if subscribed is None else bool(subscribed),
         _version(sub_at, sub_tb),
         _when(followed_at),
@@ -140,6 +140,7 @@ def _state_from(v: Sequence[Any]) -> MemberState:
         _when(last_event_at),
         rels,
     )
+    return state
 
 
 def _attr(kind: str, s: Any, i: Any, n: Any) -> Scalar:
@@ -193,7 +194,7 @@ def member_from_values(
         )
     tag_set = frozenset(tags)
     values = {a[0]: _attr(a[1], a[2], a[3], a[4]) for a in attributes}
-    return _member(
+    member: Member = _member(
         r[0],
         profile,
         tag_set if tag_set else _NO_TAGS,
@@ -202,3 +203,4 @@ def member_from_values(
         _state_from(r[_STATE_AT:]),
         consent,
     )
+    return member

@@ -47,6 +47,7 @@ __all__ = [
     "PROFILE_COLS",
     "STATE_COLS",
     "attribute_rows",
+    "check_text",
     "delivery_record",
     "delivery_row",
     "dumps",
