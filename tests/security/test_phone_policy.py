@@ -133,3 +133,10 @@ def test_key_file_is_made_once_and_reused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="32 bytes") as exc:
         load_or_create_key_file(bad)
     assert "c2VjcmV0" not in str(exc.value)
+
+
+def test_ingest_push_refuses_an_unkeyed_phone() -> None:
+    store = SqlStore("sqlite://")
+    with pytest.raises(PhoneKeyRequired):
+        store.ingest_push(Identity.phone(NUMBER), lambda mid: [])
+    assert _count(store) == 0
