@@ -35,6 +35,7 @@ from membermkt.stores._common import (
     sample_coefficients,
     sample_rank,
 )
+from membermkt.stores._memory_ingest import MemoryIngest
 from membermkt.stores._memory_ledger import _MemoryLedger
 from membermkt.stores._memory_links import MemoryLinks
 from membermkt.stores._memory_payouts import _MemoryPayouts
@@ -49,7 +50,7 @@ def _event_order(e: Event) -> tuple[dt.datetime, str]:
     return (e.at_utc, e.key or "")
 
 
-class InMemoryStore(MemoryLinks, _MemoryPayouts, _MemoryLedger, SqlExport):
+class InMemoryStore(MemoryIngest, MemoryLinks, _MemoryPayouts, _MemoryLedger, SqlExport):
     """Members, events, tags, the delivery ledger, budgets and payout intents in memory.
 
     Implements :class:`membermkt.core.ports.Store`.

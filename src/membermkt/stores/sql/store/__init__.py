@@ -11,6 +11,7 @@ from membermkt.stores.export_sql import SqlExport
 from membermkt.stores.sql.store._batches import _BatchesMixin
 from membermkt.stores.sql.store._budgets import _BudgetsMixin
 from membermkt.stores.sql.store._events import _EventsMixin
+from membermkt.stores.sql.store._ingest import _IngestMixin
 from membermkt.stores.sql.store._ledger import _LedgerMixin
 from membermkt.stores.sql.store._links import _LinksMixin
 from membermkt.stores.sql.store._members import _MembersMixin
@@ -21,6 +22,7 @@ __all__ = ["SqlStore"]
 
 
 class SqlStore(
+    _IngestMixin,
     _LinksMixin,
     _MembersMixin,
     _EventsMixin,

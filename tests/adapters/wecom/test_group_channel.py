@@ -1,0 +1,296 @@
+"""wecom.group: customer-group mass send through the staff's assistant (chat_type=group) —
+the emulator's rules and refusals, the channel, the planner and results into the ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import pytest
+
+from membermkt.channels.wecom import (
+    AsyncWeComGroupChannel,
+    WeComGroupChannel,
+    apull_group_results,
+    group_ledger_marks,
+    group_recipient_id,
+    group_rules,
+    plan_group_send,
+    pull_group_results,
+)
+from membermkt.channels.wecom.api.groupchat import GroupChat
+from membermkt.channels.wecom.api.mass import CustomerResult
+from membermkt.channels.wecom.groupsend import _capabilities
+from membermkt.core.campaigns import Campaign, SkipReason, Variant, validate
+from membermkt.core.delivery import Delivery, DeliveryRecord, DeliveryStatus, SendOutcome
+from membermkt.core.quotas import (
+    WECOM_GROUP_DAYS_IN_MONTH,
+    WECOM_GROUP_LEGACY_MONTHLY,
+    WECOM_MASS_LEGACY_MONTHLY,
+    PastSend,
+)
+from membermkt.engine.runner import CampaignRunner
+from membermkt.errors import UsageError
+from membermkt.segments import TRUE
+from membermkt.stores.memory import InMemoryStore
+
+from .conftest import CORPID, SECRET, make_client
+
+API = "/cgi-bin/externalcontact/add_msg_template"
+TEXT = {"text": "今晚八点群内抢红包", "sender": "clerk1"}
+
+
+def d(key: str, chat_id: str, payload=None) -> Delivery:
+    return Delivery(
+        key=key,
+        campaign_id="g1",
+        member_id=group_recipient_id(CORPID, chat_id),
+        channel="wecom.group",
+        address=chat_id,
+        variant="a",
+        payload=payload if payload is not None else TEXT,
+    )
+
+
+def raw(emu, body: dict) -> dict:
+    """POST add_msg_template as-is (past the client's own checks)."""
+    with httpx.Client(transport=emu.transport(), base_url="https://qyapi.weixin.qq.com") as h:
+        token = h.get("/cgi-bin/gettoken", params={"corpid": CORPID, "corpsecret": SECRET})
+        r = h.post(API, params={"access_token": token.json()["access_token"]}, json=body)
+        return dict(r.json())
+
+
+def nonzero(counts):
+    return {k: v for k, v in counts.items() if v}
+
+
+def test_emulator_group_rules(corp, emu):
+    """Rule wecom.group_sender: sender is required; ≤ 2000 groups; a group the sender does
+    not own (or that does not exist) comes back in fail_list; without chat_id_list every
+    group of the sender."""
+    corp.add_chat("wrA", "clerk1", customers=["wm1"])
+    corp.add_chat("wrB", "clerk1")
+    corp.add_chat("wrC", "clerk2")
+    text = {"content": "hi"}
+    assert raw(emu, {"chat_type": "group", "text": text})["errcode"] == 40058
+    too_many = [f"wr{i}" for i in range(2001)]
+    answer = raw(emu, {"chat_type": "group", "sender": "clerk1", "chat_id_list": too_many,
+                       "text": text})  # fmt: skip
+    assert answer["errcode"] == 40058
+    assert raw(emu, {"chat_type": "party", "sender": "clerk1", "text": text})["errcode"] == 40058
+    ok = raw(
+        emu,
+        {"chat_type": "group", "sender": "clerk1", "chat_id_list": ["wrA", "wrC", "wrX"],
+         "text": text},
+    )  # fmt: skip
+    assert ok["errcode"] == 0
+    assert ok["fail_list"] == ["wrC", "wrX"]
+    every = raw(emu, {"chat_type": "group", "sender": "clerk1", "text": text})
+    assert corp.masses[every["msgid"]].targets == {"clerk1": ["wrA", "wrB"]}
+    assert corp.group_mass_count("wrA") == 2
+    assert corp.mass_count("wrA") == 0  # customer mass counts stay apart
+
+
+async def test_group_channel_sends(corp, emu, clock, kind):
+    """Accepted groups are pending (platform_id = msgid); another owner's group, duplicate
+    addresses, bad content and a missing sender fail permanently; one call per
+    content+sender."""
+    for c in ("wrA", "wrB"):
+        corp.add_chat(c, "clerk1")
+    corp.add_chat("wrC", "clerk2")
+    client = make_client(kind, emu, clock, [])
+    cls = WeComGroupChannel if kind == "sync" else AsyncWeComGroupChannel
+    chan = cls(client)  # type: ignore[arg-type]
+    batch = [
+        d("k1", "wrA"),
+        d("k2", "wrB"),
+        d("k3", "wrC"),
+        d("k4", "wrA"),
+        d("k5", "wrB", {"text": "x" * 4001, "sender": "clerk1"}),
+        d("k6", "wrB", {"text": "no sender"}),
+    ]
+    res = chan.send(batch)
+    if kind == "async":
+        res = await res  # type: ignore[misc]
+    out = {r.key: r for r in res}
+    assert [r.key for r in res] == ["k1", "k2", "k3", "k4", "k5", "k6"]
+    assert out["k1"].outcome is SendOutcome.PENDING
+    assert out["k1"].platform_id
+    assert out["k2"].platform_id == out["k1"].platform_id
+    assert (out["k3"].outcome, out["k3"].reason) == (SendOutcome.PERMANENT, "fail_list")
+    assert (out["k4"].outcome, out["k4"].reason) == (SendOutcome.PERMANENT, "duplicate_address")
+    assert out["k5"].outcome is SendOutcome.PERMANENT
+    assert out["k6"].outcome is SendOutcome.PERMANENT
+    assert emu.calls[API] == 1
+    mass = corp.masses[out["k1"].platform_id]
+    assert (mass.chat_type, mass.creator) == ("group", "clerk1")
+    assert chan.capabilities.address_kind == "chat_id"
+    assert chan.capabilities.max_batch_size == 2000
+
+
+def test_lost_answer_is_unknown_and_not_resent(corp, emu, client):
+    corp.add_chat("wrA", "clerk1")
+    emu.faults.next("timeout", api=API)
+    (res,) = WeComGroupChannel(client).send([d("k1", "wrA")])
+    assert res.outcome is SendOutcome.UNKNOWN
+    assert emu.calls[API] == 1
+    assert corp.group_mass_count("wrA") == 1
+
+
+def test_runner_then_results_into_the_ledger(corp, emu, clock, client):
+    """Rule wecom.group_cap: runner → pending_confirmation; the owner confirms (one group
+    is at its receive cap, one was dismissed); pull_group_results marks sent / failed; a
+    second pull is a no-op."""
+    emu.mass_cap = WECOM_MASS_LEGACY_MONTHLY
+    for i in range(5):
+        corp.add_chat(f"wr{i}", "clerk1", customers=[f"wm{i}"])
+    for n in range(4):  # wr4 already got 4 group messages this month
+        pre = client.add_msg_template(chat_type="group", chat_ids=["wr4"], sender="clerk1",
+                                      text=f"p{n}")  # fmt: skip
+        corp.confirm_mass(pre.msgid, "clerk1")
+    # customer mass messages to the members do not use up the group's cap
+    pre = client.add_msg_template(external_userids=["wm0"], sender="clerk1", text="c")
+    store = InMemoryStore()
+    now = clock.now()
+    store.record_plan([d(f"k{i}", f"wr{i}") for i in range(5)], now=now)
+    CampaignRunner(store, WeComGroupChannel(client), clock=clock, worker="w1").run("g1")
+    assert nonzero(store.status_counts("g1")) == {"pending_confirmation": 5}
+    msgid = next(iter(store.deliveries("g1"))).platform_id
+    assert msgid is not None
+    report = pull_group_results(client, store, "g1", now=now)
+    assert (report.sent, report.failed, report.pending) == (0, 0, 5)
+    corp.dismiss_chat("wr3")
+    corp.confirm_mass(msgid, "clerk1")
+    clock.advance(60)
+    report = pull_group_results(client, store, "g1", now=clock.now())
+    assert (report.sent, report.failed, report.pending) == (3, 2, 0)
+    failed = {
+        r.delivery.address: r.reason for r in store.deliveries("g1", status=DeliveryStatus.FAILED)
+    }
+    assert failed == {"wr3": "wecom:group_unavailable", "wr4": "wecom:receive_cap"}
+    assert sorted(r.chat_id for r in corp.group_receipts if r.msgid == msgid) == [
+        "wr0",
+        "wr1",
+        "wr2",
+    ]
+    again = pull_group_results(client, store, "g1", now=clock.now())
+    assert (again.sent, again.failed, again.pending) == (0, 0, 0)
+
+
+async def test_async_pull(corp, emu, clock):
+    corp.add_chat("wrA", "clerk1")
+    client = make_client("async", emu, clock, [])
+    store = InMemoryStore()
+    store.record_plan([d("k1", "wrA")], now=clock.now())
+    (claimed,) = store.claim("g1", worker="w", limit=10, now=clock.now())
+    (res,) = await AsyncWeComGroupChannel(client).send([claimed.delivery])  # type: ignore[arg-type]
+    store.mark("k1", DeliveryStatus.PENDING, now=clock.now(), platform_id=res.platform_id)
+    corp.confirm_mass(res.platform_id or "", "clerk1")
+    report = await apull_group_results(client, store, "g1", now=clock.now())  # type: ignore[arg-type]
+    assert report.sent == 1
+    assert nonzero(store.status_counts("g1")) == {"sent": 1}
+
+
+def test_group_results_api_answers_chat_ids(corp, client, clock):
+    corp.add_chat("wrA", "clerk1")
+    msg = client.add_msg_template(chat_type="group", chat_ids=["wrA"], sender="clerk1", text="x")
+    corp.confirm_mass(msg.msgid, "clerk1")
+    (row,) = client.mass_results(msg.msgid)
+    assert (row.chat_id, row.external_userid, row.status) == ("wrA", "", 1)
+    now = int(clock())
+    span = {"start_time": now - 60, "end_time": now + 60}
+    groups = client.groupmsg_list(chat_type="group", **span)
+    assert [m.msgid for m in groups.items] == [msg.msgid]
+    assert client.groupmsg_list(chat_type="single", **span).items == ()
+
+
+def test_group_ledger_marks_is_pure():
+    recs = [
+        DeliveryRecord(delivery=d(f"k{i}", f"wr{i}"), status=DeliveryStatus.PENDING)
+        for i in range(4)
+    ]
+    results = [
+        CustomerResult(external_userid="", chat_id="wr0", userid="a", status=1),
+        CustomerResult(external_userid="", chat_id="wr1", userid="a", status=3),
+        CustomerResult(external_userid="", chat_id="wr2", userid="a", status=0),
+        CustomerResult(external_userid="wr3", userid="a", status=1),  # a customer row
+    ]
+    marks = {m.key: (m.status, m.reason) for m in group_ledger_marks(recs, results)}
+    assert marks == {
+        "k0": (DeliveryStatus.SENT, None),
+        "k1": (DeliveryStatus.FAILED, "wecom:receive_cap"),
+    }
+
+
+def test_plan_group_send_caps_and_owners():
+    """One delivery per group with its owner as sender; another owner's group and a group
+    at its per-group cap are skipped; keys are stable."""
+    as_of = dt.datetime(2026, 12, 4, 12, tzinfo=dt.UTC)
+    chats = [
+        GroupChat(chat_id="wr1", owner="clerk1"),
+        GroupChat(chat_id="wr2", owner="clerk2"),
+        GroupChat(chat_id="wr3", owner="clerk1"),
+        GroupChat(chat_id="wr1", owner="clerk1"),
+        GroupChat(chat_id="wr4"),
+    ]
+    rid3 = group_recipient_id(CORPID, "wr3")
+    history = {
+        rid3: [
+            PastSend(member_id=rid3, channel="wecom.group", at=as_of - dt.timedelta(days=1))
+            for _ in range(4)
+        ]
+    }
+    out, skips = plan_group_send(
+        "g1",
+        CORPID,
+        chats,
+        {"text": "hi"},
+        as_of=as_of,
+        history=history,
+        rules=group_rules("4_per_month"),
+    )
+    assert [(x.address, x.payload["sender"]) for x in out] == [("wr1", "clerk1"), ("wr2", "clerk2")]
+    assert {s.member_id: s.reason for s in skips} == {
+        rid3: SkipReason.PLATFORM_QUOTA,
+        group_recipient_id(CORPID, "wr4"): SkipReason.NO_ADDRESS,
+    }
+    again, _ = plan_group_send("g1", CORPID, chats, {"text": "hi"}, as_of=as_of)
+    assert [x.key for x in again][:2] == [x.key for x in out]
+    only, skipped = plan_group_send(
+        "g1", CORPID, chats[:2], {"text": "hi"}, as_of=as_of, sender="clerk1"
+    )
+    assert [x.address for x in only] == ["wr1"]
+    assert skipped[0].reason is SkipReason.NO_ADDRESS
+    with pytest.raises(UsageError):
+        plan_group_send("g1", CORPID, chats, {"text": ""}, as_of=as_of)
+
+
+def test_rules_and_campaign_validation():
+    assert group_rules().caps == (WECOM_GROUP_DAYS_IN_MONTH,)
+    assert group_rules("4_per_month").caps == (WECOM_GROUP_LEGACY_MONTHLY,)
+    with pytest.raises(UsageError):
+        group_rules("9_per_day")
+    ok = Campaign(
+        id="g1",
+        audience=TRUE,
+        channel="wecom.group",
+        variants=[Variant(name="a", content={"text": "hi"})],
+        address_kind="chat_id",
+        address_namespace=CORPID,
+    )
+    assert validate(ok, capabilities=_capabilities(CORPID)) == ()
+    bad = Campaign(
+        id="g2",
+        audience=TRUE,
+        channel="wecom.group",
+        variants=[
+            Variant(
+                name="a",
+                content={"text": "x" * 4001, "attachments": [{"msgtype": "voice"}]},
+            )
+        ],
+        address_kind="chat_id",
+    )
+    paths = {p.path for p in validate(bad)}
+    assert "variants[0](a).content.text" in paths
+    assert "variants[0](a).content.attachments[0].msgtype" in paths
