@@ -34,7 +34,7 @@ from membermkt.core.events import Event
 from membermkt.core.identity import Identity
 from membermkt.core.members import Consent, Member, Profile
 from membermkt.core.ports import EventLog, MemberStore
-from membermkt.errors import IdentityConflict, MembermktError, UsageError
+from membermkt.errors import IdentityConflict, MembermktError, PhoneKeyRequired, UsageError
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -421,6 +421,8 @@ def _run(
             return
         try:
             written += write([v for _, v in batch])
+        except PhoneKeyRequired:
+            raise  # the store's configuration, not a row: stop (re-running is idempotent)
         except UsageError:
             # find the bad rows one by one; the good ones are still written
             for row, v in batch:
@@ -517,6 +519,8 @@ def import_members_csv(
 
     Raises:
         UsageError: when the header lacks the ``id`` column.
+        PhoneKeyRequired: when the store refuses the file's phone identities for want of
+            their key (the import stops; rows of earlier batches stay written).
         StoreError: when the store fails.
     """
     f, close = _open_read(source)
