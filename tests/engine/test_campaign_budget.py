@@ -44,7 +44,9 @@ def _campaign(channel: str = "wechat.mass", *contents: dict[str, object]) -> Cam
         id="c",
         audience=TRUE,
         channel=channel,
-        variants=tuple(Variant(name=n, content=c) for n, c in zip("AB", contents or (TEXT,))),
+        variants=tuple(
+            Variant(name=n, content=c) for n, c in zip("AB", contents or (TEXT,), strict=False)
+        ),
         address_namespace=APPID,
     )
 
