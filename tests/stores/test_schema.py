@@ -74,6 +74,7 @@ def test_a_version_1_database_is_migrated_and_backfilled(tmp_path: Path) -> None
     engine = sa.create_engine(url)
     with engine.begin() as conn:  # make it look like version 1
         conn.exec_driver_sql("DROP TABLE x_merges")
+        conn.exec_driver_sql("DROP INDEX x_ix_members_last_event")  # version 3's
         for col in ("amount_fen", "source", "staff", "outbound"):
             conn.exec_driver_sql(f"ALTER TABLE x_events DROP COLUMN {col}")
         for col in ("last_event_at", "relations"):
@@ -92,3 +93,36 @@ def test_a_version_1_database_is_migrated_and_backfilled(tmp_path: Path) -> None
         assert list(again.select(attr("orders_count") >= 1, t0)) == []
         assert list(again.select(attr("orders_total_fen") == 990, t0 + h)) == ["m1"]
         assert list(again.select(attr("source") == "parcel", t0)) == ["m1"]
+
+
+def _index_names(url: str, table: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        return {ix["name"] for ix in sa.inspect(engine).get_indexes(table)}
+    finally:
+        engine.dispose()
+
+
+def test_a_version_2_database_gains_the_last_event_index(tmp_path: Path) -> None:
+    """Version 3 indexes members.last_event_at (segments on derived fields, #18); a version
+    2 database gets the index on first use, its data and answers unchanged."""
+    from membermkt.core.events import Event
+
+    url = f"sqlite:///{tmp_path / 'v2.db'}"
+    t0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    h = dt.timedelta(hours=1)
+    with SqlStore(url, table_prefix="x_") as first:
+        first.upsert_members([Member("m1", Profile(city="Hangzhou"))])
+        first.append_events([Event("m1", "purchase", t0 + h, {"amount_fen": 990}, key="p")])
+    assert "x_ix_members_last_event" in _index_names(url, "x_members")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # make it look like version 2
+        conn.exec_driver_sql("DROP INDEX x_ix_members_last_event")
+        conn.exec_driver_sql("UPDATE x_schema_version SET version = 2")
+    engine.dispose()
+    assert "x_ix_members_last_event" not in _index_names(url, "x_members")
+    with SqlStore(url, table_prefix="x_") as again:
+        assert again.schema_version() == SCHEMA_VERSION == 3
+        assert list(again.select(attr("orders_count") >= 1, t0)) == []
+        assert list(again.select(attr("orders_count") >= 1, t0 + h)) == ["m1"]
+    assert "x_ix_members_last_event" in _index_names(url, "x_members")

@@ -48,6 +48,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "wechat.template": ("membermkt.channels.wechat.channel:WeChatTemplateChannel", "membermkt"),
     "wechat.custom": ("membermkt.channels.wechat.channel:WeChatCustomChannel", "membermkt"),
     "wecom.mass": ("membermkt.channels.wecom.channel:WeComMassChannel", "membermkt"),
+    "wecom.group": ("membermkt.channels.wecom.groupsend:WeComGroupChannel", "membermkt"),
     "wecom.welcome": ("membermkt.channels.wecom.channel:WeComWelcomeChannel", "membermkt"),
 }
 """Channels shipped with membermkt, as import paths (loaded lazily like plugins)."""

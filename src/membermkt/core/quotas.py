@@ -40,6 +40,10 @@ __all__ = [
     "OA_CUSTOM_WINDOW",
     "OA_CUSTOM_WINDOW_2021",
     "OA_MASS_MONTHLY",
+    "WECOM_GROUP_DAILY",
+    "WECOM_GROUP_DAYS_IN_MONTH",
+    "WECOM_GROUP_LEGACY_MONTHLY",
+    "WECOM_GROUP_WEEKLY",
     "WECOM_MASS_DAILY",
     "WECOM_MASS_DAYS_IN_MONTH",
     "WECOM_MASS_LEGACY_MONTHLY",
@@ -339,6 +343,9 @@ class ChannelRules:
         attachment_msgtypes: allowed ``msgtype`` values of the items of ``attachments``
             (empty: not checked).
         needs_body: content must carry ``text`` or at least one attachment (WeCom).
+        unavailable: why the platform refuses this channel outright on this account (e.g.
+            template messages on a subscription account, :mod:`membermkt.core.accounts`);
+            empty when it is available.
         source: the reference sections.
     """
 
@@ -355,6 +362,7 @@ class ChannelRules:
     max_items: Mapping[str, int] = attrs.field(factory=dict)
     attachment_msgtypes: frozenset[str] = attrs.field(default=frozenset(), converter=_strset)
     needs_body: bool = False
+    unavailable: str = ""
     source: str = ""
 
     def batches(self, n: int, max_batch_size: int | None = None) -> int:
@@ -462,6 +470,23 @@ WECOM_MASS_LEGACY_MONTHLY: Final = Cap(
     source="wechat-platform.md §3.4",
 )
 
+# rule: wecom.group_cap -- a customer group has its own receive cap (wecom.group sends)
+# ref §3.4: the receive cap is "per customer / customer group" — a customer group counts its
+# own mass messages (chat_type=group), apart from its members' customer mass messages.
+_WECOM_GROUP = frozenset({"wecom.group"})
+WECOM_GROUP_DAYS_IN_MONTH: Final = attrs.evolve(
+    WECOM_MASS_DAYS_IN_MONTH, channels=_WECOM_GROUP, name="wecom group days-in-month/month"
+)
+WECOM_GROUP_WEEKLY: Final = attrs.evolve(
+    WECOM_MASS_WEEKLY, channels=_WECOM_GROUP, name="wecom group 7/week"
+)
+WECOM_GROUP_DAILY: Final = attrs.evolve(
+    WECOM_MASS_DAILY, channels=_WECOM_GROUP, name="wecom group 1/day"
+)
+WECOM_GROUP_LEGACY_MONTHLY: Final = attrs.evolve(
+    WECOM_MASS_LEGACY_MONTHLY, channels=_WECOM_GROUP, name="wecom group 4/month (older docs)"
+)
+
 DEFAULT_RULES: Final[Mapping[str, ChannelRules]] = {
     "wechat.mass": ChannelRules(
         channel="wechat.mass",
@@ -517,6 +542,18 @@ DEFAULT_RULES: Final[Mapping[str, ChannelRules]] = {
         max_bytes={"text.content": 4000},
         max_items={"attachments": 9},
         # ref §3.4: attachments msgtype ∈ image, link, miniprogram, video, file
+        attachment_msgtypes=frozenset({"image", "link", "miniprogram", "video", "file"}),
+        needs_body=True,
+        source="wechat-platform.md §3.4, §5",
+    ),
+    "wecom.group": ChannelRules(
+        channel="wecom.group",
+        caps=(WECOM_GROUP_DAYS_IN_MONTH,),
+        # ref §3.4: chat_id_list ≤ 2000 groups per add_msg_template (chat_type=group)
+        max_batch_size=2000,
+        personalisable=False,
+        max_bytes={"text.content": 4000},
+        max_items={"attachments": 9},
         attachment_msgtypes=frozenset({"image", "link", "miniprogram", "video", "file"}),
         needs_body=True,
         source="wechat-platform.md §3.4, §5",

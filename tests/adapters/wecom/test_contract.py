@@ -10,9 +10,11 @@ import pytest
 
 from membermkt.channels.wecom import (
     AsyncWeCom,
+    AsyncWeComGroupChannel,
     AsyncWeComMassChannel,
     AsyncWeComWelcomeChannel,
     WeCom,
+    WeComGroupChannel,
     WeComMassChannel,
     WeComWelcomeChannel,
 )
@@ -102,6 +104,58 @@ class TestWeComMassChannel(_WeComContract):
     @pytest.fixture
     def async_channel_factory(self, async_client: AsyncWeCom):
         return lambda: AsyncWeComMassChannel(async_client)
+
+
+class _GroupRequirements(Requirements):
+    idempotency_keys = False
+    max_batch_size = 2000
+    oversize = "split"
+    error_codes = {-1: "retryable", 45009: "retryable", 45033: "retryable", 48002: "permanent"}
+    transient_error = -1
+    async_variant = True
+    entry_point = "wecom.group"
+    stateful_examples = 15
+
+
+class TestWeComGroupChannel(_WeComContract):
+    """Customer-group mass send (chat_type=group): one fresh group per delivery, owned by
+    the sender."""
+
+    @pytest.fixture
+    def requirements(self) -> Requirements:
+        return _GroupRequirements()
+
+    @pytest.fixture
+    def make_deliveries(self, platform: WeComEmulator) -> Callable[[int], list[Delivery]]:
+        corp = platform.corps[CORP]
+        counter = itertools.count()
+
+        def make(n: int) -> list[Delivery]:
+            ids = [f"wr{next(counter):07d}" for _ in range(n)]
+            for c in ids:
+                corp.add_chat(c, "clerk1")
+            return [
+                make_delivery("wecom.group", c, key=c, text="contract", sender="clerk1")
+                for c in ids
+            ]
+
+        return make
+
+    @pytest.fixture
+    def received(self, platform: WeComEmulator) -> Callable[[str], int]:
+        return lambda key: platform.corps[CORP].group_mass_count(key.rsplit("-", 1)[-1])
+
+    @pytest.fixture
+    def inject_error(self, platform: WeComEmulator) -> Callable[[int], None]:
+        return lambda code: platform.fail_next(code, api=MASS_API)
+
+    @pytest.fixture
+    def channel_factory(self, client: WeCom) -> Callable[[], WeComGroupChannel]:
+        return lambda: WeComGroupChannel(client)
+
+    @pytest.fixture
+    def async_channel_factory(self, async_client: AsyncWeCom):
+        return lambda: AsyncWeComGroupChannel(async_client)
 
 
 class _WelcomeRequirements(Requirements):

@@ -7,7 +7,8 @@ channels and staff service data.
 * API: :class:`WeCom` / :class:`AsyncWeCom`.
 * Attribution: :func:`encode_state` / :func:`decode_state`; identity graph:
   :func:`link_contact` / :func:`sync_contacts` (external_userid + unionid).
-* Channels: ``wecom.mass`` (:class:`WeComMassChannel`) and ``wecom.welcome``.
+* Channels: ``wecom.mass`` (:class:`WeComMassChannel`), ``wecom.group`` (customer-group
+  mass send, :class:`WeComGroupChannel`) and ``wecom.welcome``.
 * Staff data: :func:`import_archive`.
 """
 
@@ -22,6 +23,17 @@ from membermkt.channels.wecom.channel import (
     pull_mass_results,
 )
 from membermkt.channels.wecom.client import AsyncWeCom, WeCom
+from membermkt.channels.wecom.groupsend import (
+    AsyncWeComGroupChannel,
+    GroupSendPolicy,
+    WeComGroupChannel,
+    apull_group_results,
+    group_ledger_marks,
+    group_recipient_id,
+    group_rules,
+    plan_group_send,
+    pull_group_results,
+)
 from membermkt.channels.wecom.handler import (
     WeComCallbackHandler,
     WeComEndpoint,
@@ -47,15 +59,18 @@ from membermkt.channels.wecom.welcome import (
 
 __all__ = [
     "AsyncWeCom",
+    "AsyncWeComGroupChannel",
     "AsyncWeComMassChannel",
     "AsyncWeComWelcomeChannel",
     "ChannelState",
     "ExternalChatEvent",
     "ExternalContactEvent",
     "ExternalTagEvent",
+    "GroupSendPolicy",
     "WeCom",
     "WeComCallbackHandler",
     "WeComEndpoint",
+    "WeComGroupChannel",
     "WeComIncoming",
     "WeComMassChannel",
     "WeComWelcomeChannel",
@@ -64,15 +79,21 @@ __all__ = [
     "WelcomeOutcome",
     "WelcomeSender",
     "WelcomeStatus",
+    "apull_group_results",
     "apull_mass_results",
     "decode_state",
     "encode_state",
     "events_for",
+    "group_ledger_marks",
+    "group_recipient_id",
+    "group_rules",
     "import_archive",
     "ledger_marks",
     "link_contact",
     "mass_rules",
     "parse_message",
+    "plan_group_send",
+    "pull_group_results",
     "pull_mass_results",
     "sync_contacts",
 ]

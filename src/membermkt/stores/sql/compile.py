@@ -212,13 +212,29 @@ class SqlCompiler(Compiler[Expr]):
         stored = self._on_value(col, node.field, op, values, path)
         if node.field not in STATE_FIELDS:
             return stored
-        # the stored state is a cache of the fold, valid when no event is later than as_of
+        # The stored state is a cache of the fold, valid when no event is later than as_of
+        # ("fresh"; else "stale"). The leaf is (fresh AND stored) OR (stale AND past),
+        # written in its equivalent conjunctive form
+        #     (stored OR stale) AND (fresh OR past)
+        # (expand it: the extra term stored AND past implies one of the two others), so
+        # the planner sees the stored comparison at the top of the WHERE clause and can
+        # combine its index with the few stale members (``ix_members_last_event``) in a
+        # BitmapOr, and the as-of fold runs only for stale members. Every part is never
+        # NULL, so NOT of the leaf stays its complement.
         last = self.m.c.last_event_at
-        fresh = sa.or_(last.is_(None), last <= self.as_of_us)
         stale = sa.and_(last.is_not(None), last > self.as_of_us)
+        fresh = sa.or_(last.is_(None), last <= self.as_of_us)
         past_values = [int(v) for v in values] if node.field in _BOOL_FIELDS else values
-        past = self._on_value(self.as_of_value(node.field), node.field, op, past_values, path)
-        return sa.or_(sa.and_(fresh, stored), sa.and_(stale, past))
+        folded = self.as_of_value(node.field)
+        if op == "exists" or node.field in _NOT_NULL:
+            past = self._on_value(folded, node.field, op, past_values, path)
+        else:
+            # COALESCE(cmp, FALSE) rather than "IS NOT NULL AND cmp": the fold subquery
+            # appears (and runs) once
+            past = sa.func.coalesce(
+                self._compare(folded, op, past_values, path), sa.false(), type_=sa.Boolean
+            )
+        return sa.and_(sa.or_(stored, stale), sa.or_(fresh, past))
 
     def _on_value(self, value: Any, field: str, op: str, values: list[Any], path: str) -> Expr:
         present: Expr = sa.true() if field in _NOT_NULL else value.is_not(None)

@@ -61,7 +61,7 @@ def _long_text() -> TypeEngine[str]:
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 """An auto-increment key (``INTEGER PRIMARY KEY`` is the rowid alias on SQLite)."""
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """The version this code writes and reads."""
 
 # Length limits (the store refuses longer values with a UsageError naming the field).
@@ -118,6 +118,9 @@ class Tables:
             sa.Index(f"{p}ix_members_city", "city"),
             sa.Index(f"{p}ix_members_birthday", "birthday"),
             sa.Index(f"{p}ix_members_last_active", "last_active_at"),
+            # segments on derived fields read the stored state of members whose cache is
+            # fresh and fold the events of the few others (last_event_at > as_of): #18
+            sa.Index(f"{p}ix_members_last_event", "last_event_at"),
             **opts,
         )
         self.identities = sa.Table(
@@ -315,6 +318,20 @@ def _v2(conn: Connection, tables: Tables) -> None:
         conn.execute(sa.update(m).values(last_event_at=latest))
 
 
+def _v3(conn: Connection, tables: Tables) -> None:
+    # Version 3 indexes members.last_event_at (the stale-cache test of segments on derived
+    # fields, #18). A database created by version-3 code already has it (create_all in
+    # ``_v1``): create it only where missing. Idempotent.
+    index = next(ix for ix in tables.members.indexes if ix.name == _last_event_index(tables))
+    have = {ix["name"] for ix in sa.inspect(conn).get_indexes(tables.members.name)}
+    if index.name not in have:
+        index.create(conn)
+
+
+def _last_event_index(tables: Tables) -> str:
+    return f"{tables.prefix}ix_members_last_event"
+
+
 def _backfill_event_columns(conn: Connection, tables: Tables) -> None:
     from membermkt.stores.sql import _rows as rows
 
@@ -356,7 +373,7 @@ def _backfill_event_columns(conn: Connection, tables: Tables) -> None:
         )
 
 
-MIGRATIONS: Final[tuple[Callable[[Connection, Tables], None], ...]] = (_v1, _v2)
+MIGRATIONS: Final[tuple[Callable[[Connection, Tables], None], ...]] = (_v1, _v2, _v3)
 """Forward migrations: ``MIGRATIONS[i]`` takes the schema from version ``i`` to ``i + 1``."""
 
 assert len(MIGRATIONS) == SCHEMA_VERSION

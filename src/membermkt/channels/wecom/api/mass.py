@@ -113,6 +113,7 @@ def add_msg_template(
         raise UsageError(f"chat_type must be 'single' or 'group', got {chat_type!r}")
     users = strs(external_userids, "external_userids", max_items=CUSTOMERS_MAX)
     chats = strs(chat_ids, "chat_ids", max_items=CHATS_MAX)
+    # rule: wecom.group_sender -- a group mass send names its sender; ≤ 2000 chat_id_list
     if chat_type == "group" and not sender:
         raise UsageError("a group mass send needs a sender")
     if chat_type == "single" and not users and not sender:

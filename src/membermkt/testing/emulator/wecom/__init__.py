@@ -16,7 +16,10 @@ It refuses what WeCom refuses (reference §3): tokens per (corpid, secret) expir
 user; ``add_msg_template`` ≤ 10,000 customers, ≤ 9 attachments, text ≤ 4000 bytes; a mass
 message sends nothing until each sender confirms (:meth:`Corp.confirm_mass`), and then each
 customer's **receive cap** decides (status 3 when used up; the cap is configurable because
-the reference lists a conflict — default the current doc's days-in-month per month); the
+the reference lists a conflict — default the current doc's days-in-month per month). Group
+mass messages (``chat_type=group``) need a ``sender`` and take ≤ 2000 ``chat_id_list``
+groups, go to the sender (the groups' owner) for confirmation, and count the same receive
+cap per customer group (:meth:`Corp.add_chat` sets groups up); the
 welcome code is **single-use and valid for 20 s** (41051 afterwards, after the customer
 started chatting, or on a second call); ``remind_groupmsg_send`` ≤ 3 per message per 24 h.
 
@@ -40,6 +43,7 @@ from membermkt.testing.emulator.wecom._models import (
     REMINDS_PER_DAY,  # noqa: F401
     WELCOME_WINDOW,
     Customer,
+    GroupMassReceipt,
     MassReceipt,
     Relation,
     WelcomeReceipt,
@@ -50,6 +54,7 @@ __all__ = [
     "WELCOME_WINDOW",
     "Corp",
     "Customer",
+    "GroupMassReceipt",
     "MassReceipt",
     "Relation",
     "WeComEmulator",

@@ -14,6 +14,7 @@ from membermkt.errors import UsageError
 from membermkt.testing.emulator.wechat import Push
 from membermkt.testing.emulator.wecom._models import (
     Customer,
+    GroupMassReceipt,
     MassReceipt,
     Relation,
     WelcomeReceipt,
@@ -61,6 +62,8 @@ class Corp:
         self.welcome_refusals: collections.Counter[str] = collections.Counter()
         self.masses: dict[str, _Mass] = {}
         self.mass_receipts: list[MassReceipt] = []
+        self.group_receipts: list[GroupMassReceipt] = []
+        """Mass messages customer groups received (``chat_type=group``, once confirmed)."""
         self._received: dict[str, list[dt.datetime]] = {}
         self.chats: dict[str, dict[str, Any]] = {}
         self.console_welcome = False
@@ -144,9 +147,53 @@ class Corp:
             return sum(
                 1
                 for m in self.masses.values()
+                if m.chat_type == "single"
                 for es in m.targets.values()
                 if external_userid in es
             )
+
+    def group_mass_count(self, chat_id: str) -> int:
+        """Group mass messages created that target the customer group (sent or not)."""
+        with self.emulator.lock:
+            return sum(
+                1
+                for m in self.masses.values()
+                if m.chat_type == "group"
+                for cs in m.targets.values()
+                if chat_id in cs
+            )
+
+    def add_chat(
+        self,
+        chat_id: str,
+        owner: str,
+        *,
+        name: str = "",
+        customers: Iterable[str] = (),
+        status: int = 0,
+        at: float | None = None,
+    ) -> None:
+        """A customer group owned by staff member ``owner`` with these customers (members of
+        ``type`` 2) and the owner (``type`` 1), as ``groupchat/get`` answers it."""
+        now = int(self._now(at))
+        with self.emulator.lock:
+            if owner not in self.staff:
+                raise UsageError(f"unknown staff {owner!r}: add_staff() first")
+            members: list[dict[str, Any]] = [{"userid": owner, "type": 1, "join_time": now}]
+            members += [{"userid": e, "type": 2, "join_time": now} for e in customers]
+            self.chats[chat_id] = {
+                "status": status,
+                "owner": owner,
+                "name": name or chat_id,
+                "create_time": now,
+                "member_list": members,
+            }
+
+    def dismiss_chat(self, chat_id: str) -> None:
+        """The owner dismisses the group: it leaves the lists, a pending group message to it
+        fails (status 2 — emulator choice, **unconfirmed** for groups)."""
+        with self.emulator.lock:
+            self.chats.pop(chat_id, None)
 
     def scan(self, config_id: str, external_userid: str, **kwargs: Any) -> Push:
         """A customer adds staff through a contact way (its ``state`` comes back); the way's
@@ -184,9 +231,10 @@ class Corp:
         return self.contact_push("del_external_contact", userid, external_userid, **kw)
 
     def confirm_mass(self, msgid: str, userid: str, *, at: float | None = None) -> dict[str, int]:
-        """The sender confirms a mass message in the client: each target customer gets it
-        unless the relation is gone (status 2) or the receive cap is used up (status 3).
-        Returns external_userid → status."""
+        """The sender confirms a mass message in the client: each target customer (or
+        customer group) gets it unless the relation is gone — the group dismissed or no
+        longer the sender's (status 2) — or the receive cap is used up (status 3).
+        Returns external_userid (chat_id) → status."""
         now = self._now(at)
         when = dt.datetime.fromtimestamp(now, dt.UTC)
         out: dict[str, int] = {}
@@ -197,11 +245,18 @@ class Corp:
             if m.cancelled or m.tasks[userid][0] != 0:
                 return out
             cap = self.emulator.mass_cap
+            group = m.chat_type == "group"
             for ext in m.targets[userid]:
-                if (userid, ext) not in self.relations:
+                if group:
+                    chat = self.chats.get(ext)
+                    gone = chat is None or chat.get("owner") != userid
+                else:
+                    gone = (userid, ext) not in self.relations
+                if gone:
                     status = 2
                 else:
-                    got = self._received.setdefault(ext, [])
+                    # rule: wecom.group_cap -- counted per customer and per customer group
+                    got = self._received.setdefault(f"chat:{ext}" if group else ext, [])
                     start, end = cap.window(when)
                     used = sum(1 for t in got if start <= t < end)
                     if used >= cap.limit_at(when):
@@ -209,7 +264,10 @@ class Corp:
                     else:
                         status = 1
                         got.append(when)
-                        self.mass_receipts.append(MassReceipt(msgid, userid, ext, now))
+                        if group:
+                            self.group_receipts.append(GroupMassReceipt(msgid, userid, ext, now))
+                        else:
+                            self.mass_receipts.append(MassReceipt(msgid, userid, ext, now))
                 m.results[(userid, ext)] = (status, int(now) if status == 1 else None)
                 out[ext] = status
             m.tasks[userid] = (2, int(now))

@@ -10,6 +10,7 @@ from membermkt.testing.emulator.wecom._base import _EmulatorBase
 from membermkt.testing.emulator.wecom._corp import Corp
 from membermkt.testing.emulator.wecom._models import (
     _INVALID,
+    CHATS_MAX,
     REMINDS_PER_DAY,
     _Mass,
     _Refuse,
@@ -24,10 +25,12 @@ class _MassMixin(_EmulatorBase):
         text, attachments = self._content(body)
         users = list(body.get("external_userid") or ())
         sender = body.get("sender")
+        if chat_type == "group":
+            return self._group_template(corp, body, text, attachments)
+        if chat_type != "single":
+            raise _Refuse(_INVALID, "invalid chat_type")  # emulator choice (code unsourced)
         if len(users) > 10_000:
             raise _Refuse(_INVALID, "external_userid over 10000")
-        if chat_type != "single":
-            raise _Refuse(_INVALID, "group mass send is not emulated")  # emulator scope
         if not users and not sender:
             raise _Refuse(_INVALID, "external_userid and sender are both empty")
         if sender is not None and sender not in corp.staff:
@@ -61,6 +64,53 @@ class _MassMixin(_EmulatorBase):
         corp.masses[msgid] = m
         return {"fail_list": fail, "msgid": msgid}
 
+    def _group_template(
+        self, corp: Corp, body: dict[str, Any], text: str | None, attachments: list[Any]
+    ) -> dict[str, Any]:
+        """``chat_type=group``: a task for ``sender`` (required, reference §3.4) to send to
+        customer groups. ``chat_id_list`` (≤ 2000) names the groups; without it the owner
+        picks among their groups in the client — the emulator targets all of them.
+
+        A group that does not exist or that ``sender`` does not own is put in ``fail_list``
+        (emulator choice, **unconfirmed**: the reference documents ``fail_list`` only as
+        external_userids; WeCom's doc says the task goes to the groups' owner)."""
+        sender = body.get("sender")
+        # rule: wecom.group_sender -- sender required, ≤ 2000 groups, only the owner's groups
+        if not sender:
+            # reference §3.4: sender "Required for group"; the errcode is not documented
+            raise _Refuse(_INVALID, "sender is required for chat_type group")
+        if sender not in corp.staff:
+            raise _Refuse(_INVALID, "invalid sender")
+        chats = body.get("chat_id_list") or []
+        if not isinstance(chats, list) or not all(isinstance(c, str) for c in chats):
+            raise _Refuse(47001, "data format error")
+        if len(chats) > CHATS_MAX:
+            raise _Refuse(_INVALID, f"chat_id_list over {CHATS_MAX}")
+        if not chats:
+            chats = sorted(c for c, g in corp.chats.items() if g.get("owner") == sender)
+        fail: list[str] = []
+        mine: list[str] = []
+        for cid in dict.fromkeys(chats):
+            chat = corp.chats.get(cid)
+            if chat is None or chat.get("owner") != sender or chat.get("dismissed"):
+                fail.append(cid)
+            else:
+                mine.append(cid)
+        msgid = f"msg{next(self._ids)}"
+        targets = {sender: mine} if mine else {}
+        corp.masses[msgid] = _Mass(
+            msgid,
+            sender,
+            int(self.now()),
+            "group",
+            text,
+            attachments,
+            targets,
+            tasks=dict.fromkeys(targets, (0, None)),
+            results={(sender, c): (0, None) for c in mine},
+        )
+        return {"fail_list": fail, "msgid": msgid}
+
     def _mass(self, corp: Corp, body: Mapping[str, Any]) -> _Mass:
         m = corp.masses.get(str(body.get("msgid", "")))
         if m is None:
@@ -72,10 +122,13 @@ class _MassMixin(_EmulatorBase):
         if not 0 <= end - start <= 31 * 86400:
             raise _Refuse(_INVALID, "time span over one month")
         creator = body.get("creator")
+        chat_type = body.get("chat_type") or "single"
         msgs = [
             m
             for m in corp.masses.values()
-            if start <= m.create_time <= end and (creator is None or m.creator == creator)
+            if start <= m.create_time <= end
+            and (creator is None or m.creator == creator)
+            and m.chat_type == chat_type
         ]
         page, nxt = self._page(msgs, body, 50, 100)
         return {
@@ -105,8 +158,11 @@ class _MassMixin(_EmulatorBase):
     def _msg_results(self, corp: Corp, params: Any, body: dict[str, Any]) -> dict[str, Any]:
         m = self._mass(corp, body)
         userid = body.get("userid")
+        # a group message answers chat_id and no external_userid, a customer message the
+        # reverse (WeCom's field notes, as mirrored by SDKs; reference §3.4)
+        field = "chat_id" if m.chat_type == "group" else "external_userid"
         rows = [
-            {"external_userid": e, "userid": u, "status": s, **({"send_time": t} if t else {})}
+            {field: e, "userid": u, "status": s, **({"send_time": t} if t else {})}
             for (u, e), (s, t) in sorted(m.results.items())
             if u == userid
         ]

@@ -11,6 +11,8 @@ WELCOME_WINDOW = 20.0
 """Seconds a welcome code stays usable after the add event (reference §3.5)."""
 MAX_CORP_TAGS = 3000
 REMINDS_PER_DAY = 3
+CHATS_MAX = 2000
+"""Customer groups per ``add_msg_template`` with ``chat_type=group`` (reference §3.4)."""
 EC = "/cgi-bin/externalcontact"
 _INVALID = 40058  # emulator choice: a generic "invalid parameter" code (not in the reference)
 
@@ -76,6 +78,16 @@ class MassReceipt:
     msgid: str
     userid: str
     external_userid: str
+    at: float
+
+
+@attrs.frozen(slots=True)
+class GroupMassReceipt:
+    """A mass message a customer group received (after its owner confirmed)."""
+
+    msgid: str
+    userid: str
+    chat_id: str
     at: float
 
 
