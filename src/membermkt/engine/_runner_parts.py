@@ -100,6 +100,10 @@ class RunResult:
             after ``deferred_until``) or ``"stopped"`` (the run ended early otherwise).
         failures: failure reason → count.
         skips: skip reason → count.
+        in_doubt: keys of deliveries this run's recovery left ``unknown`` because they may
+            not be resent (past the platform's de-duplication window, or a channel without
+            idempotency keys) and no lookup settled them: reconcile them with the
+            platform's job results (``MASSSENDJOBFINISH``, ``get_groupmsg_send_result``).
     """
 
     campaign_id: str
@@ -120,6 +124,7 @@ class RunResult:
     status: str = "done"
     failures: dict[str, int] = attrs.field(factory=dict)
     skips: dict[str, int] = attrs.field(factory=dict)
+    in_doubt: tuple[str, ...] = ()
 
 
 class _Stats:

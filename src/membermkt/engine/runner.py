@@ -60,8 +60,9 @@ from membermkt.engine._runner_parts import (
     _RateLimiter,
     _Stats,
 )
+from membermkt.engine._runner_recovery import recover as _recover
 from membermkt.engine.progress import Progress, ProgressCallback
-from membermkt.errors import LedgerError, TransportError, UsageError
+from membermkt.errors import TransportError, UsageError
 
 __all__ = ["CampaignRunner", "DeliveryRetry", "HandOffPolicy", "RunResult", "SystemClock"]
 
@@ -69,6 +70,11 @@ T = TypeVar("T")
 
 AMBIGUOUS = "transport:ambiguous"
 _DAILY_QUOTA_REASONS = ("errcode:45009",)
+SAME_KEY_TOO_FAST = "errcode:45066"
+"""The platform saw this ``clientmsgid`` less than a minute ago (ref §1.4, §1.10): the
+batch reached it, so its members are in doubt; resend the same batch with the same key
+after >= 60 s (never fail it, never give it a new key)."""
+SAME_KEY_WAIT = 60.0
 
 
 def request_key_for(keys: Iterable[str]) -> str:
@@ -267,6 +273,7 @@ class CampaignRunner:
         self._error: Exception | None = None
         self._deferred_until: dt.datetime | None = None
         self._counts: dict[str, int] | None = None
+        self._in_doubt: list[str] = []
         self._claim_lock = asyncio.Lock()
         limiter = _RateLimiter(self.rate_per_second, self._sleep)
         held = await self._ledger(self._batches.held_until, self.hold_scope, now=self.clock.now())
@@ -279,7 +286,7 @@ class CampaignRunner:
             return self._result(campaign_id, stats)
         resend: list[tuple[LedgerBatch, list[DeliveryRecord]]] = []
         if recover:
-            resend = await self._recover(campaign_id, stats)
+            resend = await _recover(self, campaign_id, stats)
         workers = [
             asyncio.create_task(self._work(campaign_id, stats, limiter, resend))
             for _ in range(self.concurrency)
@@ -309,6 +316,7 @@ class CampaignRunner:
             skips=dict(stats.skips),
             deferred_until=self._deferred_until,
             status=status,
+            in_doubt=tuple(self._in_doubt),
             **stats.counts,
         )
 
@@ -323,72 +331,6 @@ class CampaignRunner:
         if not self.idempotent or len(batch.keys) < self._keyed_min:
             return False
         return self.dedup_window is None or now - batch.opened_at < self.dedup_window
-
-    async def _recover(
-        self, campaign_id: str, stats: _Stats
-    ) -> list[tuple[LedgerBatch, list[DeliveryRecord]]]:
-        """Batches to resend (idempotent, in the window); the rest of a dead runner's
-        batches become ``unknown``."""
-        now = self.clock.now()
-        cutoff = now - self.lease
-        name = self.channel.name
-        out: list[tuple[LedgerBatch, list[DeliveryRecord]]] = []
-        open_all = await self._ledger(self._batches.open_batches, campaign_id, channel=name)
-        for batch in open_all:
-            recs = await self._ledger(self._batches.records, list(batch.keys))
-            live = [r for r in recs if r.status in (DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN)]
-            in_flight = any(r.status is DeliveryStatus.SENDING for r in live)
-            # an in-doubt batch nobody sends may be taken at once; a sending one after its lease
-            stale_before = cutoff if in_flight else now + dt.timedelta(microseconds=1)
-            taken = await self._ledger(
-                self._batches.take_batch,
-                batch.batch_id,
-                worker=self.worker,
-                now=now,
-                stale_before=stale_before,
-            )
-            if taken is None:
-                continue
-            if not live:
-                await self._record(taken, [], close=True)
-                continue
-            if self._within_window(taken, now):
-                stats.counts["recovered"] += sum(
-                    1 for r in live if r.status is DeliveryStatus.SENDING
-                )
-                out.append((taken, live))
-                continue
-            why = (
-                "in doubt: runner died in flight"
-                if not self.idempotent
-                else "in doubt: past the platform's de-duplication window"
-            )
-            outcomes = [
-                Outcome(key=r.key, status=DeliveryStatus.UNKNOWN, reason=why)
-                for r in live
-                if r.status is DeliveryStatus.SENDING
-            ]
-            await self._record(taken, outcomes, close=True)
-            stats.counts["recovered_unknown"] += len(outcomes)
-        # ``sending`` outside any batch: claimed with the legacy ``Ledger.claim`` by another
-        # caller, who may have sent it — resent with its key (idempotent) or unknown.
-        batch_ids = {b.batch_id for b in open_all}
-        stale = await self._ledger(self.ledger.stale, campaign_id, older_than=cutoff)
-        for rec in stale:
-            if rec.delivery.channel != name or rec.worker in batch_ids:
-                continue
-            try:
-                if self.idempotent:
-                    await self._mark(rec.key, DeliveryStatus.PLANNED, reason="recovered")
-                    stats.counts["recovered"] += 1
-                else:
-                    await self._mark(
-                        rec.key, DeliveryStatus.UNKNOWN, reason="in doubt: claimed, runner died"
-                    )
-                    stats.counts["recovered_unknown"] += 1
-            except LedgerError:
-                continue  # another runner recovered it first
-        return out
 
     async def _mark(self, key: str, status: DeliveryStatus, *, reason: str | None) -> None:
         await self._ledger(self.ledger.mark, key, status, now=self.clock.now(), reason=reason)
@@ -630,6 +572,12 @@ class CampaignRunner:
                 outcome, why = res.outcome, res.reason
                 if why == AMBIGUOUS:
                     doubt.add(key)
+                elif why == SAME_KEY_TOO_FAST:
+                    # an earlier attempt with this key reached the platform: in doubt, and
+                    # the same key is tried again after at least a minute
+                    doubt.add(key)
+                    outcome = SendOutcome.RETRYABLE
+                    hint = max(hint, res.retry_after or 0.0, SAME_KEY_WAIT)
                 if outcome is SendOutcome.SENT:
                     outcomes.append(
                         Outcome(
@@ -656,7 +604,12 @@ class CampaignRunner:
                     # the channel says re-sending could duplicate: final
                     final_unknown.add(key)
                     outcomes.append(
-                        Outcome(key=key, status=DeliveryStatus.UNKNOWN, reason=why or "unknown")
+                        Outcome(
+                            key=key,
+                            status=DeliveryStatus.UNKNOWN,
+                            reason=why or "unknown",
+                            platform_id=res.platform_id,  # a later lookup can settle it
+                        )
                     )
                 else:  # retryable (keyed resends of in-doubt ones included)
                     retry[key] = delivery

@@ -22,6 +22,7 @@ from membermkt.core.members import Member
 from membermkt.core.ports import BudgetState
 from membermkt.core.segments import Segment
 from membermkt.errors import UsageError
+from membermkt.security.phones import PhoneProtector
 from membermkt.stores._common import (
     EMPTY_STATE,
     AttributeSchema,
@@ -63,6 +64,10 @@ class InMemoryStore(MemoryIngest, MemoryLinks, _MemoryPayouts, _MemoryLedger, Sq
             :class:`~membermkt.errors.UsageError`.
         strict: with declared ``attributes``, also refuse undeclared custom attribute names
             (in segments and in members).
+        phones: a phone key ring (:class:`~membermkt.security.phones.PhoneProtector`) kept
+            as :attr:`phones` for the flows that index, encrypt or decrypt numbers. Unlike
+            ``SqlStore``, this store keeps any phone identity (keyed or not): nothing of it
+            outlives the process (see ``docs/security.md``).
 
     Raises:
         UsageError: for an invalid attribute declaration.
@@ -79,8 +84,13 @@ class InMemoryStore(MemoryIngest, MemoryLinks, _MemoryPayouts, _MemoryLedger, Sq
     """
 
     def __init__(
-        self, *, attributes: Mapping[str, type] | None = None, strict: bool = False
+        self,
+        *,
+        attributes: Mapping[str, type] | None = None,
+        strict: bool = False,
+        phones: PhoneProtector | None = None,
     ) -> None:
+        self.phones = phones
         self._schema = AttributeSchema.build(attributes, strict)
         self._lock = threading.RLock()
         self._members: dict[str, Member] = {}

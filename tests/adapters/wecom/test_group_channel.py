@@ -21,12 +21,13 @@ from membermkt.channels.wecom import (
 from membermkt.channels.wecom.api.groupchat import GroupChat
 from membermkt.channels.wecom.api.mass import CustomerResult
 from membermkt.channels.wecom.groupsend import _capabilities
-from membermkt.core.campaigns import Campaign, SkipReason, Variant, validate
+from membermkt.core.campaigns import Campaign, Schedule, SkipReason, Variant, validate
 from membermkt.core.delivery import Delivery, DeliveryRecord, DeliveryStatus, SendOutcome
 from membermkt.core.quotas import (
     WECOM_GROUP_DAYS_IN_MONTH,
     WECOM_GROUP_LEGACY_MONTHLY,
     WECOM_MASS_LEGACY_MONTHLY,
+    Cap,
     PastSend,
 )
 from membermkt.engine.runner import CampaignRunner
@@ -222,6 +223,18 @@ def test_group_ledger_marks_is_pure():
     }
 
 
+def group_campaign(content=None, **kw) -> Campaign:
+    return Campaign(
+        id="g1",
+        audience=TRUE,
+        channel="wecom.group",
+        variants=kw.pop("variants", None) or [Variant(name="a", content=content or {"text": "hi"})],
+        address_kind="chat_id",
+        address_namespace=CORPID,
+        **kw,
+    )
+
+
 def test_plan_group_send_caps_and_owners():
     """One delivery per group with its owner as sender; another owner's group and a group
     at its per-group cap are skipped; keys are stable."""
@@ -240,29 +253,56 @@ def test_plan_group_send_caps_and_owners():
             for _ in range(4)
         ]
     }
-    out, skips = plan_group_send(
-        "g1",
-        CORPID,
-        chats,
-        {"text": "hi"},
-        as_of=as_of,
-        history=history,
-        rules=group_rules("4_per_month"),
-    )
+    campaign = group_campaign(rules=group_rules("4_per_month"))
+    out, skips = plan_group_send(campaign, CORPID, chats, as_of=as_of, history=history)
     assert [(x.address, x.payload["sender"]) for x in out] == [("wr1", "clerk1"), ("wr2", "clerk2")]
+    assert {x.member_id for x in out} == {group_recipient_id(CORPID, c) for c in ("wr1", "wr2")}
     assert {s.member_id: s.reason for s in skips} == {
         rid3: SkipReason.PLATFORM_QUOTA,
         group_recipient_id(CORPID, "wr4"): SkipReason.NO_ADDRESS,
     }
-    again, _ = plan_group_send("g1", CORPID, chats, {"text": "hi"}, as_of=as_of)
+    # the default cap (days in the month) lets wr3 through; keys are stable across re-plans
+    again, _ = plan_group_send(group_campaign(), CORPID, chats, as_of=as_of, history=history)
+    assert [x.address for x in again] == ["wr1", "wr2", "wr3"]
     assert [x.key for x in again][:2] == [x.key for x in out]
     only, skipped = plan_group_send(
-        "g1", CORPID, chats[:2], {"text": "hi"}, as_of=as_of, sender="clerk1"
+        group_campaign(), CORPID, chats[:2], as_of=as_of, sender="clerk1"
     )
     assert [x.address for x in only] == ["wr1"]
     assert skipped[0].reason is SkipReason.NO_ADDRESS
-    with pytest.raises(UsageError):
-        plan_group_send("g1", CORPID, chats, {"text": ""}, as_of=as_of)
+    with pytest.raises(UsageError):  # blank content: the platform refuses it
+        plan_group_send(group_campaign({"text": ""}), CORPID, chats, as_of=as_of)
+    with pytest.raises(UsageError):  # a member field cannot be rendered for a group
+        plan_group_send(group_campaign({"text": "hi {{ city }}"}), CORPID, chats, as_of=as_of)
+
+
+def test_plan_group_send_variants_holdout_and_campaign_caps():
+    """Groups get variants and a holdout by the same keyed hash as members; a campaign cap
+    counts the group's sends on the channel; outside the schedule nothing is planned."""
+    as_of = dt.datetime(2026, 12, 4, 12, tzinfo=dt.UTC)
+    chats = [GroupChat(chat_id=f"wr{i}", owner="clerk1") for i in range(200)]
+    ab = group_campaign(
+        variants=[
+            Variant(name="a", content={"text": "A"}),
+            Variant(name="b", content={"text": "B"}),
+        ],
+        holdout=0.2,
+    )
+    out, skips = plan_group_send(ab, CORPID, chats, as_of=as_of)
+    assert {x.variant for x in out} == {"a", "b"}
+    assert all(x.payload["text"] == x.variant.upper() for x in out)
+    held = [s for s in skips if s.reason is SkipReason.HOLDOUT]
+    assert 20 <= len(held) <= 60
+    assert all(ab.variant_for(s.member_id) == "holdout" for s in held)
+    rid = group_recipient_id(CORPID, "wr0")
+    capped = group_campaign(caps=[Cap(limit=1, period="day")])
+    hist = {rid: [PastSend(member_id=rid, channel="wecom.group", at=as_of)]}
+    _, s = plan_group_send(capped, CORPID, chats[:1], as_of=as_of, history=hist)
+    assert s[0].reason is SkipReason.FREQUENCY_CAP
+    later = group_campaign(schedule=Schedule(start=as_of + dt.timedelta(days=1)))
+    none, s = plan_group_send(later, CORPID, chats[:3], as_of=as_of)
+    assert none == []
+    assert {x.reason for x in s} == {SkipReason.OUTSIDE_SCHEDULE}
 
 
 def test_rules_and_campaign_validation():

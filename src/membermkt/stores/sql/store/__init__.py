@@ -49,9 +49,19 @@ class SqlStore(
             :class:`~membermkt.errors.SegmentError`).
         strict: with ``attributes``, refuse undeclared custom attribute names.
         engine_options: extra keyword arguments for :func:`sqlalchemy.create_engine`.
+        phones: the phone key ring (:class:`~membermkt.security.phones.PhoneProtector`);
+            default: ``MEMBERMKT_PHONE_KEYS`` from the environment when set. Kept as
+            :attr:`phones` for the flows that index, encrypt or decrypt numbers.
+        insecure_demo: keep phone identities without a key (unkeyed digests): for
+            throwaway demos and test databases only.
+
+    A phone identity is stored only when its namespace (key id) is in ``phones``' ring, or
+    with ``insecure_demo=True``; anything else raises
+    :class:`~membermkt.errors.PhoneKeyRequired` before a row is written
+    (:mod:`membermkt.security.phone_policy`, ``docs/security.md``).
 
     Raises:
         ConfigError: for a malformed URL, an unsupported database, a missing driver (install
-            the extra) or a bad table prefix.
+            the extra), a bad table prefix, or a malformed ``MEMBERMKT_PHONE_KEYS``.
         UsageError: for an invalid attribute declaration.
     """

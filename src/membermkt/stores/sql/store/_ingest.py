@@ -35,12 +35,14 @@ class _IngestMixin(_EventsMixin):
         Raises:
             UsageError: for a value that is not an Identity, or bad events.
             IdentityConflict: when the new member id holds another identity of the kind.
+            PhoneKeyRequired: for a phone identity outside the store's phone key ring.
             StoreUnavailable: when the database cannot be reached.
             StoreError: when the database fails.
         """
         if not isinstance(identity, Identity):
             raise UsageError(f"ingest_push takes an Identity, got {identity!r}")
         rows.check_text("identity", identity.token, TOKEN_LEN)
+        self._phone_policy.check((identity,))
         return self._write(lambda conn: self._ingest(conn, identity, make_events))
 
     def _ingest(

@@ -62,9 +62,11 @@ class _LinksMixin(_MembersMixin):
         Raises:
             UsageError: on an invalid argument.
             IdentityConflict: when the rules refuse the link.
+            PhoneKeyRequired: for a phone identity outside the store's phone key ring.
             StoreUnavailable: when the database cannot be reached.
         """
         candidate = link(a, b, evidence, at, by=by, note=note)
+        self._phone_policy.check((candidate.a, candidate.b))
         return self._write(lambda conn: self._link(conn, candidate))
 
     def _owner(self, conn: Connection, identity: Identity) -> str | None:

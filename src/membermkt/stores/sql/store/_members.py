@@ -82,6 +82,8 @@ class _MembersMixin(_Bulk):
             IdentityConflict: with ``"report"``, when a member lists an identity another
                 member holds (or lists earlier in the call); with ``"merge"``, when the
                 rules refuse a merge.
+            PhoneKeyRequired: for a phone identity outside the store's phone key ring (see
+                :class:`SqlStore`); nothing is written.
             StoreUnavailable: when the database cannot be reached.
             StoreError: when the database fails.
         """
@@ -90,6 +92,7 @@ class _MembersMixin(_Bulk):
         prepared = []
         for m in batch:
             self._schema.check_member(m)
+            self._phone_policy.check(m.identities)
             prepared.append(
                 (
                     m,
