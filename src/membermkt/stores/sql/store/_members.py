@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from membermkt.core.identity import Identity
+from membermkt.core.identity import Identity, Link
 from membermkt.core.identity._graph import MergeRecord
 from membermkt.core.members import Member
-from membermkt.errors import UsageError
+from membermkt.errors import StoreError, UsageError
 from membermkt.stores._common import EMPTY_STATE, check_members, merge_member_values
 from membermkt.stores._upsert import UpsertPolicy, find_shared
 from membermkt.stores.sql import _rows as rows
@@ -29,7 +29,9 @@ class _MembersMixin(_Bulk):
 
     if TYPE_CHECKING:
 
-        def _merge_recorded(self, conn: Connection, rec: MergeRecord) -> None: ...  # links
+        def _merge_recorded(  # in _LinksMixin
+            self, conn: Connection, rec: MergeRecord, candidate: Link | None
+        ) -> bool: ...
 
     def _load_members(self, conn: Connection, ids: Sequence[str]) -> dict[str, Member]:
         t = self.tables
@@ -176,7 +178,7 @@ class _MembersMixin(_Bulk):
         shared: Sequence[tuple[Member, Identity, str]],
         policy: UpsertPolicy,
     ) -> None:
-        t = self.tables.identities
+        t = self.tables
         strip = {(member.id, ident.token) for member, ident, _ in shared}
         current: dict[str, str] = {}  # upserted member id -> the member it is part of now
         for member, ident, _ in shared:
@@ -185,8 +187,20 @@ class _MembersMixin(_Bulk):
             if holder == cur:
                 continue
             if holder is None:  # released by another member of this call
-                self._insert_rows(conn, t, [{"token": ident.token, "member_id": cur}])
+                self._insert_rows(conn, t.identities, [{"token": ident.token, "member_id": cur}])
                 continue
+            # lock both rows, then decide on what is committed under the locks
+            conn.execute(
+                sa.select(t.members.c.id)
+                .where(t.members.c.id.in_(sorted((cur, holder))))
+                .order_by(t.members.c.id)
+                .with_for_update()
+            ).all()
+            if self._owners(conn, [ident.token]).get(ident.token) != holder:
+                raise StoreError(
+                    f"upsert_members: {ident.token!r} changed hands during the merge "
+                    "(a concurrent merge); retry"
+                )
             own = [i for i in member.identities if (member.id, i.token) not in strip]
             record = policy.plan(
                 ident,
@@ -196,7 +210,11 @@ class _MembersMixin(_Bulk):
                 holder,
                 self._identities_of(conn, holder),
             )
-            self._merge_recorded(conn, record)
+            if not self._merge_recorded(conn, record, None):
+                raise StoreError(
+                    f"upsert_members: member {cur!r} or {holder!r} changed during the merge "
+                    "(a concurrent merge); retry"
+                )
             current[member.id] = record.keep
             for k, v in list(current.items()):
                 if v == record.drop:
