@@ -27,6 +27,7 @@ from membermkt.channels.wecom.client import AsyncWeCom, WeCom
 from membermkt.channels.wecom.enrich import ContactEnricher
 from membermkt.channels.wecom.groupsend import (
     AsyncWeComGroupChannel,
+    GroupSendPolicy,
     WeComGroupChannel,
     apull_group_results,
     group_ledger_marks,
@@ -69,6 +70,7 @@ __all__ = [
     "ExternalChatEvent",
     "ExternalContactEvent",
     "ExternalTagEvent",
+    "GroupSendPolicy",
     "WeCom",
     "WeComCallbackHandler",
     "WeComEndpoint",
