@@ -9,7 +9,11 @@ line. For each push it:
 3. turns it into core :class:`~membermkt.core.events.Event` values (:func:`events_for`) for
    the follower's member — resolved through the store, created with
    :func:`~membermkt.core.identity.member_id_for` when new — and appends them to the
-   ``EventLog``, de-duplicated by key (WeChat re-pushes when it gets no answer in 5 s);
+   ``EventLog``, de-duplicated by key (WeChat re-pushes when it gets no answer in 5 s); all
+   three in one store transaction (``store.ingest_push``) when the store offers it;
+   with the account's ``client``, a new follower's openid is queued for a
+   :class:`~membermkt.channels.wechat.enrich.FollowerEnricher`, which links it to its
+   unionid later, off this path;
 4. calls your ``on_message`` for a passive reply — once per push (not for re-pushes), with
    a deadline so the answer always leaves within WeChat's 5 s; a late handler keeps running
    in the background and the push is answered ``success``.
