@@ -262,7 +262,7 @@ def test_configuration_errors(emu) -> None:
 
 
 def test_one_refused_openid_does_not_sink_its_batch(emu) -> None:
-    a, _ = _accounts(emu)
+    _accounts(emu)
     store = InMemoryStore()
     t = FakeTime()
     e = FollowerEnricher(
