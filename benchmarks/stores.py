@@ -37,6 +37,7 @@ from membermkt.segments import ago, attr, did, tag
 from membermkt.stores.sql import SqlStore
 from membermkt.stores.sql._rows import event_row
 from membermkt.stores.sql.compile import to_epoch_us
+from membermkt.testing.phones import TEST_PHONES
 from membermkt.testing.synthetic import SyntheticConfig, generate
 
 
@@ -159,7 +160,8 @@ def load_members(store: SqlStore, n_members: int, seed: int) -> dt.datetime:
 
 def bench_count(name: str, url: str, n_members: int, repeat: int, seed: int) -> None:
     prefix = f"b{uuid.uuid4().hex[:8]}_"
-    store = SqlStore(url, table_prefix=prefix)
+    # synthetic members' phones are keyed with the published test key
+    store = SqlStore(url, table_prefix=prefix, phones=TEST_PHONES)
     print(f"(b) count() vs hand-written SQL on {name}, {n_members:,} members")
     try:
         as_of = load_members(store, n_members, seed)

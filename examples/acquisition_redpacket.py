@@ -26,6 +26,7 @@ from membermkt.engine.redpackets import RedPacketService
 from membermkt.engine.runner import SystemClock
 from membermkt.payouts.wechatpay.gateway import MerchantCertificate, WeChatPayV2Gateway
 from membermkt.payouts.wechatpay.v2 import RedPacketConfig
+from membermkt.security.phones import PhoneKey, PhoneProtector
 from membermkt.segments import did
 from membermkt.stores import InMemoryStore
 from membermkt.testing.emulator.wechat import WeChatEmulator
@@ -59,7 +60,11 @@ gateway = WeChatPayV2Gateway(
 )
 
 # --- our side ----------------------------------------------------------------------------
-store = InMemoryStore()
+# phone numbers are kept as a keyed blind index (+ the number encrypted): in production
+# the key ring comes from MEMBERMKT_PHONE_KEYS (PhoneProtector.from_env()) and the store
+# is SqlStore(url, phones=phones), which refuses phone identities without a key
+phones = PhoneProtector(PhoneKey.generate("k1"))
+store = InMemoryStore(phones=phones)
 now = dt.datetime.now(dt.UTC)
 rule = RedPacketRule(
     id="parcel-qr-example",
@@ -87,10 +92,10 @@ def on_message(incoming: Incoming) -> str | None:
     source = "qr:parcel"
     outcome = service.claim(
         rule,
-        Claim.with_phone(
+        Claim.for_phone(
             member_id=incoming.member_id,
             address=incoming.message.openid,
-            phone=m.group(1),
+            phone=phones.identity(m.group(1)),
             order_id=m.group(2),
             source=source,
         ),
@@ -129,8 +134,9 @@ def main() -> None:
     for name, scene in CHANNELS.items():
         qr = client.create_qrcode(scene, permanent=True)
         print(f"QR code for {name:8}: {qr.image_url[:70]}...")
-    # 2. the order, imported from the e-commerce platform (the buyer's phone is digested)
-    buyer = Member("tmall-buyer-1", identities=[Identity.phone("13800138000")])
+    # 2. the order, imported from the e-commerce platform (the buyer's phone is indexed
+    #    with our key and encrypted, never stored raw)
+    buyer = phones.protect(Member("tmall-buyer-1"), "13800138000")
     store.upsert_members([buyer])
     store.append_events(
         [

@@ -31,6 +31,7 @@ from membermkt.core.redpackets import FixedAmount, RedPacketRule
 from membermkt.engine.redpackets import RedPacketService
 from membermkt.payouts.wechatpay.gateway import MerchantCertificate, WeChatPayV2Gateway
 from membermkt.payouts.wechatpay.v2 import RedPacketConfig
+from membermkt.security.phones import PhoneKey, PhoneProtector
 from membermkt.stores import InMemoryStore
 
 APPID, SECRET, MCH_ID = "wxd930ea5d5a258f4f", "oa-secret", "1900000109"
@@ -85,7 +86,10 @@ async def self_test() -> None:
         wishing="感谢关注",
         remark="手机号领红包",
     )
-    store = InMemoryStore()
+    # phones: a keyed blind index + the number encrypted (production: SqlStore(url) with
+    # MEMBERMKT_PHONE_KEYS set; pass verifier=PhoneVerifier(send_sms, secret=...) to the page
+    # so a verified phone merges the follower with the buyer known by it)
+    store = InMemoryStore(phones=PhoneProtector(PhoneKey.generate("k1")))
     with (
         OfficialAccount(APPID, SECRET, transport=wechat.transport()) as account,
         WeChatPayV2Gateway(config, cert, transport=pay.transport()) as gateway,
@@ -110,7 +114,8 @@ async def self_test() -> None:
         weixin.close()
     member = store.resolve(Identity.openid(APPID, "oFan0001"))
     assert member is not None
-    assert store.resolve(Identity.phone("13800138000")) == member
+    assert store.phones is not None
+    assert store.resolve(store.phones.identity("13800138000")) == member
     assert pay.paid_per_openid()["oFan0001"] == 1
     code = parse_qs(urlsplit(back).query)["code"][0]
     print(f"member {member}: phone linked, 1 red packet paid (OAuth code {code[:8]}… used once)")

@@ -9,12 +9,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import attrs
 import httpx
 
 from membermkt.channels.wechat import OfficialAccount
 from membermkt.contrib.phoneform import PhoneFormApp
+from membermkt.contrib.phoneverify import PhoneVerifier
 from membermkt.core.redpackets import FixedAmount, RedPacketRule
 from membermkt.engine.redpackets import RedPacketService
 from membermkt.payouts.wechatpay.gateway import MerchantCertificate, WeChatPayV2Gateway
@@ -56,11 +58,13 @@ class World:
     clock: SharedClock
     wechat: WeChatEmulator
     pay: WeChatPayEmulator
-    store: InMemoryStore
+    store: Any  # InMemoryStore or SqlStore
     account: OfficialAccount
     service: RedPacketService
     rule: RedPacketRule
     app: PhoneFormApp
+    outbox: list[tuple[str, str]] = attrs.field(factory=list)
+    """(number, code) of every code texted by the verifier."""
 
 
 @contextmanager
@@ -70,6 +74,9 @@ def phone_form_world(
     public_url: str = "https://shop.example/redpacket/",
     authorize_host: str = "https://open.weixin.qq.com",
     scope: str = "snsapi_base",
+    store: Any = None,
+    verify: bool = False,
+    phones: Any = None,
 ) -> Iterator[World]:
     clock = SharedClock()
     wechat = WeChatEmulator(seed=3, clock=clock)
@@ -89,7 +96,13 @@ def phone_form_world(
         wishing="感谢关注",
         remark="手机号领红包",
     )
-    store = InMemoryStore()
+    store = InMemoryStore() if store is None else store
+    outbox: list[tuple[str, str]] = []
+    verifier = (
+        PhoneVerifier(lambda number, code: outbox.append((number, code)), secret=b"v" * 32)
+        if verify
+        else None
+    )
     rule = RedPacketRule(
         id="phone-form", mch_id=MCH_ID, amount=FixedAmount(300), total_budget_fen=30_000
     )
@@ -111,8 +124,10 @@ def phone_form_world(
             scope=scope,
             authorize_host=authorize_host,
             secure_cookies=public_url.startswith("https://"),
+            verifier=verifier,
+            phones=phones,
         )
-        yield World(clock, wechat, pay, store, account, service, rule, app)
+        yield World(clock, wechat, pay, store, account, service, rule, app, outbox)
 
 
 def follow_redirect_to_emulator(world: World, location: str) -> str:

@@ -8,6 +8,7 @@ The tree is grouped by *who is at fault and what the caller can do*::
         IdentityConflict               a link/merge/import the identity rules refuse
         PluginError                    a channel plugin failed to load or does not conform
         ConfigError                    missing/wrong credentials, certificates, URLs
+          PhoneKeyRequired             a store asked to keep phone identities has no phone key
       SignatureError                   a peer's message failed signature verification
       DecryptError                     a peer's message could not be decrypted/decoded
         MalformedPushError             an authentic push whose field values can never be used
@@ -42,6 +43,7 @@ __all__ = [
     "MalformedPushError",
     "MembermktError",
     "PermanentDeliveryError",
+    "PhoneKeyRequired",
     "PlatformError",
     "PluginError",
     "QuotaExceeded",
@@ -117,6 +119,21 @@ class PluginError(UsageError):
 
 class ConfigError(UsageError):
     """Configuration is missing or wrong (credentials, certificate files, URLs, keys)."""
+
+
+class PhoneKeyRequired(ConfigError):
+    """A persistent store was asked to keep a phone identity it has no key for: the store
+    has no phone key ring (``MEMBERMKT_PHONE_KEYS`` or ``phones=``), or the identity is an
+    unkeyed digest / a digest under a key id outside the ring. Configure a key (see
+    ``docs/security.md``) or, for a throwaway demo only, pass ``insecure_demo=True``.
+
+    Attributes:
+        namespace: the refused identity's namespace (its key id; ``""`` when unkeyed).
+    """
+
+    def __init__(self, message: str, *, namespace: str = "") -> None:
+        super().__init__(message)
+        self.namespace = namespace
 
 
 class SignatureError(MembermktError):

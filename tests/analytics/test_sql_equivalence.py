@@ -48,6 +48,12 @@ def check_all(source, hist) -> None:
         assert a.activity_counts(source, as_of=AS_OF, by=by) == a.activity_counts(
             hist, as_of=AS_OF, by=by
         )
+        # the classes are those of each member's state folded up to AS_OF (#14: not the
+        # stored state, which also folds the events after AS_OF)
+        classes = [core.activity_class(m, AS_OF, events=es) for m, es in hist]
+        assert a.activity_counts(source, as_of=AS_OF, by=by).counts == tuple(
+            classes.count(c) for c in core.ACTIVITY_CLASSES
+        )
         for spec in (FUNNEL, core.ACQUISITION_FUNNEL):
             assert a.funnel(source, spec, as_of=AS_OF, by=by) == a.funnel(
                 hist, spec, as_of=AS_OF, by=by

@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,3 +62,74 @@ def test_create_builds_a_checked_channel(name: str) -> None:
 
     ch = registry.create(name, "http://127.0.0.1:1", "k")
     assert ch.name == "sms.example"
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("variant", ["sync", "async"])
+def test_the_channel_texts_the_real_number_decrypted_from_the_store(
+    kind: str, variant: str
+) -> None:
+    """Rule: a phone-addressed delivery (the member's keyed blind index) goes to the number
+    the store keeps encrypted; members without a usable number fail permanently, unsent,
+    and no number appears in a result."""
+    import asyncio
+
+    from membermkt_sms import AsyncSmsChannel, SmsChannel, SmsGateway, StoreNumbers
+
+    from membermkt.core.delivery import Delivery, SendOutcome
+    from membermkt.core.members import Member
+    from membermkt.security.phones import PhoneKey, PhoneProtector
+    from membermkt.stores.memory import InMemoryStore
+    from membermkt.stores.sql import SqlStore
+    from membermkt.testing.phones import TEST_PHONES
+
+    store: Any = (
+        InMemoryStore(phones=TEST_PHONES)
+        if kind == "memory"
+        else SqlStore("sqlite://", phones=TEST_PHONES)
+    )
+    texted = TEST_PHONES.protect(Member("m1"), "138 0013 8000")
+    index_only = Member("m2", identities=[TEST_PHONES.identity("13900139000")])
+    moved = TEST_PHONES.protect(Member("m3"), "13700137000")
+    stranger_key = PhoneProtector(PhoneKey("other", bytes(32)))
+    foreign = stranger_key.protect(Member("m4"), "13600136000")
+    store.upsert_members([texted, index_only, moved])
+    if kind == "memory":
+        store.upsert_members([foreign])  # the SQL store would refuse its key id
+
+    def delivery(member_id: str, address: str) -> Delivery:
+        return Delivery(
+            key=f"k-{member_id}",
+            campaign_id="c1",
+            member_id=member_id,
+            channel="sms.example",
+            address=address,
+            variant="A",
+            payload={"text": "榴莲季到了"},
+        )
+
+    batch = [
+        delivery("m1", TEST_PHONES.digest("13800138000")),
+        delivery("m2", TEST_PHONES.digest("13900139000")),
+        delivery("m3", TEST_PHONES.digest("13500135000")),  # planned before the number changed
+        delivery("m4", stranger_key.digest("13600136000")),
+        delivery("gone", TEST_PHONES.digest("13400134000")),
+    ]
+    gateway = SmsGateway()
+    numbers = StoreNumbers(store, TEST_PHONES)
+    if variant == "sync":
+        got = SmsChannel(transport=gateway.transport(), numbers=numbers).send(batch)
+    else:
+        channel = AsyncSmsChannel(transport=gateway.transport(), numbers=numbers)
+        got = asyncio.run(channel.send(batch))
+    assert [r.key for r in got] == [d.key for d in batch]
+    assert [r.outcome for r in got] == [SendOutcome.SENT] + [SendOutcome.PERMANENT] * 4
+    assert gateway.inbox == {"+8613800138000": ["榴莲季到了"]}
+    reasons = " ".join(str(r.reason) for r in got)
+    assert "no phone number on file" in reasons
+    assert "phone changed since planning" in reasons
+    assert "member gone" in reasons
+    for digits in ("13800138000", "13900139000", "13700137000", "13600136000"):
+        assert digits not in reasons
+    if kind == "memory":
+        assert "cannot be decrypted" in reasons

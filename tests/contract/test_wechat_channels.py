@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 
 import pytest
@@ -27,6 +28,19 @@ TEXT = {"msgtype": "text", "text": {"content": "contract"}}
 TEMPLATE = {"template_id": "TPL", "data": {"first": "hi"}}
 
 
+class _SkippableClock:
+    """The emulator's clock: real time plus the time the suite let pass."""
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.skipped
+
+    def skip(self, seconds: float) -> None:
+        self.skipped += seconds
+
+
 class _WeChatContract(ChannelContract):
     """Shared fixtures: one emulator per test, fresh followers per delivery (each with an
     open 48-hour window), no client-side retries (the runner retries), no limits."""
@@ -35,10 +49,18 @@ class _WeChatContract(ChannelContract):
     channel_name = ""
 
     @pytest.fixture
-    def platform(self) -> WeChatEmulator:
-        emu = WeChatEmulator(seed=5, limits=())
+    def platform_clock(self) -> _SkippableClock:
+        return _SkippableClock()
+
+    @pytest.fixture
+    def platform(self, platform_clock: _SkippableClock) -> WeChatEmulator:
+        emu = WeChatEmulator(seed=5, limits=(), clock=platform_clock)
         emu.add_account(APPID, "secret").add_template("TPL")
         return emu
+
+    @pytest.fixture
+    def pass_time(self, platform_clock: _SkippableClock) -> Callable[[float], None]:
+        return platform_clock.skip
 
     @pytest.fixture
     def client(self, platform: WeChatEmulator) -> OfficialAccount:

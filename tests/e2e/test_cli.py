@@ -149,7 +149,14 @@ def test_members_export_then_import_round_trip(tmp_path: Path, demo_runs: DemoRu
     with members.open(encoding="utf-8") as fh:
         assert sum(1 for _ in csv.DictReader(fh)) == demo_runs.second["members"]
     new = f"sqlite:///{tmp_path / 'copy.db'}"
+    # the demo's members carry phone identities under its local key: without that key the
+    # import is refused (nothing written), with it every member is imported
     proc = membermkt("members", "import", str(members), "--db", new, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "phone key" in proc.stderr
+    assert "MEMBERMKT_PHONE_KEYS" in proc.stderr
+    key = ["--phone-key-file", str(demo_runs.workdir / "phone.key")]
+    proc = membermkt("members", "import", str(members), "--db", new, *key, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     proc = membermkt("members", "import", str(events), "--events", "--db", new, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -21,6 +21,7 @@ from membermkt.core.identity import Identity
 from membermkt.segments import attr
 from membermkt.stores.io import import_events_csv, import_members_csv
 from membermkt.stores.sql import SqlStore
+from membermkt.testing.phones import TEST_PHONES
 
 T0 = dt.datetime(2026, 3, 1, 9, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
@@ -32,9 +33,9 @@ def test_one_member_and_parcel_credited_with_later_revenue(backend: str) -> None
     url = URLS[backend]
     if url is None:
         pytest.skip("MEMBERMKT_TEST_POSTGRES_URL not set")
-    store = SqlStore(url, table_prefix=f"t{uuid.uuid4().hex[:10]}_")
+    store = SqlStore(url, table_prefix=f"t{uuid.uuid4().hex[:10]}_", phones=TEST_PHONES)
     try:
-        phone = Identity.phone("138 0013 8000")
+        phone = TEST_PHONES.identity("138 0013 8000")
         buyer = Identity.platform_buyer("tmall", "tb-42")
         openid = Identity.openid("wxoa", "o-parcel")
         # 1. imported Tmall buyer, known by phone, with an order before the parcel arrives

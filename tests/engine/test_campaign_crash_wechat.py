@@ -71,8 +71,25 @@ def _campaigns() -> tuple[Campaign, Campaign]:
     return mass, template
 
 
-def _emulator(n: int) -> WeChatEmulator:
-    emu = WeChatEmulator(seed=3, limits=())
+class _RestartClock:
+    """The emulator's clock: real time, moved a minute on at every runner restart. A
+    recovery resends a killed runner's batch with its ``clientmsgid``; the platform answers
+    45066 to a retry within a minute of the previous attempt (the runner then waits it out,
+    tested in test_campaign_guarantees.py), so here a restart takes a minute, as a real
+    process supervisor's back-off would."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def restart(self) -> None:
+        self.offset += 61.0
+
+
+def _emulator(n: int, clock: _RestartClock | None = None) -> WeChatEmulator:
+    emu = WeChatEmulator(seed=3, limits=(), clock=clock or time.time)
     acct = emu.add_account(APPID, "secret")
     acct.add_followers(f"o{i:05d}" for i in range(n))
     acct.add_template("TPL1")
@@ -128,7 +145,8 @@ def _kill_and_resume(url: str, prefix: str, n: int, kills_wanted: int, seed: int
         mass, template = _campaigns()
         for c in (mass, template):
             prepare(store, c, _members(n), None, AS_OF)
-        emu = _emulator(n)
+        restart = _RestartClock()
+        emu = _emulator(n, restart)
         rng = random.Random(seed)
         kills = 0
         with emu.serve() as server:
@@ -146,6 +164,7 @@ def _kill_and_resume(url: str, prefix: str, n: int, kills_wanted: int, seed: int
                 proc.send_signal(signal.SIGKILL)
                 proc.communicate()
                 kills += 1
+                restart.restart()
             final = _spawn(url, prefix, 0.0, base, *specs)
             _out, err = final.communicate(timeout=180)
             assert final.returncode == 0, err
@@ -191,7 +210,8 @@ def test_four_runner_processes_one_killed_on_postgres() -> None:
         mass, template = _campaigns()
         for c in (mass, template):
             prepare(store, c, _members(n), None, AS_OF)
-        emu = _emulator(n)
+        restart = _RestartClock()
+        emu = _emulator(n, restart)
         with emu.serve() as server:
             specs = (f"{mass.id},mass,40", f"{template.id},template,1")
             procs = [_spawn(POSTGRES_URL, prefix, 600.0, server.url, *specs) for _ in range(4)]
@@ -204,6 +224,7 @@ def test_four_runner_processes_one_killed_on_postgres() -> None:
                 assert p.returncode == 0, err
             claimed = [json.loads(out)[1]["claimed"] for out, _ in outs[1:]]
             assert sum(1 for x in claimed if x > 0) >= 2, "the work was actually shared"
+            restart.restart()
             final = _spawn(POSTGRES_URL, prefix, 0.0, server.url, *specs)
             _, err = final.communicate(timeout=180)
             assert final.returncode == 0, err

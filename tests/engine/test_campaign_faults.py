@@ -5,6 +5,7 @@ invalidations, 45009 throttles and lost answers → every delivery final, no dup
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -30,6 +31,21 @@ async def no_sleep(seconds: float) -> None:
 
 def no_sleep_sync(seconds: float) -> None:
     """Waits are skipped."""
+
+
+class SkippedWaits:
+    """The emulator's clock: real time plus every wait the runner skipped, so a resend the
+    runner delays by a minute (45066: the same clientmsgid retried too fast) is a minute
+    later for the emulator too."""
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+
+    def unix(self) -> float:
+        return time.time() + self.skipped
+
+    async def sleep(self, seconds: float) -> None:
+        self.skipped += seconds
 
 
 class FakeClock:
@@ -58,7 +74,8 @@ async def test_mass_send_to_100k_with_faults_is_exactly_once() -> None:
     """Rule: 100k recipients, ~10 % transient errors, token invalidations, 45009 throttles
     and lost answers → every delivery sent, each follower received the message once."""
     n = 100_000
-    emu = WeChatEmulator(seed=11, limits=())
+    waits = SkippedWaits()
+    emu = WeChatEmulator(seed=11, limits=(), clock=waits.unix)
     acct = emu.add_account(APPID, "secret")
     acct.add_followers(f"o{i:06d}" for i in range(n))
     mass_api = "/cgi-bin/message/mass/send"
@@ -93,7 +110,7 @@ async def test_mass_send_to_100k_with_faults_is_exactly_once() -> None:
         batch_size=1000,
         concurrency=8,
         rate_per_second=None,
-        sleep=no_sleep,
+        sleep=waits.sleep,
         clock=clock,
         retry=DeliveryRetry(attempts=30),
     )

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from membermkt.stores.sql import SqlStore
+from membermkt.testing.phones import TEST_PHONES
 
 POSTGRES_URL = os.environ.get("MEMBERMKT_TEST_POSTGRES_URL")
 MYSQL_URL = os.environ.get("MEMBERMKT_TEST_MYSQL_URL")
@@ -51,7 +52,9 @@ def unique_prefix() -> str:
 
 
 def make_store(backend: str, **kwargs: object) -> SqlStore:
-    """A fresh store with its own tables (drop them with ``store.drop_tables()``)."""
+    """A fresh store with its own tables (drop them with ``store.drop_tables()``), keeping
+    phones under the published test key (``TEST_PHONES``) unless ``phones=`` says otherwise."""
+    kwargs.setdefault("phones", TEST_PHONES)
     return SqlStore(backend_url(backend), table_prefix=unique_prefix(), **kwargs)  # type: ignore[arg-type]
 
 

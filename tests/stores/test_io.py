@@ -27,6 +27,7 @@ from membermkt.stores.io import (
     members_from_dataframe,
     members_to_dataframe,
 )
+from membermkt.testing.phones import TEST_PHONES
 
 from .conftest import make_store
 
@@ -227,7 +228,7 @@ def test_export_sql_flattens_into_another_database(backend: str, tmp_path: Path)
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 def test_import_never_moves_an_identity_silently(kind: str) -> None:
-    phone = Identity.phone("13800138000")
+    phone = TEST_PHONES.identity("13800138000")
     store: Any = InMemoryStore() if kind == "memory" else make_store("sqlite")
     store.upsert_members([Member("buyer", identities=[phone], tags={"tmall"})])
     text = 'id,identities\nfollower,"' + json.dumps([phone.token]).replace('"', '""') + '"\n'

@@ -15,13 +15,14 @@ from membermkt.core.members import Member, Profile
 from membermkt.errors import IdentityConflict, UsageError
 from membermkt.stores.memory import InMemoryStore
 from membermkt.stores.sql import SqlStore
+from membermkt.testing.phones import TEST_PHONES
 
 from .conftest import SQL_BACKENDS, make_store
 
 T0 = dt.datetime(2026, 3, 1, 9, tzinfo=dt.UTC)
 OPENID = Identity.openid("wxapp", "o-1")
 UNIONID = Identity.unionid("u-1")
-PHONE = Identity.phone("13800138000")
+PHONE = TEST_PHONES.identity("13800138000")
 BUYER = Identity.platform_buyer("tmall", "tb-1")
 
 Store = InMemoryStore | SqlStore
@@ -155,7 +156,7 @@ def _ids(n: int) -> dict[str, Identity]:
     return {
         "openid": Identity.openid("wxapp", f"o{n}"),
         "unionid": Identity.unionid(f"u{n}"),
-        "phone": Identity.phone(f"1380013800{n}"),
+        "phone": TEST_PHONES.identity(f"1380013800{n}"),
         "buyer": Identity.platform_buyer("jd", f"b{n}"),
     }
 

@@ -66,6 +66,7 @@ from membermkt.core.analytics import (
     trial_offer,
 )
 from membermkt.core.analytics._common import History, check_as_of
+from membermkt.core.events import state_as_of
 from membermkt.core.segments import TRUE, Segment
 from membermkt.errors import UsageError
 from membermkt.stores.sql.schema import Tables
@@ -143,10 +144,13 @@ def sql_runner(source: object) -> SqlAnalytics | None:
 
 def history_of(source: object, as_of: dt.datetime) -> History:
     """``(member, events)`` pairs of a store (read member by member through the ports), or
-    ``source`` itself when it already is a history."""
+    of ``source`` itself when it already is a history — each member with its state as of
+    ``as_of`` (:func:`~membermkt.core.events.state_as_of`: the stored state when no event is
+    later, else the fold of the events at or before ``as_of``)."""
+    as_of = check_as_of(as_of)
     if not _is_store(source):
         if isinstance(source, Iterable):
-            return source
+            return ((state_as_of(m, es, as_of), es) for m, es in source)
         raise UsageError(
             f"expected a store or an iterable of (member, events), got {type(source).__name__}"
         )
@@ -156,7 +160,8 @@ def history_of(source: object, as_of: dt.datetime) -> History:
         for mid in store.select(TRUE, as_of):
             member = store.get_member(mid)
             if member is not None:
-                yield member, store.events_for(mid)
+                events = store.events_for(mid)
+                yield state_as_of(member, events, as_of), events
 
     return pairs()
 

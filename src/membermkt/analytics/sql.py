@@ -38,6 +38,7 @@ from membermkt.core.analytics.rfm import DEFAULT_RFM_GROUPS, _check_bins, _check
 from membermkt.core.analytics.staff import staff_rows
 from membermkt.core.events import INTERACTION_TYPES
 from membermkt.errors import UsageError
+from membermkt.stores.sql.compile import STATE_FIELDS, SqlCompiler
 from membermkt.stores.sql.schema import Tables
 
 __all__ = ["SUPPORTED_DIALECTS", "SqlAnalytics"]
@@ -314,12 +315,28 @@ class SqlAnalytics:
 
     # ------------------------------------------------------------------ activity
 
-    def _by(self, by: str | None) -> Any:
+    def _state(self, field: str, as_of: dt.datetime) -> Any:
+        """The derived member ``field`` as of ``as_of``: the stored column where the stored
+        state is still valid (no event of the member later than ``as_of``), else the fold of
+        the member's events at or before ``as_of`` done in SQL — the store's segment SQL
+        (:meth:`~membermkt.stores.sql.compile.SqlCompiler.as_of_value`), so analytics and
+        segments agree. Booleans come back as 1/0/NULL."""
+        m = self._m
+        stored: Any = m.c[field]
+        if field in ("subscribed", "wecom_contact"):
+            stored = sa.case((stored == sa.true(), 1), (stored == sa.false(), 0), else_=sa.null())
+        last = m.c.last_event_at
+        fresh = sa.or_(last.is_(None), last <= to_us(as_of))
+        past = SqlCompiler(self.tables, as_of).as_of_value(field)
+        return sa.case((fresh, stored), else_=past)
+
+    def _by(self, by: str | None, as_of: dt.datetime) -> Any:
+        """The grouping column ``by`` (derived ones — ``source`` — as of ``as_of``)."""
         if by is None:
             return None
         if by not in _BY_COLUMNS:
             raise UsageError(f"SQL analytics group by one of {sorted(_BY_COLUMNS)}, not {by!r}")
-        col = self._m.c[by]
+        col = self._state(by, as_of) if by in STATE_FIELDS else self._m.c[by]
         return sa.func.coalesce(sa.func.nullif(col, ""), UNKNOWN)
 
     def activity_counts(
@@ -329,17 +346,30 @@ class SqlAnalytics:
         windows: core.ActivityWindows = DEFAULT_WINDOWS,
         by: str | None = None,
     ) -> core.ActivityResult:
-        """Activity classes counted with one ``GROUP BY`` over the members table."""
+        """Activity classes counted with one ``GROUP BY`` over the members' state as of
+        ``as_of`` (``last_active_at``, ``subscribed``, ``wecom_contact`` and a ``source``
+        grouping are folded from the events up to ``as_of`` for members with later
+        events)."""
         as_of = check_as_of(as_of)
-        m = self._m
         now = to_us(as_of)
-        last = m.c.last_active_at
-        sub, con = m.c.subscribed, m.c.wecom_contact
+        group = self._by(by, as_of)
+        state_cols = [
+            self._state("last_active_at", as_of).label("last"),
+            self._state("subscribed", as_of).label("sub"),
+            self._state("wecom_contact", as_of).label("con"),
+        ]
+        if group is not None:
+            state_cols.append(group.label("g"))
+        # materialised once: each derived column may be a correlated subquery
+        st = sa.select(*state_cols).select_from(self._m).cte("state_as_of")
+        if self.dialect in ("postgresql", "sqlite", "duckdb"):  # MariaDB has no MATERIALIZED
+            st = st.prefix_with("MATERIALIZED")
+        last, sub, con = st.c.last, st.c.sub, st.c.con
         # churned when every channel the member had is lost (#14: WeCom relations count)
         lost = sa.and_(
-            sa.or_(sub == sa.false(), con == sa.false()),
-            sa.or_(sub.is_(None), sub == sa.false()),
-            sa.or_(con.is_(None), con == sa.false()),
+            sa.or_(sub == 0, con == 0),
+            sa.or_(sub.is_(None), sub == 0),
+            sa.or_(con.is_(None), con == 0),
         )
         cls = sa.case(
             (lost, 3),
@@ -349,9 +379,8 @@ class SqlAnalytics:
             (last >= now - windows.churn_days * US_PER_DAY, 2),
             else_=3,
         ).label("cls")
-        group = self._by(by)
-        cols = [cls, sa.func.count()] if group is None else [group.label("g"), cls, sa.func.count()]
-        q = sa.select(*cols).select_from(m).group_by(*cols[:-1])
+        cols = [cls, sa.func.count()] if group is None else [st.c.g, cls, sa.func.count()]
+        q = sa.select(*cols).select_from(st).group_by(*cols[:-1])
         total = [0, 0, 0, 0]
         per: dict[str, list[int]] = {}
         for row in self._rows(q):
@@ -409,7 +438,7 @@ class SqlAnalytics:
         frm: Any = first
         for s in steps[1:]:
             frm = frm.outerjoin(s, s.c.mid == first.c.mid)
-        group = self._by(by)
+        group = self._by(by, as_of)
         if group is not None:
             frm = frm.outerjoin(self._m, self._m.c.id == first.c.mid)
             group = sa.func.coalesce(group, UNKNOWN)

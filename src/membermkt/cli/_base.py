@@ -75,7 +75,13 @@ def _store(args: argparse.Namespace, *, create: bool = True) -> Iterator[Any]:
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:" and not Path(path).exists():
             raise UsageError(f"no database at {path}: run `membermkt db init` first")
-    store = SqlStore(url)
+    phones = None
+    key_file = getattr(args, "phone_key_file", None)
+    if key_file:
+        from membermkt.security.phone_policy import read_key_file
+
+        phones = read_key_file(key_file)
+    store = SqlStore(url, phones=phones)
     try:
         if create:
             store.create_schema()
@@ -112,6 +118,12 @@ def _progress_enabled(args: argparse.Namespace) -> bool:
 
 def _add_db(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", metavar="URL", help="database URL (default $MEMBERMKT_DB or sqlite)")
+    p.add_argument(
+        "--phone-key-file",
+        metavar="PATH",
+        help="phone key ring file ('<key id>:<base64>' per line, current first; the demo "
+        "writes one as phone.key) (default $MEMBERMKT_PHONE_KEYS)",
+    )
 
 
 def _add_as_of(p: argparse.ArgumentParser) -> None:

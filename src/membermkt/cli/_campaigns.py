@@ -43,6 +43,7 @@ def _campaign(path: str) -> Any:
         "address_kind",
         "address_namespace",
         "salt",
+        "account_type",
         "caps",
         "quiet_hours",
         "schedule",
@@ -66,6 +67,7 @@ def _campaign(path: str) -> Any:
             address_kind=data.get("address_kind", "openid"),
             address_namespace=data.get("address_namespace", ""),
             salt=data.get("salt", ""),
+            account_type=data.get("account_type", "service"),
             caps=tuple(_cap(path, c) for c in _list(path, "caps", data.get("caps", []))),
             quiet_hours=_quiet_hours(path, data.get("quiet_hours")),
             schedule=_schedule(path, data.get("schedule")),
@@ -155,13 +157,45 @@ def _schedule(path: str, value: Any) -> Any:
     return Schedule(start=_instant(path, sc.get("start")), end=_instant(path, sc.get("end")))
 
 
+def _default_budget(name: str) -> int | None:
+    """The daily call budget of the API a built-in channel calls, from its client's
+    ``DEFAULT_BUDGETS`` (``None``: none known)."""
+    from membermkt.engine.budget import CHANNEL_APIS
+
+    api = CHANNEL_APIS.get(name)
+    if api is None:
+        return None
+    if name.startswith("wechat."):
+        from membermkt.channels.wechat.client import DEFAULT_BUDGETS
+    else:
+        from membermkt.channels.wecom.client import DEFAULT_BUDGETS
+    for b in DEFAULT_BUDGETS:
+        if api in (b.apis or (b.api,)):
+            return b.per_day
+    return None
+
+
+def _budget_note(problem: Any) -> str:
+    return (
+        f"warning: {problem}; the runner defers the rest to the next day "
+        "(split the campaign, or let it span days)"
+    )
+
+
 def _cmd_campaign_simulate(args: argparse.Namespace) -> int:
     from membermkt.engine.campaigns import members_of, simulate
 
     campaign = _campaign(args.file)
     as_of = _as_of(args.as_of)
     with _store(args, create=False) as store:
-        sim = simulate(campaign, members_of(store, campaign, as_of), None, as_of, keep=0)
+        sim = simulate(
+            campaign,
+            members_of(store, campaign, as_of),
+            None,
+            as_of,
+            keep=0,
+            calls_per_day=_default_budget(campaign.channel),
+        )
     s = sim.summary
     _out(f"campaign {campaign.id}: audience {s.audience:,} as of {as_of:%Y-%m-%d %H:%M %Z}")
     for variant, n in sorted(s.deliveries.items()):
@@ -169,7 +203,10 @@ def _cmd_campaign_simulate(args: argparse.Namespace) -> int:
         _out(f"  variant {variant}: {n:,} deliveries ({cost})")
     for reason, n in sorted(s.skipped_by_reason().items()):
         _out(f"  skipped {reason}: {n:,}")
-    return EXIT_OK
+    refused = [p for p in sim.problems if p.path != "budget"]
+    for p in sim.problems:
+        _out(_budget_note(p) if p.path == "budget" else f"  would be refused: {p}")
+    return EXIT_ERROR if refused else EXIT_OK
 
 
 def _channel(args: argparse.Namespace, name: str) -> Any:
@@ -205,6 +242,7 @@ def _channel(args: argparse.Namespace, name: str) -> Any:
 
 def _cmd_campaign_run(args: argparse.Namespace) -> int:
     from membermkt.core.campaigns import check
+    from membermkt.engine.budget import budget_problems
     from membermkt.engine.campaigns import CampaignRunner, members_of, prepare, tqdm_progress
 
     campaign = _campaign(args.file)
@@ -217,6 +255,10 @@ def _cmd_campaign_run(args: argparse.Namespace) -> int:
             f"planned {summary.total_deliveries:,} deliveries "
             f"(as of {as_of.isoformat()}; keep it for `campaign report --as-of`)"
         )
+        # the day's API budget, before anything is sent (the runner defers past it)
+        now = dt.datetime.now(dt.UTC)
+        for problem in budget_problems(campaign, summary, channel, now=now):
+            _out(_budget_note(problem))
         progress = tqdm_progress(desc=campaign.id) if _progress_enabled(args) else None
         runner = CampaignRunner.for_campaign(store, channel, campaign, progress=progress)
         try:

@@ -6,7 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from membermkt.cli._base import EXIT_ERROR, EXIT_OK, _add_db, _Commands, _err, _out, _store
+from membermkt.cli._base import (
+    EXIT_ERROR,
+    EXIT_OK,
+    _add_db,
+    _as_of,
+    _Commands,
+    _err,
+    _out,
+    _store,
+)
 from membermkt.errors import UsageError
 
 
@@ -33,12 +42,13 @@ def _cmd_members_import(args: argparse.Namespace) -> int:
 def _cmd_members_export(args: argparse.Namespace) -> int:
     from membermkt.stores import io
 
+    as_of = None if args.as_of is None else _as_of(args.as_of)
     with _store(args, create=False) as store:
         fn = io.export_events_csv if args.events else io.export_members_csv
         if args.file == "-":
-            n = fn(store, sys.stdout)
+            n = fn(store, sys.stdout, as_of=as_of)
         else:
-            n = fn(store, args.file)
+            n = fn(store, args.file, as_of=as_of)
     what = "events" if args.events else "members"
     _err(f"exported {n:,} {what}")
     return EXIT_OK
@@ -58,4 +68,9 @@ def _register(c: _Commands) -> None:
     )
     p.add_argument("file", metavar="FILE.csv")
     p.add_argument("--events", action="store_true", help="export events instead")
+    p.add_argument(
+        "--as-of",
+        metavar="TIME",
+        help="state as of this ISO 8601 time, events up to it (default: all, latest state)",
+    )
     _add_db(p)

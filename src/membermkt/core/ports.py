@@ -11,7 +11,7 @@ own behalf, except a :class:`Clock`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -45,11 +45,13 @@ __all__ = [
     "Clock",
     "CouponGateway",
     "EventLog",
+    "IngestResult",
     "Ledger",
     "LedgerHistory",
     "MemberStore",
     "PayoutIntent",
     "PayoutLedger",
+    "PushIngest",
     "SegmentQueries",
     "Store",
     "TokenCache",
@@ -124,6 +126,52 @@ class EventLog(Protocol):
         types: Iterable[str] | None = None,
     ) -> list[Event]:
         """A member's events with ``since < at <= until`` (bounds optional), by time."""
+        ...
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class IngestResult:
+    """What :meth:`PushIngest.ingest_push` did.
+
+    Attributes:
+        member_id: the member the identity belongs to (after the push).
+        events: the events built for it (stored, or already stored: see ``new``).
+        new: how many of them were newly stored (0: a re-push).
+        attached: whether the identity was attached by this push (first time seen).
+        created: whether the member itself was created by this push.
+    """
+
+    member_id: str
+    events: tuple[Event, ...] = ()
+    new: int = 0
+    attached: bool = False
+    created: bool = False
+
+
+@runtime_checkable
+class PushIngest(Protocol):
+    """One platform push — resolve its sender, create the member when new, append its
+    events — as one unit of work (one transaction on a SQL store), so a failure part-way
+    leaves nothing half-written and a push costs one round of locking, not three.
+
+    Optional: the callback handlers use it when the store has it and fall back to
+    ``resolve`` + ``upsert_members`` + ``append_events`` otherwise.
+    """
+
+    def ingest_push(
+        self, identity: Identity, make_events: Callable[[str], Iterable[Event]]
+    ) -> IngestResult:
+        """Resolve ``identity`` to its member — attaching it to a new member
+        ``member_id_for(identity)`` when nobody holds it — call ``make_events(member_id)``
+        (pure; it may be called again when a transaction is retried) and append the events
+        (de-duplicated by key, folded into state). All or nothing.
+
+        Raises:
+            UsageError: for a value that is not an Identity, an event that is not an Event
+                or that names another member.
+            IdentityConflict: when the new member id already exists holding another
+                identity of the same singular kind (it is not attached).
+        """
         ...
 
 

@@ -343,6 +343,9 @@ class ChannelRules:
         attachment_msgtypes: allowed ``msgtype`` values of the items of ``attachments``
             (empty: not checked).
         needs_body: content must carry ``text`` or at least one attachment (WeCom).
+        unavailable: why the platform refuses this channel outright on this account (e.g.
+            template messages on a subscription account, :mod:`membermkt.core.accounts`);
+            empty when it is available.
         source: the reference sections.
     """
 
@@ -359,6 +362,7 @@ class ChannelRules:
     max_items: Mapping[str, int] = attrs.field(factory=dict)
     attachment_msgtypes: frozenset[str] = attrs.field(default=frozenset(), converter=_strset)
     needs_body: bool = False
+    unavailable: str = ""
     source: str = ""
 
     def batches(self, n: int, max_batch_size: int | None = None) -> int:

@@ -33,6 +33,10 @@ CAMPAIGN_ID = "summer-buyers"
 CONVERSION_WINDOW = dt.timedelta(days=7)
 STATE_FILE = "demo-state.json"
 DB_FILE = "membermkt.db"
+PHONE_KEY_FILE = "phone.key"
+"""The demo's phone key (``<key id>:<base64>``), made once next to the database with
+``secrets`` and re-read on re-runs
+(:func:`membermkt.security.phone_policy.load_or_create_key_file`)."""
 REPORT_FILE = "report.html"
 # conversion probabilities in the week after the send (the story's "truth")
 CONVERSION_RATES = {"holdout": 0.08, "A": 0.13, "B": 0.17}

@@ -18,6 +18,7 @@ from membermkt.demo._base import (
     DEFAULT_MEMBERS,
     DEFAULT_SEED,
     DEFAULT_WORKDIR,
+    PHONE_KEY_FILE,
     REPORT_FILE,
     RULE_ID,
     STATE_FILE,
@@ -50,7 +51,8 @@ def run_demo(
 
     Args:
         members: how many synthetic buyers.
-        workdir: the directory for the SQLite database, the state file and the report.
+        workdir: the directory for the SQLite database, its phone key (``phone.key``), the
+            state file and the report.
         seed: the population seed.
         fresh: delete an earlier demo in ``workdir`` first.
         report: write the HTML report (PNG charts with the ``plot`` extra, else inline SVG).
@@ -70,7 +72,15 @@ def run_demo(
     started = time.perf_counter()
     work = Path(workdir)
     if fresh and work.exists():
-        for name in (DB_FILE, STATE_FILE, REPORT_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm"):
+        names = (
+            DB_FILE,
+            STATE_FILE,
+            REPORT_FILE,
+            PHONE_KEY_FILE,
+            f"{DB_FILE}-wal",
+            f"{DB_FILE}-shm",
+        )
+        for name in names:
             (work / name).unlink(missing_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     state_path = work / STATE_FILE
@@ -85,14 +95,19 @@ def run_demo(
     state.setdefault("done", [])
     resumed = "import" in state["done"]
 
+    from membermkt.security.phone_policy import load_or_create_key_file
+    from membermkt.security.phones import PhoneProtector
     from membermkt.stores.sql.store import SqlStore
     from membermkt.testing.synthetic import SyntheticConfig, generate
 
     db_path = work / DB_FILE
-    store = SqlStore(f"sqlite:///{db_path}")
+    # phone identities are keyed: a local key, made once next to the database (a re-run
+    # reads it again, so the digests — and the demo — stay the same)
+    phones = PhoneProtector(load_or_create_key_file(work / PHONE_KEY_FILE))
+    store = SqlStore(f"sqlite:///{db_path}", phones=phones)
     try:
         store.create_schema()
-        cfg = SyntheticConfig(seed=seed, appid=APPID, corpid=CORPID)
+        cfg = SyntheticConfig(seed=seed, appid=APPID, corpid=CORPID, phones=phones)
         as_of = cfg.as_of
         clock = StoryClock(as_of)
         population = list(generate(members, config=cfg))

@@ -68,13 +68,14 @@ def _red_packets(
         order_id = str(order.properties["order_id"])
         if _hash_unit("typo", member.id) < 0.1:
             order_id = order_id.replace("-p0", "-p1")
+        number = _phone(member)
         claims.append(
             (
                 claim_ev.at,
-                Claim.with_phone(
+                Claim.for_phone(
                     member_id=member.id,
                     address=_openid(member),
-                    phone=_phone(member),
+                    phone=None if number is None else store.phones.identity(number),
                     order_id=order_id,
                     source=f"qr:{claim_ev.properties.get('source', 'parcel')}",
                 ),

@@ -159,6 +159,11 @@ class PhoneProtector:
     def __repr__(self) -> str:
         return f"PhoneProtector(current={self.current!r}, keys={list(self._keys)})"
 
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """The ids of the ring's keys, current first."""
+        return tuple(self._keys)
+
     @classmethod
     def from_env(
         cls, env: Mapping[str, str] | None = None, *, var: str = ENV_VAR

@@ -9,6 +9,8 @@ from typing import Any
 
 from membermkt.core.ports import EventLog, MemberStore
 from membermkt.errors import UsageError
+from membermkt.stores._as_of import events_as_of, members_as_of
+from membermkt.stores._common import check_as_of
 from membermkt.stores.io import (
     EVENT_COLUMNS,
     MEMBER_COLUMNS,
@@ -54,19 +56,21 @@ def _frame_records(df: Any, required: Sequence[str]) -> Iterator[tuple[int | str
         )
 
 
-def members_to_dataframe(store: Exportable) -> Any:
+def members_to_dataframe(store: Exportable, *, as_of: dt.datetime | None = None) -> Any:
     """Every member as a ``pandas.DataFrame`` (one row per member; the CSV columns, with
     nested values — ``tags``, ``attributes``, ``identities``, ``opted_out_channels`` — as
     JSON text so ``DataFrame.to_sql`` works, dates as ``datetime.date`` and times as UTC
-    timestamps). :func:`members_from_dataframe` reads it back.
+    timestamps). :func:`members_from_dataframe` reads it back. With ``as_of``, the state
+    columns are the state as of that time (folded from the events at or before it).
 
     Raises:
-        UsageError: when pandas is not installed.
+        UsageError: when pandas is not installed, or for a naive ``as_of``.
         StoreError: when the store fails.
     """
     pd = _pandas()
+    as_of = None if as_of is None else check_as_of(as_of)
     out = []
-    for m in store.iter_members():
+    for m in members_as_of(store, as_of):
         r: dict[str, Any] = member_record(m)
         r["tags"] = _jsonify(sorted(m.tags))
         r["attributes"] = _jsonify(m.attributes.to_dict())
@@ -89,15 +93,16 @@ def members_to_dataframe(store: Exportable) -> Any:
     return pd.DataFrame(out, columns=[*MEMBER_COLUMNS, *STATE_COLUMNS])
 
 
-def events_to_dataframe(store: Exportable) -> Any:
-    """Every event as a ``pandas.DataFrame`` (``at`` as UTC timestamps, ``properties`` as
-    JSON text so ``DataFrame.to_sql`` works).
+def events_to_dataframe(store: Exportable, *, as_of: dt.datetime | None = None) -> Any:
+    """Every event (with ``as_of``: every event at or before it) as a ``pandas.DataFrame``
+    (``at`` as UTC timestamps, ``properties`` as JSON text so ``DataFrame.to_sql`` works).
 
     Raises:
-        UsageError: when pandas is not installed.
+        UsageError: when pandas is not installed, or for a naive ``as_of``.
         StoreError: when the store fails.
     """
     pd = _pandas()
+    as_of = None if as_of is None else check_as_of(as_of)
     out = [
         {
             "member_id": e.member_id,
@@ -106,7 +111,7 @@ def events_to_dataframe(store: Exportable) -> Any:
             "key": e.key,
             "properties": _jsonify(e.properties.to_dict()),
         }
-        for e in store.iter_events()
+        for e in events_as_of(store, as_of)
     ]
     return pd.DataFrame(out, columns=list(EVENT_COLUMNS))
 

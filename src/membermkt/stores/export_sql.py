@@ -9,11 +9,14 @@ SQLAlchemy, so any database SQLAlchemy reaches can receive them:
 * ``member_tags``: (member_id, tag);
 * ``events``: (member_id, type, at, key, properties as JSON text).
 
-Existing tables of those names are replaced.
+Existing tables of those names are replaced. With ``as_of``, the derived fields are the
+state as of that time (folded from the events at or before it, on every store) and only
+those events are copied (:mod:`membermkt.stores._as_of`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
@@ -23,6 +26,8 @@ import sqlalchemy as sa
 from membermkt.core.events import Event
 from membermkt.core.members import Member
 from membermkt.errors import ConfigError, StoreError, UsageError
+from membermkt.stores._as_of import events_as_of, members_as_of
+from membermkt.stores._common import check_as_of
 
 __all__ = ["ExportCounts", "SqlExport", "export_sql"]
 
@@ -31,6 +36,8 @@ class _Exportable(Protocol):
     def iter_members(self) -> Iterator[Member]: ...
 
     def iter_events(self) -> Iterator[Event]: ...
+
+    def events_for(self, member_id: str, *, until: dt.datetime | None = None) -> list[Event]: ...
 
 
 ExportCounts = dict[str, int]
@@ -137,22 +144,30 @@ def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[st
 
 
 def export_sql(
-    store: _Exportable, url: str | sa.Engine, *, table_prefix: str = "", batch_size: int = 1000
+    store: _Exportable,
+    url: str | sa.Engine,
+    *,
+    table_prefix: str = "",
+    batch_size: int = 1000,
+    as_of: dt.datetime | None = None,
 ) -> ExportCounts:
     """Copy every member and event of ``store`` into the database at ``url``.
 
     Args:
-        store: any store with ``iter_members`` and ``iter_events`` (``InMemoryStore``,
-            ``SqlStore``).
+        store: any store with ``iter_members``, ``iter_events`` and ``events_for``
+            (``InMemoryStore``, ``SqlStore``).
         url: a SQLAlchemy URL (or an engine) of the target database.
         table_prefix: prefix of the four table names.
         batch_size: rows per insert.
+        as_of: export the members' derived state as of this (timezone-aware) time and only
+            the events at or before it; ``None`` (default): the stored state and every
+            event.
 
     Returns:
         Rows written per table.
 
     Raises:
-        UsageError: for a bad ``table_prefix`` or ``batch_size``.
+        UsageError: for a bad ``table_prefix``, ``batch_size`` or a naive ``as_of``.
         ConfigError: for a URL SQLAlchemy cannot use.
         StoreError: when the target database fails.
     """
@@ -160,6 +175,8 @@ def export_sql(
         raise UsageError(f"table_prefix must hold letters, digits and '_', got {table_prefix!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch_size must be a positive int, got {batch_size!r}")
+    if as_of is not None:
+        as_of = check_as_of(as_of)
     try:
         engine = url if isinstance(url, sa.Engine) else sa.create_engine(url)
     except (sa.exc.ArgumentError, ImportError) as exc:
@@ -168,7 +185,7 @@ def export_sql(
     counts = dict.fromkeys(t, 0)
 
     def member_rows() -> Iterator[tuple[str, dict[str, Any]]]:
-        for m in store.iter_members():
+        for m in members_as_of(store, as_of):
             yield "members", _member_row(m)
             for i in m.identities:
                 yield (
@@ -206,7 +223,7 @@ def export_sql(
                     "key": e.key,
                     "properties": _dump(e.properties.to_dict()),
                 }
-                for e in store.iter_events()
+                for e in events_as_of(store, as_of)
             )
             for batch in _batches(events, batch_size):
                 conn.execute(sa.insert(t["events"]), batch)
@@ -223,14 +240,26 @@ class SqlExport:
     """``store.export_sql(url)``: the method form of :func:`export_sql` on the stores."""
 
     def export_sql(
-        self, url: str | sa.Engine, *, table_prefix: str = "", batch_size: int = 1000
+        self,
+        url: str | sa.Engine,
+        *,
+        table_prefix: str = "",
+        batch_size: int = 1000,
+        as_of: dt.datetime | None = None,
     ) -> ExportCounts:
         """Copy every member and event into the database at ``url`` (see
-        :func:`membermkt.stores.export_sql.export_sql`).
+        :func:`membermkt.stores.export_sql.export_sql`; ``as_of``: the state as of that
+        time and the events up to it).
 
         Raises:
             UsageError: for a bad argument.
             ConfigError: for a URL SQLAlchemy cannot use.
             StoreError: when the target database fails.
         """
-        return export_sql(self, url, table_prefix=table_prefix, batch_size=batch_size)  # type: ignore[arg-type]
+        return export_sql(
+            self,  # type: ignore[arg-type]
+            url,
+            table_prefix=table_prefix,
+            batch_size=batch_size,
+            as_of=as_of,
+        )

@@ -34,7 +34,7 @@ from membermkt.core.events import Event
 from membermkt.core.identity import Identity
 from membermkt.core.members import Consent, Member, Profile
 from membermkt.core.ports import EventLog, MemberStore
-from membermkt.errors import IdentityConflict, MembermktError, UsageError
+from membermkt.errors import IdentityConflict, MembermktError, PhoneKeyRequired, UsageError
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -90,11 +90,14 @@ T = TypeVar("T")
 
 
 class Exportable(Protocol):
-    """A store that can list everything it holds (both built-in stores)."""
+    """A store that can list everything it holds and read a member's events (both built-in
+    stores; ``events_for`` is read only for an export ``as_of`` a past time)."""
 
     def iter_members(self) -> Iterator[Member]: ...
 
     def iter_events(self) -> Iterator[Event]: ...
+
+    def events_for(self, member_id: str, *, until: dt.datetime | None = None) -> list[Event]: ...
 
 
 @attrs.frozen(slots=True)
@@ -418,6 +421,8 @@ def _run(
             return
         try:
             written += write([v for _, v in batch])
+        except PhoneKeyRequired:
+            raise  # the store's configuration, not a row: stop (re-running is idempotent)
         except UsageError:
             # find the bad rows one by one; the good ones are still written
             for row, v in batch:
@@ -514,6 +519,8 @@ def import_members_csv(
 
     Raises:
         UsageError: when the header lacks the ``id`` column.
+        PhoneKeyRequired: when the store refuses the file's phone identities for want of
+            their key (the import stops; rows of earlier batches stay written).
         StoreError: when the store fails.
     """
     f, close = _open_read(source)
@@ -539,48 +546,10 @@ def import_events_csv(store: EventLog, source: str | Path | IO[str]) -> ImportRe
             f.close()
 
 
-def export_members_csv(store: Exportable, target: str | Path | IO[str]) -> int:
-    """Write every member to a CSV file; returns how many. Cells that look like spreadsheet
-    formulas are neutralised (:func:`neutralise_cell`).
-
-    Raises:
-        StoreError: when the store fails.
-    """
-    f, close = _open_write(target)
-    try:
-        w = csv.DictWriter(f, fieldnames=[*MEMBER_COLUMNS, *STATE_COLUMNS])
-        w.writeheader()
-        n = 0
-        for m in store.iter_members():
-            w.writerow(_safe_row(member_record(m)))
-            n += 1
-        return n
-    finally:
-        if close:
-            f.close()
-
-
-def export_events_csv(store: Exportable, target: str | Path | IO[str]) -> int:
-    """Write every event to a CSV file; returns how many. Cells that look like spreadsheet
-    formulas are neutralised (:func:`neutralise_cell`).
-
-    Raises:
-        StoreError: when the store fails.
-    """
-    f, close = _open_write(target)
-    try:
-        w = csv.DictWriter(f, fieldnames=list(EVENT_COLUMNS))
-        w.writeheader()
-        n = 0
-        for e in store.iter_events():
-            w.writerow(_safe_row(event_record(e)))
-            n += 1
-        return n
-    finally:
-        if close:
-            f.close()
-
-
+from membermkt.stores._io_csv_export import (  # noqa: E402  (re-exported: public import path)
+    export_events_csv,
+    export_members_csv,
+)
 from membermkt.stores._io_frames import (  # noqa: E402  (re-exported: public import path)
     events_from_dataframe,
     events_to_dataframe,

@@ -22,6 +22,7 @@ from membermkt.core.members import Member
 from membermkt.core.ports import BudgetState
 from membermkt.core.segments import Segment
 from membermkt.errors import UsageError
+from membermkt.security.phones import PhoneProtector
 from membermkt.stores._common import (
     EMPTY_STATE,
     AttributeSchema,
@@ -35,6 +36,7 @@ from membermkt.stores._common import (
     sample_coefficients,
     sample_rank,
 )
+from membermkt.stores._memory_ingest import MemoryIngest
 from membermkt.stores._memory_ledger import _MemoryLedger
 from membermkt.stores._memory_links import MemoryLinks
 from membermkt.stores._memory_payouts import _MemoryPayouts
@@ -49,7 +51,7 @@ def _event_order(e: Event) -> tuple[dt.datetime, str]:
     return (e.at_utc, e.key or "")
 
 
-class InMemoryStore(MemoryLinks, _MemoryPayouts, _MemoryLedger, SqlExport):
+class InMemoryStore(MemoryIngest, MemoryLinks, _MemoryPayouts, _MemoryLedger, SqlExport):
     """Members, events, tags, the delivery ledger, budgets and payout intents in memory.
 
     Implements :class:`membermkt.core.ports.Store`.
@@ -61,6 +63,10 @@ class InMemoryStore(MemoryLinks, _MemoryPayouts, _MemoryLedger, SqlExport):
             :class:`~membermkt.errors.UsageError`.
         strict: with declared ``attributes``, also refuse undeclared custom attribute names
             (in segments and in members).
+        phones: a phone key ring (:class:`~membermkt.security.phones.PhoneProtector`) kept
+            as :attr:`phones` for the flows that index, encrypt or decrypt numbers. Unlike
+            ``SqlStore``, this store keeps any phone identity (keyed or not): nothing of it
+            outlives the process (see ``docs/security.md``).
 
     Raises:
         UsageError: for an invalid attribute declaration.
@@ -77,8 +83,13 @@ class InMemoryStore(MemoryLinks, _MemoryPayouts, _MemoryLedger, SqlExport):
     """
 
     def __init__(
-        self, *, attributes: Mapping[str, type] | None = None, strict: bool = False
+        self,
+        *,
+        attributes: Mapping[str, type] | None = None,
+        strict: bool = False,
+        phones: PhoneProtector | None = None,
     ) -> None:
+        self.phones = phones
         self._schema = AttributeSchema.build(attributes, strict)
         self._lock = threading.RLock()
         self._members: dict[str, Member] = {}

@@ -193,6 +193,13 @@ class ChannelContract:
         return None
 
     @pytest.fixture
+    def pass_time(self) -> Callable[[float], None] | None:
+        """Move the platform's clock on by this many seconds (``None``: it cannot be
+        moved). The suite lets a minute pass before re-sending a key: a platform may refuse
+        a key retried sooner (WeChat 45066, "retry the same clientmsgid after >= 60 s")."""
+        return None
+
+    @pytest.fixture
     def channel(self, channel_factory: Callable[[], Any]) -> Any:
         return channel_factory()
 
@@ -256,12 +263,16 @@ class ChannelContract:
         requirements: Requirements,
         make_deliveries: Callable[[int], list[Delivery]],
         received: Callable[[str], int],
+        pass_time: Callable[[float], None] | None,
     ) -> None:
-        """Rule: with idempotency keys, a re-send is acknowledged but not delivered again."""
+        """Rule: with idempotency keys, a re-send (a minute later) is acknowledged but not
+        delivered again."""
         if not requirements.idempotency_keys:
             pytest.skip("requirements.idempotency_keys is closed: the channel is not idempotent")
         batch = make_deliveries(max(2, channel.capabilities.min_batch_size))
         first = _run(channel, batch)
+        if pass_time is not None:
+            pass_time(61.0)
         second = _run(channel, batch)
         assert {r.outcome for r in first} <= {SendOutcome.SENT, SendOutcome.PENDING}
         assert {r.outcome for r in second} <= {SendOutcome.SENT, SendOutcome.PENDING}

@@ -30,9 +30,11 @@ import attrs
 
 from membermkt.core._frozen import FrozenMap
 from membermkt.core.events import INTERACTION_TYPES, Event
-from membermkt.core.identity import Identity, IdentityKind, phone_digest
+from membermkt.core.identity import Identity, IdentityKind
 from membermkt.core.members import Consent, Member, MemberState, Profile, PurchaseStats, Relation
 from membermkt.errors import UsageError
+from membermkt.security.phones import PhoneProtector
+from membermkt.testing.phones import TEST_PHONES
 
 T = TypeVar("T")
 
@@ -82,6 +84,10 @@ class SyntheticConfig:
         appid / corpid: namespaces of generated openids / external_userids.
         wecom_share: fraction of members also added by a WeCom clerk.
         unfollow_share: fraction who unfollow later.
+        phones: the key ring of the members' phone identities (about 40% have one: the
+            blind index of a made-up ``13…`` number, no encrypted number); default the
+            published test key :data:`~membermkt.testing.phones.TEST_PHONES` — a store
+            keeping them needs the same ring (``SqlStore(url, phones=...)``).
     """
 
     seed: int = 0
@@ -91,6 +97,7 @@ class SyntheticConfig:
     corpid: str = "wwdemo000000000001"
     wecom_share: float = 0.3
     unfollow_share: float = 0.12
+    phones: PhoneProtector | None = attrs.field(default=None, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.as_of.utcoffset() is None:
@@ -376,7 +383,9 @@ def _member(
     if has_wecom:
         identities.append(_identity(IdentityKind.EXTERNAL_USERID, "wm" + digest[27:55], cfg.corpid))
     if rng.random() < 0.4:
-        identities.append(_identity(IdentityKind.PHONE, phone_digest(f"13{idx % 10**9:09d}"), ""))
+        phones = cfg.phones or TEST_PHONES
+        number = f"13{idx % 10**9:09d}"
+        identities.append(_identity(IdentityKind.PHONE, phones.digest(number), phones.current))
     identities.sort(key=_token)
     state = _state(events)
     tags = set()

@@ -83,10 +83,14 @@ def test_mass_batch_is_one_call_and_a_resend_is_deduplicated(emu):
     first = ch.send(batch)
     assert [r.outcome for r in first] == [SendOutcome.SENT] * 20
     assert len({r.platform_id for r in first}) == 1
+    too_soon = ch.send(batch)  # within a minute of the first attempt: 45066, wait and retry
+    assert {(r.outcome, r.reason) for r in too_soon} == {(SendOutcome.RETRYABLE, "errcode:45066")}
+    assert {r.retry_after for r in too_soon} == {60.0}
+    emu.now = lambda: 1_700_000_000.0 + 61
     again = ch.send(list(reversed(batch)))
     assert [r.key for r in again] == [d.key for d in reversed(batch)]
     assert {r.platform_id for r in again} == {first[0].platform_id}
-    assert emu.calls["/cgi-bin/message/mass/send"] == 2
+    assert emu.errcodes[45065] == 1, "the resend a minute later was de-duplicated"
     assert emu.duplicates == 0
     assert len(emu.receipts) == 20
 
@@ -99,6 +103,7 @@ def test_lost_mass_answer_is_retryable_and_retry_is_safe(emu):
     emu.faults.next("timeout", api="/cgi-bin/message/mass/send")
     lost = ch.send(batch)
     assert {r.outcome for r in lost} == {SendOutcome.RETRYABLE}
+    emu.now = lambda: 1_700_000_000.0 + 60  # the same clientmsgid again after a minute
     retry = ch.send(batch)
     assert {r.outcome for r in retry} == {SendOutcome.SENT}
     assert emu.duplicates == 0

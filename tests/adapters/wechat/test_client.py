@@ -265,9 +265,10 @@ async def test_sync_tags_counts_console_tags_and_prunes_leavers(twin: Twin, emu,
 # ------------------------------------------------------------------------- messages
 
 
-async def test_mass_send_dedupes_by_clientmsgid(twin: Twin, emu, account):
+async def test_mass_send_dedupes_by_clientmsgid(twin: Twin, emu, clock, account):
     openids = [f"o{i:05d}" for i in range(10)]
     first = await twin.send_mass(openids, TEXT, clientmsgid="cid-1")
+    clock.advance(60)  # the same clientmsgid within a minute is 45066 (retried too fast)
     again = await twin.send_mass(openids, TEXT, clientmsgid="cid-1")
     assert not first[0].duplicate
     assert again[0].duplicate

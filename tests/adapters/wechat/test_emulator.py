@@ -281,3 +281,39 @@ def test_sqlite_lock_row_of_a_dead_holder_expires(tmp_path):
     with other.lock("k", timeout=5):
         assert other.get("k") is None
     other.close()
+
+
+def test_clientmsgid_retried_within_a_minute_is_45066_then_45065_then_forgotten():
+    """Rule (ref §1.4, §1.10): the same clientmsgid within a minute of the previous attempt
+    is 45066 (retry it after >= 60 s), within 24 h it is 45065 with the first msg_id, after
+    24 h the platform no longer knows it (a resend would deliver again)."""
+    now = [1_700_000_000.0]
+    emu = WeChatEmulator(clock=lambda: now[0], limits=())
+    emu.add_account(APPID, "s").add_followers(["o1", "o2"])
+    http = httpx.Client(transport=emu.transport(), base_url="https://api.weixin.qq.com")
+    body = {"touser": ["o1", "o2"], "msgtype": "text", "text": {"content": "x"}}
+
+    def send(cid: str) -> dict:
+        tok = http.post(
+            "/cgi-bin/stable_token",
+            json={"grant_type": "client_credential", "appid": APPID, "secret": "s"},
+        ).json()["access_token"]
+        q = {"access_token": tok}
+        return http.post(
+            "/cgi-bin/message/mass/send", params=q, json=body | {"clientmsgid": cid}
+        ).json()
+
+    first = send("k1")
+    assert first["errcode"] == 0
+    now[0] += 59
+    assert send("k1")["errcode"] == 45066
+    now[0] += 59  # a minute after the first attempt, but not after the refused one
+    assert send("k1")["errcode"] == 45066
+    now[0] += 60
+    dup = send("k1")
+    assert (dup["errcode"], dup["msg_id"]) == (45065, first["msg_id"])
+    assert send("k2")["errcode"] == 0, "another key is not refused"
+    assert len(emu.receipts) == 4
+    now[0] += 24 * 3600
+    assert send("k1")["errcode"] == 0, "past 24 h the key is forgotten"
+    assert len(emu.receipts) == 6

@@ -5,6 +5,7 @@ join the official-account member; merges are audited)."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -63,17 +64,25 @@ def test_phone_number_is_single_use(mp: OfficialAccount, emu: WeChatEmulator) ->
     assert again.value.errcode == 40029
 
 
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
 def test_linking_joins_the_official_account_member(
-    mp: OfficialAccount, emu: WeChatEmulator, account
+    mp: OfficialAccount, emu: WeChatEmulator, account, kind: str
 ) -> None:
-    store = InMemoryStore()
+    from membermkt.stores.sql import SqlStore
+    from membermkt.testing.phones import TEST_PHONES
+
+    store: Any = (
+        InMemoryStore(phones=TEST_PHONES)
+        if kind == "memory"
+        else SqlStore("sqlite://", phones=TEST_PHONES)
+    )
     # the follower is known through the official account, with its unionid
     follower = "mFollower"
     store.upsert_members(
         [Member(follower, identities=(Identity.openid(APPID, "o00001"), Identity.unionid("u-7")))]
     )
     # a phone-only member from an offline order import
-    store.upsert_members([Member("mOffline", identities=(Identity.phone("13900000000"),))])
+    store.upsert_members([Member("mOffline", identities=(TEST_PHONES.identity("13900000000"),))])
     session = mp.call(
         code_to_session(MP_APPID, MP_SECRET, emu.issue_js_code(MP_APPID, "oMp7", unionid="u-7"))
     )
@@ -82,7 +91,7 @@ def test_linking_joins_the_official_account_member(
     assert mid == store.resolve(Identity.unionid("u-7"))
     assert store.resolve(Identity.miniprogram_openid(MP_APPID, "oMp7")) == mid
     assert store.resolve(Identity.openid(APPID, "o00001")) == mid
-    assert store.resolve(Identity.phone("13900000000")) == mid  # verified phone merged
+    assert store.resolve(TEST_PHONES.identity("13900000000")) == mid  # verified phone merged
     assert len(store.merges()) == 1
     # a stranger without unionid or phone becomes a member of its own, once
     alone = mp.call(code_to_session(MP_APPID, MP_SECRET, emu.issue_js_code(MP_APPID, "oMp8")))

@@ -10,6 +10,7 @@ import pytest
 
 from membermkt.channels.wecom import (
     AsyncWeComGroupChannel,
+    GroupSendPolicy,
     WeComGroupChannel,
     apull_group_results,
     group_ledger_marks,
@@ -21,12 +22,13 @@ from membermkt.channels.wecom import (
 from membermkt.channels.wecom.api.groupchat import GroupChat
 from membermkt.channels.wecom.api.mass import CustomerResult
 from membermkt.channels.wecom.groupsend import _capabilities
-from membermkt.core.campaigns import Campaign, SkipReason, Variant, validate
+from membermkt.core.campaigns import Campaign, Schedule, SkipReason, Variant, validate
 from membermkt.core.delivery import Delivery, DeliveryRecord, DeliveryStatus, SendOutcome
 from membermkt.core.quotas import (
     WECOM_GROUP_DAYS_IN_MONTH,
     WECOM_GROUP_LEGACY_MONTHLY,
     WECOM_MASS_LEGACY_MONTHLY,
+    Cap,
     PastSend,
 )
 from membermkt.engine.runner import CampaignRunner
@@ -74,15 +76,20 @@ def test_emulator_group_rules(corp, emu):
     text = {"content": "hi"}
     assert raw(emu, {"chat_type": "group", "text": text})["errcode"] == 40058
     too_many = [f"wr{i}" for i in range(2001)]
-    answer = raw(emu, {"chat_type": "group", "sender": "clerk1", "chat_id_list": too_many,
-                       "text": text})  # fmt: skip
+    answer = raw(
+        emu, {"chat_type": "group", "sender": "clerk1", "chat_id_list": too_many, "text": text}
+    )
     assert answer["errcode"] == 40058
     assert raw(emu, {"chat_type": "party", "sender": "clerk1", "text": text})["errcode"] == 40058
     ok = raw(
         emu,
-        {"chat_type": "group", "sender": "clerk1", "chat_id_list": ["wrA", "wrC", "wrX"],
-         "text": text},
-    )  # fmt: skip
+        {
+            "chat_type": "group",
+            "sender": "clerk1",
+            "chat_id_list": ["wrA", "wrC", "wrX"],
+            "text": text,
+        },
+    )
     assert ok["errcode"] == 0
     assert ok["fail_list"] == ["wrC", "wrX"]
     every = raw(emu, {"chat_type": "group", "sender": "clerk1", "text": text})
@@ -145,8 +152,9 @@ def test_runner_then_results_into_the_ledger(corp, emu, clock, client):
     for i in range(5):
         corp.add_chat(f"wr{i}", "clerk1", customers=[f"wm{i}"])
     for n in range(4):  # wr4 already got 4 group messages this month
-        pre = client.add_msg_template(chat_type="group", chat_ids=["wr4"], sender="clerk1",
-                                      text=f"p{n}")  # fmt: skip
+        pre = client.add_msg_template(
+            chat_type="group", chat_ids=["wr4"], sender="clerk1", text=f"p{n}"
+        )
         corp.confirm_mass(pre.msgid, "clerk1")
     # customer mass messages to the members do not use up the group's cap
     pre = client.add_msg_template(external_userids=["wm0"], sender="clerk1", text="c")
@@ -222,6 +230,18 @@ def test_group_ledger_marks_is_pure():
     }
 
 
+def group_campaign(content=None, **kw) -> Campaign:
+    return Campaign(
+        id="g1",
+        audience=TRUE,
+        channel="wecom.group",
+        variants=kw.pop("variants", None) or [Variant(name="a", content=content or {"text": "hi"})],
+        address_kind="chat_id",
+        address_namespace=CORPID,
+        **kw,
+    )
+
+
 def test_plan_group_send_caps_and_owners():
     """One delivery per group with its owner as sender; another owner's group and a group
     at its per-group cap are skipped; keys are stable."""
@@ -240,29 +260,56 @@ def test_plan_group_send_caps_and_owners():
             for _ in range(4)
         ]
     }
-    out, skips = plan_group_send(
-        "g1",
-        CORPID,
-        chats,
-        {"text": "hi"},
-        as_of=as_of,
-        history=history,
-        rules=group_rules("4_per_month"),
-    )
+    campaign = group_campaign(rules=group_rules("4_per_month"))
+    out, skips = plan_group_send(campaign, CORPID, chats, as_of=as_of, history=history)
     assert [(x.address, x.payload["sender"]) for x in out] == [("wr1", "clerk1"), ("wr2", "clerk2")]
+    assert {x.member_id for x in out} == {group_recipient_id(CORPID, c) for c in ("wr1", "wr2")}
     assert {s.member_id: s.reason for s in skips} == {
         rid3: SkipReason.PLATFORM_QUOTA,
         group_recipient_id(CORPID, "wr4"): SkipReason.NO_ADDRESS,
     }
-    again, _ = plan_group_send("g1", CORPID, chats, {"text": "hi"}, as_of=as_of)
+    # the default cap (days in the month) lets wr3 through; keys are stable across re-plans
+    again, _ = plan_group_send(group_campaign(), CORPID, chats, as_of=as_of, history=history)
+    assert [x.address for x in again] == ["wr1", "wr2", "wr3"]
     assert [x.key for x in again][:2] == [x.key for x in out]
     only, skipped = plan_group_send(
-        "g1", CORPID, chats[:2], {"text": "hi"}, as_of=as_of, sender="clerk1"
+        group_campaign(), CORPID, chats[:2], as_of=as_of, sender="clerk1"
     )
     assert [x.address for x in only] == ["wr1"]
     assert skipped[0].reason is SkipReason.NO_ADDRESS
-    with pytest.raises(UsageError):
-        plan_group_send("g1", CORPID, chats, {"text": ""}, as_of=as_of)
+    with pytest.raises(UsageError):  # blank content: the platform refuses it
+        plan_group_send(group_campaign({"text": ""}), CORPID, chats, as_of=as_of)
+    with pytest.raises(UsageError):  # a member field cannot be rendered for a group
+        plan_group_send(group_campaign({"text": "hi {{ city }}"}), CORPID, chats, as_of=as_of)
+
+
+def test_plan_group_send_variants_holdout_and_campaign_caps():
+    """Groups get variants and a holdout by the same keyed hash as members; a campaign cap
+    counts the group's sends on the channel; outside the schedule nothing is planned."""
+    as_of = dt.datetime(2026, 12, 4, 12, tzinfo=dt.UTC)
+    chats = [GroupChat(chat_id=f"wr{i}", owner="clerk1") for i in range(200)]
+    ab = group_campaign(
+        variants=[
+            Variant(name="a", content={"text": "A"}),
+            Variant(name="b", content={"text": "B"}),
+        ],
+        holdout=0.2,
+    )
+    out, skips = plan_group_send(ab, CORPID, chats, as_of=as_of)
+    assert {x.variant for x in out} == {"a", "b"}
+    assert all(x.payload["text"] == x.variant.upper() for x in out)
+    held = [s for s in skips if s.reason is SkipReason.HOLDOUT]
+    assert 20 <= len(held) <= 60
+    assert all(ab.variant_for(s.member_id) == "holdout" for s in held)
+    rid = group_recipient_id(CORPID, "wr0")
+    capped = group_campaign(caps=[Cap(limit=1, period="day")])
+    hist = {rid: [PastSend(member_id=rid, channel="wecom.group", at=as_of)]}
+    _, s = plan_group_send(capped, CORPID, chats[:1], as_of=as_of, history=hist)
+    assert s[0].reason is SkipReason.FREQUENCY_CAP
+    later = group_campaign(schedule=Schedule(start=as_of + dt.timedelta(days=1)))
+    none, s = plan_group_send(later, CORPID, chats[:3], as_of=as_of)
+    assert none == []
+    assert {x.reason for x in s} == {SkipReason.OUTSIDE_SCHEDULE}
 
 
 def test_rules_and_campaign_validation():
@@ -294,3 +341,53 @@ def test_rules_and_campaign_validation():
     paths = {p.path for p in validate(bad)}
     assert "variants[0](a).content.text" in paths
     assert "variants[0](a).content.attachments[0].msgtype" in paths
+
+
+def test_handoff_policy_rechecks_the_group_cap_from_the_ledger(corp, emu, clock, client):
+    """Rule wecom.group_cap: at hand-off GroupSendPolicy counts the group's sends by other
+    campaigns in the ledger (planned before they happened) and skips a group at its cap."""
+    corp.add_chat("wr1", "clerk1")
+    corp.add_chat("wr2", "clerk1")
+    store = InMemoryStore()
+    now = clock.now()
+    campaign = group_campaign(rules=group_rules("4_per_month"))
+    chats = [GroupChat(chat_id="wr1", owner="clerk1"), GroupChat(chat_id="wr2", owner="clerk1")]
+    planned, _ = plan_group_send(
+        campaign,
+        CORPID,
+        chats,
+        as_of=now,
+        history=store.past_sends(
+            [group_recipient_id(CORPID, "wr1")], since=now - dt.timedelta(days=31)
+        ),
+    )
+    assert len(planned) == 2
+    # meanwhile another campaign sends wr1 four group messages
+    rid = group_recipient_id(CORPID, "wr1")
+    others = [
+        Delivery(
+            key=f"o{i}",
+            campaign_id="g0",
+            member_id=rid,
+            channel="wecom.group",
+            address="wr1",
+            variant="a",
+            payload=TEXT,
+        )
+        for i in range(4)
+    ]
+    store.record_plan(others, now=now)
+    for o in store.claim("g0", worker="w0", limit=10, now=now):
+        store.mark(o.key, DeliveryStatus.SENT, now=now)
+    store.record_plan(planned, now=now)
+    policy = GroupSendPolicy(campaign, store)
+    CampaignRunner(store, WeComGroupChannel(client), clock=clock, worker="w", policy=policy).run(
+        "g1"
+    )
+    by_addr = {r.delivery.address: r for r in store.deliveries("g1")}
+    assert by_addr["wr1"].status is DeliveryStatus.SKIPPED
+    assert (by_addr["wr1"].reason or "").startswith("platform_quota")
+    assert by_addr["wr2"].status is DeliveryStatus.PENDING
+    assert corp.group_mass_count("wr1") == 0
+    with pytest.raises(UsageError):
+        GroupSendPolicy(campaign)

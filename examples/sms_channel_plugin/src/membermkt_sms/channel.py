@@ -3,11 +3,17 @@
 Both drivers share the request building and response parsing below (sans-I/O), so they
 cannot drift. Nothing is done at import or construction: the HTTP client is created on the
 first send.
+
+A delivery's address is the member's phone identity (a keyed blind index). Given
+``numbers=StoreNumbers(store, phones)`` (:mod:`membermkt_sms.numbers`), the channel texts
+the real number, decrypted from the store at send time; a delivery without a usable number
+is a permanent failure and is not sent. Without ``numbers`` the address is sent as given
+(a gateway that maps its own recipient ids).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -15,6 +21,7 @@ import httpx
 from membermkt.channels.base import ErrorTable, check_batch, results
 from membermkt.core.delivery import ChannelCapabilities, Delivery, SendOutcome, SendResult
 from membermkt.errors import ConfigError, TransportError
+from membermkt_sms.numbers import Number, NumberLookup
 
 __all__ = ["ERRORS", "AsyncSmsChannel", "SmsChannel", "build_request", "parse_response"]
 
@@ -29,11 +36,22 @@ ERRORS = ErrorTable(
 """Gateway codes → outcomes (see the README table)."""
 
 
-def build_request(base_url: str, api_key: str, batch: Sequence[Delivery]) -> httpx.Request:
-    """The HTTP request for one batch."""
+def build_request(
+    base_url: str,
+    api_key: str,
+    batch: Sequence[Delivery],
+    to: Mapping[str, str] | None = None,
+) -> httpx.Request:
+    """The HTTP request for one batch (``to``: recipient per delivery key; default the
+    delivery's address)."""
     body = {
         "messages": [
-            {"id": d.key, "to": d.address, "text": str(d.payload.get("text", ""))} for d in batch
+            {
+                "id": d.key,
+                "to": d.address if to is None else to[d.key],
+                "text": str(d.payload.get("text", "")),
+            }
+            for d in batch
         ]
     }
     return httpx.Request(
@@ -119,7 +137,9 @@ class _Base:
         max_batch_size: int = MAX_BATCH,
         timeout: float = 10.0,
         name: str | None = None,
+        numbers: NumberLookup | None = None,
     ) -> None:
+        self.numbers = numbers
         if not 1 <= max_batch_size <= MAX_BATCH:
             raise ConfigError(f"max_batch_size must be within 1..{MAX_BATCH}")
         if name:
@@ -131,6 +151,33 @@ class _Base:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.base_url!r}>"
+
+    def _recipients(
+        self, batch: Sequence[Delivery]
+    ) -> tuple[list[Delivery], dict[str, str] | None, dict[str, SendResult]]:
+        """(deliveries to send, their numbers, results of those that cannot be sent)."""
+        if self.numbers is None:
+            return list(batch), None, {}
+        found: Mapping[str, Number] = self.numbers(batch)
+        to: dict[str, str] = {}
+        refused: dict[str, SendResult] = {}
+        for d in batch:
+            n = found.get(d.key)
+            if n is not None and n.to:
+                to[d.key] = n.to
+            else:
+                reason = n.reason if n is not None else "no phone number"
+                refused[d.key] = SendResult(
+                    key=d.key, outcome=SendOutcome.PERMANENT, reason=f"no number: {reason}"
+                )
+        return [d for d in batch if d.key in to], to, refused
+
+    @staticmethod
+    def _merge(
+        batch: Sequence[Delivery], sent: list[SendResult], refused: dict[str, SendResult]
+    ) -> list[SendResult]:
+        by_key = {r.key: r for r in sent} | refused
+        return [by_key[d.key] for d in batch]
 
 
 class SmsChannel(_Base):
@@ -145,6 +192,8 @@ class SmsChannel(_Base):
         timeout: seconds per request.
         transport: an httpx transport (e.g. ``SmsGateway().transport()``).
         name: override the channel name.
+        numbers: how a delivery's phone identity becomes the real number
+            (:class:`~membermkt_sms.numbers.StoreNumbers`); without it the address is sent.
 
     Raises:
         ConfigError: for a batch size above the gateway's limit.
@@ -173,16 +222,19 @@ class SmsChannel(_Base):
         check_batch(self.capabilities, batch, self.name)
         if not batch:
             return []
+        todo, to, refused = self._recipients(batch)
+        if not todo:
+            return self._merge(batch, [], refused)
         if self._client is None:
             self._client = httpx.Client(transport=self._transport, timeout=self.timeout)
-        request = build_request(self.base_url, self.api_key, batch)
+        request = build_request(self.base_url, self.api_key, todo, to)
         try:
             response = self._client.send(request)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise TransportError(str(exc), api="/v1/messages", ambiguous=False) from exc
         except httpx.HTTPError as exc:
             raise TransportError(str(exc), api="/v1/messages", ambiguous=True) from exc
-        return parse_response(batch, response)
+        return self._merge(batch, parse_response(todo, response), refused)
 
     def close(self) -> None:
         """Close the HTTP client."""
@@ -219,16 +271,19 @@ class AsyncSmsChannel(_Base):
         check_batch(self.capabilities, batch, self.name)
         if not batch:
             return []
+        todo, to, refused = self._recipients(batch)
+        if not todo:
+            return self._merge(batch, [], refused)
         if self._client is None:
             self._client = httpx.AsyncClient(transport=self._transport, timeout=self.timeout)
-        request = build_request(self.base_url, self.api_key, batch)
+        request = build_request(self.base_url, self.api_key, todo, to)
         try:
             response = await self._client.send(request)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise TransportError(str(exc), api="/v1/messages", ambiguous=False) from exc
         except httpx.HTTPError as exc:
             raise TransportError(str(exc), api="/v1/messages", ambiguous=True) from exc
-        return parse_response(batch, response)
+        return self._merge(batch, parse_response(todo, response), refused)
 
     async def aclose(self) -> None:
         """Close the HTTP client."""

@@ -17,6 +17,7 @@ from membermkt.channels.wechat.channel import (
 )
 from membermkt.channels.wechat.client import AsyncOfficialAccount, OfficialAccount
 from membermkt.channels.wechat.crypto import MessageCrypto
+from membermkt.channels.wechat.enrich import FollowerEnricher
 from membermkt.channels.wechat.handler import CallbackHandler, Endpoint, Incoming, events_for
 from membermkt.channels.wechat.messages import parse_message
 from membermkt.channels.wechat.replies import Article, news_reply, text_reply
@@ -30,6 +31,7 @@ __all__ = [
     "AsyncWeChatTemplateChannel",
     "CallbackHandler",
     "Endpoint",
+    "FollowerEnricher",
     "FollowerSyncReport",
     "Incoming",
     "MessageCrypto",

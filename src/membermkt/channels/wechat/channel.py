@@ -279,6 +279,37 @@ def _mass_flow(
     return _ordered(batch, results)
 
 
+_JOB_SENT = frozenset({"SEND_SUCCESS", "SENDING", "DELETE"})
+"""``mass/get`` statuses of a job the platform accepted (ref §1.4; ``DELETE``: sent, then its
+article deleted)."""
+
+
+def _lookup_flow(pairs: Sequence[tuple[Delivery, str]]) -> _SendFlow:
+    # One mass/get per job id; a delivery of an accepted job is sent (the job's result
+    # callback later says how many followers it reached), of a failed job failed.
+    by_job: dict[str, list[Delivery]] = {}
+    for d, msg_id in pairs:
+        by_job.setdefault(msg_id, []).append(d)
+    out: dict[str, SendResult] = {}
+    for msg_id, ds in by_job.items():
+        status = None
+        if msg_id.isdigit():  # "custom" marks the single-recipient fallback: no job
+            answer = yield messaging.mass_status(msg_id)
+            status = None if answer.error is not None else answer.value.status
+        for d in ds:
+            if status in _JOB_SENT:
+                out[d.key] = SendResult(key=d.key, outcome=SendOutcome.SENT, platform_id=msg_id)
+            elif status == "SEND_FAIL":
+                out[d.key] = SendResult(
+                    key=d.key, outcome=SendOutcome.PERMANENT, reason="mass/get:SEND_FAIL"
+                )
+            else:
+                out[d.key] = SendResult(
+                    key=d.key, outcome=SendOutcome.UNKNOWN, reason=f"mass/get:{status}"
+                )
+    return [out[d.key] for d, _ in pairs]
+
+
 def _drive(client: OfficialAccount, flow: _SendFlow) -> list[SendResult]:
     try:
         call = next(flow)
@@ -421,6 +452,13 @@ class WeChatMassChannel:
         )
         return _drive(self.client, flow)
 
+    def lookup(self, pairs: Sequence[tuple[Delivery, str]]) -> Sequence[SendResult]:
+        """What the platform knows of deliveries whose mass job id (``msg_id``) is known:
+        ``message/mass/get`` per job — accepted (``SEND_SUCCESS``, ``SENDING``, ``DELETE``)
+        → sent, ``SEND_FAIL`` → permanent, no answer → unknown. The runner asks this
+        instead of resending a batch past the 24-hour ``clientmsgid`` window."""
+        return _drive(self.client, _lookup_flow(pairs))
+
 
 class AsyncWeChatTemplateChannel:
     """The async twin of :class:`WeChatTemplateChannel`."""
@@ -493,3 +531,7 @@ class AsyncWeChatMassChannel:
             batch, self.name, self.single, self.capabilities.max_batch_size, request_key
         )
         return await _adrive(self.client, flow)
+
+    async def lookup(self, pairs: Sequence[tuple[Delivery, str]]) -> Sequence[SendResult]:
+        """See :meth:`WeChatMassChannel.lookup`."""
+        return await _adrive(self.client, _lookup_flow(pairs))

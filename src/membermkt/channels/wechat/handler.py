@@ -40,6 +40,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from membermkt.channels._ingest import ingest
 from membermkt.channels.wechat import messages as m
 from membermkt.channels.wechat._guard import (
     DEFAULT_FRESHNESS,
@@ -49,9 +50,10 @@ from membermkt.channels.wechat._guard import (
     clean_query,
 )
 from membermkt.channels.wechat.crypto import MessageCrypto, sha1_signature
+from membermkt.channels.wechat.enrich import FollowerEnricher
 from membermkt.channels.wechat.replies import SUCCESS, text_reply
 from membermkt.core.events import Event
-from membermkt.core.identity import Identity, member_id_for
+from membermkt.core.identity import Identity
 from membermkt.core.members import Member
 from membermkt.errors import (
     ConfigError,
@@ -210,6 +212,15 @@ def events_for(
 
 OnMessage = Callable[[Incoming], str | None]
 
+
+def _several(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if hasattr(value, "appid"):
+        return [value]
+    return list(value)
+
+
 _MEMBER_EVENTS = (
     m.SubscribeEvent,
     m.UnsubscribeEvent,
@@ -238,10 +249,19 @@ class CallbackHandler:
         route_by_signature: with several endpoints and no ``appid`` on a request, route by
             whose Token signs it. Set ``False`` to require the appid (URL path) on every
             request; required when two endpoints share a Token.
+        client: the account's ``OfficialAccount`` (or one per account): new followers are
+            enriched with their unionid by a
+            :class:`~membermkt.channels.wechat.enrich.FollowerEnricher` made for it — a
+            background thread, rate-limited, never on the 5-second answer path — and linked
+            to it in the store, so one person across accounts and WeCom is one member.
+        enricher: a :class:`~membermkt.channels.wechat.enrich.FollowerEnricher` you made
+            (or one per account), e.g. for an ``AsyncOfficialAccount`` (then run
+            ``await enricher.run()`` in the app's lifespan) or other rate settings.
 
     Raises:
         ConfigError: without endpoints, with two for one appid, with a bad key or
-            freshness, or with two endpoints sharing a Token while routing by signature.
+            freshness, with two endpoints sharing a Token while routing by signature, or
+            with a client / enricher for an account without an endpoint (or two for one).
     """
 
     def __init__(
@@ -255,6 +275,8 @@ class CallbackHandler:
         freshness: float | None = DEFAULT_FRESHNESS,
         clock: Callable[[], float] = time.time,
         route_by_signature: bool = True,
+        client: Any = None,
+        enricher: FollowerEnricher | Iterable[FollowerEnricher] | None = None,
     ) -> None:
         eps = [endpoints] if isinstance(endpoints, Endpoint) else list(endpoints)
         if not eps:
@@ -285,12 +307,24 @@ class CallbackHandler:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._recent: dict[str, None] = {}
+        self.enrichers: dict[str, FollowerEnricher] = {}
+        """appid → the enricher of that account's new followers."""
+        made = [FollowerEnricher(c, store) for c in _several(client)]
+        for e in [*made, *_several(enricher)]:
+            if e.appid not in self.endpoints:
+                raise ConfigError(f"enricher for appid {e.appid!r}, which has no endpoint")
+            if e.appid in self.enrichers:
+                raise ConfigError(f"two clients / enrichers for appid {e.appid!r}")
+            self.enrichers[e.appid] = e
 
     def __repr__(self) -> str:
         return f"CallbackHandler(appids={sorted(self.endpoints)})"
 
     def close(self) -> None:
-        """Wait for background ``on_message`` calls and release their threads."""
+        """Wait for background ``on_message`` calls and release their threads; stop the
+        enrichers' worker threads (openids still queued stay in :attr:`enrichers`)."""
+        for e in self.enrichers.values():
+            e.close()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -432,21 +466,33 @@ class CallbackHandler:
             raise MalformedPushError(
                 f"FromUserName is not a usable openid: {exc}", field="FromUserName"
             ) from None
-        member_id = self.store.resolve(identity)
         # Pushes that mean nothing for a member (job results, unknown events) neither create
         # one nor store events; they are de-duplicated by key in a small in-memory window.
         if isinstance(message, m.BaseEvent) and not isinstance(message, _MEMBER_EVENTS):
+            member_id = self.store.resolve(identity)
             new = self._seen_once(event_key(ep.appid, message))
             return Incoming(appid=ep.appid, message=message, member_id=member_id, events=()), new
-        if member_id is None:
-            # Deterministic id: two processes seeing the same new follower create one member.
-            member_id = member_id_for(identity)
-            self.store.upsert_members([Member(member_id, identities=(identity,))])
-        events = events_for(
-            message, appid=ep.appid, member_id=member_id, scene_channels=ep.scene_channels
+        # Resolve, create when new (deterministic id: two processes seeing the same new
+        # follower create one member) and append — one store transaction (ingest_push).
+        got = ingest(
+            self.store,
+            identity,
+            lambda mid: events_for(
+                message, appid=ep.appid, member_id=mid, scene_channels=ep.scene_channels
+            ),
         )
-        new = self.store.append_events(events) > 0
-        return Incoming(appid=ep.appid, message=message, member_id=member_id, events=events), new
+        new = got.new > 0
+        if new and (got.attached or isinstance(message, m.SubscribeEvent)):
+            self._enrich(ep.appid, message.openid)
+        return (
+            Incoming(appid=ep.appid, message=message, member_id=got.member_id, events=got.events),
+            new,
+        )
+
+    def _enrich(self, appid: str, openid: str) -> None:
+        e = self.enrichers.get(appid)
+        if e is not None:
+            e.submit(openid)
 
     def _seen_once(self, key: str) -> bool:
         recent = self._recent

@@ -42,6 +42,10 @@ def link_miniprogram_user(
 ) -> str:
     """The member id of a mini-program user, after linking what the platform gave.
 
+    The verified phone becomes the store's keyed blind index when the store has a phone
+    key ring (``store.phones``: ``SqlStore`` refuses phone identities without one), else
+    a plain digest under ``phone_key``.
+
     Returns the member holding the mini-program openid afterwards (created when new).
 
     Raises:
@@ -56,7 +60,10 @@ def link_miniprogram_user(
         number = phone.phone_number
         if phone.country_code and not number.startswith("+"):
             number = "+" + phone.country_code + phone.pure_phone_number
-        ph = Identity.phone(number, key=phone_key)
+        phones = getattr(store, "phones", None)
+        ph = (
+            phones.identity(number) if phones is not None else Identity.phone(number, key=phone_key)
+        )
         member = store.link(mp, ph, Evidence.VERIFIED_PHONE, at).member_id
     if member is None:
         member = member_id_for(mp)

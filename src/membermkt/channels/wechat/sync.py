@@ -10,6 +10,7 @@ whose unionid would join two different people are counted as conflicts, never me
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
@@ -19,7 +20,9 @@ from membermkt.channels.wechat.api.users import UserInfo
 from membermkt.core.identity import Evidence, Identity, LinkOutcome
 from membermkt.errors import IdentityConflict
 
-__all__ = ["FollowerSyncReport", "sync_followers"]
+__all__ = ["FollowerSyncReport", "LinkTally", "sync_followers"]
+
+log = logging.getLogger(__name__)
 
 
 class _Client(Protocol):
@@ -84,31 +87,55 @@ def sync_followers(
     if when.utcoffset() is None:
         raise UsageError(f"at must be timezone-aware, got {when!r}")
     ids = list(openids) if openids is not None else list(client.iter_followers())
-    followers = with_unionid = linked = merges = 0
-    conflicts: list[str] = []
+    tally = LinkTally()
     for i in range(0, len(ids), batch):
-        for info in client.user_infos(ids[i : i + batch]):
-            followers += 1
+        tally.add(client.appid, client.user_infos(ids[i : i + batch]), store, when, BY_SYNC)
+    return tally.report()
+
+
+BY_SYNC = "wechat.sync_followers"
+BY_CALLBACK = "wechat.callback"
+
+
+class LinkTally:
+    """Links followers' openids to the unionids ``user/info`` reported, counting what
+    happened (shared by :func:`sync_followers` and the callback's
+    :class:`~membermkt.channels.wechat.enrich.FollowerEnricher`)."""
+
+    def __init__(self) -> None:
+        self.followers = self.with_unionid = self.linked = self.merges = 0
+        self.conflicts: list[str] = []
+
+    def add(
+        self, appid: str, infos: Iterable[UserInfo], store: _Store, at: dt.datetime, by: str
+    ) -> None:
+        """Link each follower that has a unionid (a conflict is counted, never merged)."""
+        for info in infos:
+            self.followers += 1
             if not info.unionid:
                 continue
-            with_unionid += 1
+            self.with_unionid += 1
             try:
                 out = store.link(
-                    Identity.openid(client.appid, info.openid),
+                    Identity.openid(appid, info.openid),
                     Identity.unionid(info.unionid),
                     Evidence.UNIONID,
-                    when,
-                    by="wechat.sync_followers",
+                    at,
+                    by=by,
                 )
-            except IdentityConflict:
-                conflicts.append(info.openid)
+            except IdentityConflict as exc:
+                log.warning("%s: not linking %s: %s", by, info.openid, exc)
+                self.conflicts.append(info.openid)
                 continue
-            linked += out.changed
-            merges += out.merge is not None
-    return FollowerSyncReport(
-        followers=followers,
-        with_unionid=with_unionid,
-        linked=linked,
-        merges=merges,
-        conflicts=tuple(conflicts),
-    )
+            self.linked += out.changed
+            self.merges += out.merge is not None
+
+    def report(self) -> FollowerSyncReport:
+        """The counts as a :class:`FollowerSyncReport`."""
+        return FollowerSyncReport(
+            followers=self.followers,
+            with_unionid=self.with_unionid,
+            linked=self.linked,
+            merges=self.merges,
+            conflicts=tuple(self.conflicts),
+        )

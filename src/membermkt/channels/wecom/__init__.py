@@ -25,6 +25,7 @@ from membermkt.channels.wecom.channel import (
 from membermkt.channels.wecom.client import AsyncWeCom, WeCom
 from membermkt.channels.wecom.groupsend import (
     AsyncWeComGroupChannel,
+    GroupSendPolicy,
     WeComGroupChannel,
     apull_group_results,
     group_ledger_marks,
@@ -65,6 +66,7 @@ __all__ = [
     "ExternalChatEvent",
     "ExternalContactEvent",
     "ExternalTagEvent",
+    "GroupSendPolicy",
     "WeCom",
     "WeComCallbackHandler",
     "WeComEndpoint",

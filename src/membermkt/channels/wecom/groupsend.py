@@ -13,10 +13,12 @@ failure is ``unknown`` and never re-sent.
 A delivery's **address is the group's chat_id** and its payload ``{"text": str?,
 "attachments": [...]?, "sender": userid?}`` (text ≤ 4000 bytes, ≤ 9 attachments); the
 channel's ``sender`` is the default. Deliveries with the same content and sender go out as
-one call of ≤ 2000 groups. A group is not a person: :func:`plan_group_send` plans one
-delivery per group (``member_id`` = :func:`group_recipient_id`, so the ledger's history
-counts each group's own receive cap), from a list of groups (e.g.
-:func:`~membermkt.channels.wecom.groups.fetch_group_chats`).
+one call of ≤ 2000 groups. A group is not a person: :func:`plan_group_send` plans a
+``wecom.group`` :class:`~membermkt.core.campaigns.Campaign` as one delivery per group
+(``member_id`` = :func:`group_recipient_id`, so the ledger's history counts each group's
+own receive cap), from a list of groups (e.g.
+:func:`~membermkt.channels.wecom.groups.fetch_group_chats`), with the campaign's variants,
+holdout, caps and schedule.
 
 Unconfirmed (the reference does not say, marked in the code): how WeCom answers a group the
 sender does not own (the emulator puts it in ``fail_list``), and whether status 2 ("not a
@@ -48,7 +50,14 @@ from membermkt.channels.wecom.channel import (
     classify_error,
 )
 from membermkt.channels.wecom.client import AsyncWeCom, WeCom
-from membermkt.core.campaigns import Skip, SkipReason, delivery_key
+from membermkt.core.campaigns import (
+    HOLDOUT,
+    Campaign,
+    Skip,
+    SkipReason,
+    check,
+    delivery_key,
+)
 from membermkt.core.delivery import (
     ChannelCapabilities,
     Delivery,
@@ -57,6 +66,8 @@ from membermkt.core.delivery import (
     SendOutcome,
     SendResult,
 )
+from membermkt.core.members import Member
+from membermkt.core.ports import LedgerHistory
 from membermkt.core.quotas import (
     DEFAULT_RULES,
     WECOM_GROUP_DAILY,
@@ -73,6 +84,7 @@ __all__ = [
     "GROUP_CAPS",
     "GROUP_RULES",
     "AsyncWeComGroupChannel",
+    "GroupSendPolicy",
     "WeComGroupChannel",
     "apull_group_results",
     "group_ledger_marks",
@@ -122,33 +134,38 @@ def group_recipient_id(corpid: str, chat_id: str) -> str:
 
 
 def plan_group_send(
-    campaign_id: str,
+    campaign: Campaign,
     corpid: str,
     chats: Iterable[GroupChat],
-    payload: Mapping[str, Any],
     *,
     as_of: dt.datetime,
     history: HistoryLike = None,
     sender: str | None = None,
-    rules: ChannelRules | None = None,
-    variant: str = "a",
 ) -> tuple[list[Delivery], list[Skip]]:
-    """One ``wecom.group`` delivery per customer group, or a skip (pure).
+    """One delivery per customer group for a ``wecom.group`` campaign, or a skip (pure).
 
-    Each group's sender is ``sender`` or the group's ``owner`` (the task goes to the owner,
-    reference §3.4). Skipped: a group without owner and no ``sender`` (``no_address``), a
-    group ``sender`` does not own (``no_address``: the task would not reach its owner),
-    and a group whose receive cap is used up (``platform_quota``, counted from ``history``
-    keyed by :func:`group_recipient_id`, e.g. ``store.past_sends(...)``).
+    The groups are ``chats`` (e.g. from
+    :func:`~membermkt.channels.wecom.groups.fetch_group_chats`), not the campaign's audience
+    (a segment of members). The campaign is checked first (:func:`~membermkt.core.campaigns.
+    check`: content limits, no per-member fields). Then, per group, in this order:
+    outside the campaign's schedule (``outside_schedule``); no owner and no ``sender``, or
+    a group ``sender`` does not own — the task goes to the groups' owner, reference §3.4
+    (``no_address``); the campaign's frequency caps (``frequency_cap``) and the platform's
+    per-group receive cap (``platform_quota``), counted from ``history`` keyed by
+    :func:`group_recipient_id` (e.g. ``store.past_sends(...)``); the holdout
+    (``holdout``); then the variant, by the same keyed hash as members. Each delivery's
+    payload carries its ``sender`` (the owner unless ``sender`` is given).
 
     Raises:
-        UsageError: for a naive ``as_of`` or a payload the platform refuses.
+        UsageError: for a naive ``as_of`` or a campaign the platform would refuse.
     """
     if not isinstance(as_of, dt.datetime) or as_of.utcoffset() is None:
         raise UsageError(f"plan_group_send(as_of=...) must be timezone-aware, got {as_of!r}")
-    _content(payload)
-    rules = rules or DEFAULT_RULES["wecom.group"]
+    check(campaign)
+    rules = campaign.platform_rules
     sends_of = history_lookup(history)
+    in_schedule = campaign.schedule is None or campaign.schedule.contains(as_of)
+    variants = {v.name: v for v in campaign.variants}
     deliveries: list[Delivery] = []
     skips: list[Skip] = []
     seen: set[str] = set()
@@ -157,6 +174,9 @@ def plan_group_send(
             continue
         seen.add(chat.chat_id)
         rid = group_recipient_id(corpid, chat.chat_id)
+        if not in_schedule:
+            skips.append(Skip(member_id=rid, reason=SkipReason.OUTSIDE_SCHEDULE))
+            continue
         who = sender or chat.owner
         if not who:
             skips.append(Skip(member_id=rid, reason=SkipReason.NO_ADDRESS, detail="no owner"))
@@ -168,24 +188,110 @@ def plan_group_send(
             continue
         # rule: wecom.group_cap -- each group's own sends, keyed by its recipient id
         sends = sends_of(rid)
-        refused = next((c for c in rules.caps if not c.allows(sends, as_of, rules.channel)), None)
-        if refused is not None:
-            skips.append(
-                Skip(member_id=rid, reason=SkipReason.PLATFORM_QUOTA, detail=refused.label)
-            )
+        cap = next((c for c in campaign.caps if not c.allows(sends, as_of, campaign.channel)), None)
+        if cap is not None:
+            skips.append(Skip(member_id=rid, reason=SkipReason.FREQUENCY_CAP, detail=cap.label))
             continue
+        cap = next((c for c in rules.caps if not c.allows(sends, as_of, rules.channel)), None)
+        if cap is not None:
+            skips.append(Skip(member_id=rid, reason=SkipReason.PLATFORM_QUOTA, detail=cap.label))
+            continue
+        vname = campaign.variant_for(rid)
+        if vname == HOLDOUT:
+            skips.append(Skip(member_id=rid, reason=SkipReason.HOLDOUT, variant=HOLDOUT))
+            continue
+        payload = variants[vname].render(Member(rid))
         deliveries.append(
             Delivery(
-                key=delivery_key(campaign_id, rid),
-                campaign_id=campaign_id,
+                key=delivery_key(campaign.id, rid),
+                campaign_id=campaign.id,
                 member_id=rid,
-                channel=rules.channel,
+                channel=campaign.channel,
                 address=chat.chat_id,
-                variant=variant,
+                variant=vname,
                 payload={**payload, "sender": who},
             )
         )
     return deliveries, skips
+
+
+_LOOKBACK = dt.timedelta(days=400)  # as membermkt.engine.handoff.LOOKBACK
+
+
+class GroupSendPolicy:
+    """The hand-off policy of a ``wecom.group`` campaign (a
+    :class:`~membermkt.engine.runner.HandOffPolicy`: ``CampaignRunner(..., policy=...)``).
+
+    Groups are not members, so the member checks of
+    :class:`~membermkt.engine.handoff.CampaignPolicy` do not apply; right before hand-off
+    this re-checks what can have changed since the plan: the schedule's end, the campaign's
+    frequency caps and the per-group receive cap, over every other campaign's sends to the
+    group (in-doubt ones included) — from the ledger by default.
+
+    Args:
+        campaign: the ``wecom.group`` campaign.
+        ledger: the ledger whose ``past_sends`` is the history (a store).
+        history: explicit past sends instead of the ledger's.
+
+    Raises:
+        UsageError: with neither a ledger nor a history while the campaign has caps.
+    """
+
+    def __init__(
+        self,
+        campaign: Campaign,
+        ledger: LedgerHistory | None = None,
+        *,
+        history: HistoryLike = None,
+    ) -> None:
+        self.campaign = campaign
+        self._ledger = ledger if history is None else None
+        self._history = history
+        if (
+            self._ledger is None
+            and history is None
+            and (campaign.caps or campaign.platform_rules.caps)
+        ):
+            raise UsageError(
+                f"campaign {campaign.id!r} has caps: pass the ledger or history= to GroupSendPolicy"
+            )
+
+    def __repr__(self) -> str:
+        return f"GroupSendPolicy({self.campaign.id!r})"
+
+    def check(self, records: Sequence[DeliveryRecord], now: dt.datetime) -> dict[str, str]:
+        """Skip reasons by delivery key for the groups that no longer qualify at ``now``
+        (``"outside_schedule:schedule ended"``, ``"frequency_cap:<cap>"``,
+        ``"platform_quota:<cap>"``)."""
+        if not isinstance(now, dt.datetime) or now.utcoffset() is None:
+            raise UsageError(f"GroupSendPolicy.check(now=...) must be timezone-aware, got {now!r}")
+        campaign = self.campaign
+        ids = list(dict.fromkeys(r.delivery.member_id for r in records))
+        if self._ledger is not None:
+            sends_of = history_lookup(
+                self._ledger.past_sends(ids, since=now - _LOOKBACK, exclude_campaign=campaign.id)
+            )
+        else:
+            sends_of = history_lookup(self._history)
+        schedule = campaign.schedule
+        ended = schedule is not None and schedule.end is not None and now >= schedule.end
+        rules = campaign.platform_rules
+        out: dict[str, str] = {}
+        for r in records:
+            if ended:
+                out[r.key] = f"{SkipReason.OUTSIDE_SCHEDULE.value}:schedule ended"
+                continue
+            sends = sends_of(r.delivery.member_id)
+            cap = next(
+                (c for c in campaign.caps if not c.allows(sends, now, campaign.channel)), None
+            )
+            if cap is not None:
+                out[r.key] = f"{SkipReason.FREQUENCY_CAP.value}:{cap.label}"
+                continue
+            cap = next((c for c in rules.caps if not c.allows(sends, now, rules.channel)), None)
+            if cap is not None:
+                out[r.key] = f"{SkipReason.PLATFORM_QUOTA.value}:{cap.label}"
+        return out
 
 
 # ----------------------------------------------------------------------------- channel

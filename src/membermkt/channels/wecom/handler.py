@@ -41,6 +41,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from membermkt.channels._ingest import ingest
 from membermkt.channels.wechat._guard import (
     DEFAULT_FRESHNESS,
     Outcomes,
@@ -52,10 +53,11 @@ from membermkt.channels.wechat.crypto import MessageCrypto
 from membermkt.channels.wechat.messages import BaseMessage
 from membermkt.channels.wechat.replies import SUCCESS
 from membermkt.channels.wecom import messages as m
+from membermkt.channels.wecom.enrich import ContactEnricher
 from membermkt.channels.wecom.state import ChannelState, decode_state
 from membermkt.channels.wecom.welcome import WelcomeJob, WelcomeSender
 from membermkt.core.events import Event
-from membermkt.core.identity import Identity, member_id_for
+from membermkt.core.identity import Identity
 from membermkt.core.members import Member
 from membermkt.errors import (
     ConfigError,
@@ -184,9 +186,18 @@ class WeComCallbackHandler:
         max_body: the largest accepted body, in bytes (default 1 MiB).
         freshness: seconds the signed ``timestamp`` may differ from the clock either side
             (default 300); ``None`` disables the check.
+        client: the corp's ``WeCom`` client: each new contact's unionid is read
+            (``externalcontact/get``) by a
+            :class:`~membermkt.channels.wecom.enrich.ContactEnricher` made for it — a
+            background thread, rate-limited, never on the 5-second answer path — and linked
+            to the external_userid in the store, so the customer and the official-account
+            follower are one member.
+        enricher: a :class:`~membermkt.channels.wecom.enrich.ContactEnricher` you made (e.g.
+            for an ``AsyncWeCom``: then run ``await enricher.run()`` in the app's lifespan).
 
     Raises:
-        ConfigError: for a bad token, EncodingAESKey or freshness.
+        ConfigError: for a bad token, EncodingAESKey or freshness, or a client / enricher
+            of another corp (or both).
     """
 
     def __init__(
@@ -199,7 +210,15 @@ class WeComCallbackHandler:
         clock: Callable[[], float] = time.time,
         max_body: int = 1 << 20,
         freshness: float | None = DEFAULT_FRESHNESS,
+        client: Any = None,
+        enricher: ContactEnricher | None = None,
     ) -> None:
+        if client is not None and enricher is not None:
+            raise ConfigError("give a client or an enricher, not both")
+        if client is not None:
+            enricher = ContactEnricher(client, store)
+        if enricher is not None and enricher.corpid != endpoint.corpid:
+            raise ConfigError("the enricher's client is for another corp")
         if welcome is not None and welcome.client.corpid != endpoint.corpid:
             raise ConfigError("the WelcomeSender's client is for another corp")
         self.endpoint = endpoint
@@ -214,6 +233,8 @@ class WeComCallbackHandler:
         self.outcomes = Outcomes()
         self._recent: dict[str, None] = {}
         self._lock = threading.Lock()
+        self.enricher = enricher
+        """Links new contacts by unionid (``None``: no client given)."""
 
     def __repr__(self) -> str:
         return f"WeComCallbackHandler(corpid={self.corpid!r})"
@@ -224,7 +245,9 @@ class WeComCallbackHandler:
         return {self.corpid: self.endpoint}
 
     def close(self) -> None:
-        """Wait for queued welcomes."""
+        """Wait for queued welcomes; stop the enricher's worker thread."""
+        if self.enricher is not None:
+            self.enricher.close()
         if self.welcome is not None:
             self.welcome.close()
 
@@ -315,30 +338,38 @@ class WeComCallbackHandler:
                 raise
             return self.crypto.verify_url(sig, ts, nonce, echostr.replace(" ", "+"))
 
-    def _member(self, external_userid: str) -> str:
+    def _identity(self, external_userid: str) -> Identity:
         try:
-            identity = Identity.external_userid(self.corpid, external_userid)
+            return Identity.external_userid(self.corpid, external_userid)
         except UsageError as exc:
             raise MalformedPushError(
                 f"ExternalUserID is not a usable id: {exc}", field="ExternalUserID"
             ) from None
-        member_id = self.store.resolve(identity)
-        if member_id is None:
-            member_id = member_id_for(identity)
-            self.store.upsert_members([Member(member_id, identities=(identity,))])
-        return member_id
 
     def _push(self, message: BaseMessage, at: float, perf: float) -> bool:
         member_id: str | None = None
         events: tuple[Event, ...] = ()
         state: ChannelState | None = None
+        new: bool | None = None
         if isinstance(message, m.ExternalContactEvent) and message.external_userid:
-            member_id = self._member(message.external_userid)
+            contact = message
             state = decode_state(message.state)
-            events = events_for(message, corpid=self.corpid, member_id=member_id, state=state)
-        if events:
-            new = self.store.append_events(events) > 0
-        else:
+            # resolve, create when new, append: one store transaction (ingest_push)
+            got = ingest(
+                self.store,
+                self._identity(message.external_userid),
+                lambda mid: events_for(contact, corpid=self.corpid, member_id=mid, state=state),
+            )
+            member_id, events = got.member_id, got.events
+            if events:
+                new = got.new > 0
+            if (
+                new
+                and self.enricher is not None
+                and message.change_type in ("add_external_contact", "add_half_external_contact")
+            ):
+                self.enricher.submit(message.external_userid)
+        if new is None:
             new = self._seen_once(event_key(self.corpid, message))
         if (
             new

@@ -1,35 +1,55 @@
 """Feeding the identity graph from WeCom: a customer's ``external_userid`` (per corp) and, for
 WeChat users, their ``unionid`` — the key that ties them to the official account's followers.
 
-:func:`link_contact` attaches both identities to one member, merging members that turn out to
-be the same person (the survivor is chosen by :func:`~membermkt.core.identity.merge_plan`,
-so the result does not depend on arrival order). :func:`sync_contacts` does it for every
-customer of some staff members (``batch/get_by_user``, paged).
+:func:`link_contact` links both identities with ``store.link(..., "unionid", ...)``, merging
+members that turn out to be the same person (the smaller member id survives, so the result
+does not depend on arrival order; the merge is in the store's audit trail and can be split).
+:func:`sync_contacts` does it for every customer of some staff members
+(``batch/get_by_user``, paged); the callback handler does it for new contacts through a
+:class:`~membermkt.channels.wecom.enrich.ContactEnricher` (``externalcontact/get``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import attrs
 
+from membermkt.channels._ingest import ingest
 from membermkt.channels.wecom.api.contacts import ExternalContact
 from membermkt.channels.wecom.client import WeCom
-from membermkt.core.identity import Identity, member_id_for, merge_plan
-from membermkt.core.members import Member, MemberState
+from membermkt.core.events import Event
+from membermkt.core.identity import Evidence, Identity, LinkOutcome
+from membermkt.core.members import Member
+from membermkt.errors import IdentityConflict
 
 __all__ = ["ContactSyncReport", "contact_identities", "link_contact", "sync_contacts"]
+
+log = logging.getLogger(__name__)
+
+BY_SYNC = "wecom.sync_contacts"
 
 
 class _Store(Protocol):
     def resolve(self, identity: Identity) -> str | None: ...
 
-    def get_member(self, member_id: str) -> Member | None: ...
-
     def upsert_members(self, members: Iterable[Member]) -> int: ...
 
-    def merge_members(self, keep: str, drop: str) -> None: ...
+    def append_events(self, events: Iterable[Event]) -> int: ...
+
+    def link(
+        self,
+        a: Identity,
+        b: Identity,
+        evidence: Evidence | str,
+        at: dt.datetime,
+        *,
+        by: str = "",
+        note: str = "",
+    ) -> LinkOutcome: ...
 
 
 def contact_identities(corpid: str, contact: ExternalContact) -> tuple[Identity, ...]:
@@ -41,39 +61,60 @@ def contact_identities(corpid: str, contact: ExternalContact) -> tuple[Identity,
     return tuple(out)
 
 
-def link_contact(store: _Store, corpid: str, contact: ExternalContact) -> tuple[str, int]:
-    """Attach the customer's identities to one member (created when none is known).
+def link_contact(
+    store: _Store,
+    corpid: str,
+    contact: ExternalContact,
+    *,
+    at: dt.datetime | None = None,
+    by: str = BY_SYNC,
+) -> tuple[str, int]:
+    """Attach the customer's identities to one member: the ``external_userid`` (a member is
+    created for it when nobody holds it) linked to the ``unionid`` WeCom reports
+    (``store.link(external_userid, unionid, "unionid", at, by=by)``) — merging with the
+    member that already holds the unionid (e.g. the official-account follower), recorded in
+    the store's merge audit trail. Nothing is ever moved between members.
+
+    Args:
+        store: a store with ``link`` (``InMemoryStore``, ``SqlStore``).
+        corpid: the corp.
+        contact: the customer (``externalcontact/get`` or ``batch/get_by_user``).
+        at: the time stamped on the link (default: now, UTC).
+        by: who links, for the audit trail.
 
     Returns:
-        ``(member_id, merges)``: the surviving member and how many members were merged in.
+        ``(member_id, merges)``: the member holding the customer's identities afterwards and
+        how many members were merged (0 or 1).
 
     Raises:
+        IdentityConflict: when the link is refused (e.g. the unionid's member already holds
+            another external_userid of this corp: two people).
         StoreError: when the store fails.
     """
-    ids = contact_identities(corpid, contact)
-    owners = [(i, mid) for i in ids if (mid := store.resolve(i)) is not None]
-    keep, merges = merge_plan(owners, member_id_for(ids[0]))
-    for m in merges:
-        store.merge_members(m.keep, m.drop)
-    member = store.get_member(keep) or Member(keep)
-    if not all(i in member.identities for i in ids):
-        store.upsert_members(
-            [attrs.evolve(member, identities=(*member.identities, *ids), state=MemberState())]
-        )
-    return keep, len(merges)
+    ext, *rest = contact_identities(corpid, contact)
+    if not rest:
+        got = ingest(store, ext, lambda mid: ())
+        return got.member_id, 0
+    when = at if at is not None else dt.datetime.now(dt.UTC)
+    out = store.link(ext, rest[0], Evidence.UNIONID, when, by=by)
+    return out.member_id, int(out.merge is not None)
 
 
 @attrs.frozen(slots=True, kw_only=True)
 class ContactSyncReport:
-    """What :func:`sync_contacts` did."""
+    """What :func:`sync_contacts` did (``conflicts``: external_userids not linked because
+    the link was refused; see :func:`link_contact`)."""
 
     customers: int
     with_unionid: int
     merges: int
+    conflicts: tuple[str, ...] = ()
 
 
-def sync_contacts(client: WeCom, store: _Store, userids: Sequence[str]) -> ContactSyncReport:
-    """Link every customer of the staff members (see :func:`link_contact`).
+def sync_contacts(
+    client: WeCom, store: _Store, userids: Sequence[str], *, at: dt.datetime | None = None
+) -> ContactSyncReport:
+    """Link every customer of the staff members by unionid (see :func:`link_contact`).
 
     Raises:
         PlatformError: when WeCom refuses a page.
@@ -83,11 +124,18 @@ def sync_contacts(client: WeCom, store: _Store, userids: Sequence[str]) -> Conta
     seen: dict[str, ExternalContact] = {}
     for contact, _ in client.contacts_of_staff(userids):
         seen.setdefault(contact.external_userid, contact)
+    when = at if at is not None else dt.datetime.now(dt.UTC)
     merges = 0
+    conflicts: list[str] = []
     for contact in seen.values():
-        merges += link_contact(store, client.corpid, contact)[1]
+        try:
+            merges += link_contact(store, client.corpid, contact, at=when)[1]
+        except IdentityConflict as exc:
+            log.warning("%s: not linking %s: %s", BY_SYNC, contact.external_userid, exc)
+            conflicts.append(contact.external_userid)
     return ContactSyncReport(
         customers=len(seen),
         with_unionid=sum(1 for c in seen.values() if c.unionid),
         merges=merges,
+        conflicts=tuple(conflicts),
     )

@@ -9,10 +9,12 @@ from typing import Any
 
 import attrs
 
+from membermkt.core.accounts import AccountType, channel_rules
+from membermkt.core.accounts import account_type as _account_type
 from membermkt.core.campaigns._timing import QuietHours, Schedule
 from membermkt.core.campaigns._variants import Variant, _name, assign
 from membermkt.core.delivery import Delivery
-from membermkt.core.quotas import DEFAULT_RULES, Cap, ChannelRules
+from membermkt.core.quotas import Cap, ChannelRules
 from membermkt.core.segments import Segment
 from membermkt.errors import UsageError
 
@@ -75,8 +77,10 @@ class Campaign:
         schedule: a :class:`Schedule`, if any.
         address_kind / address_namespace: the identity used as address (``"openid"`` and the
             appid; ``"external_userid"`` and the corpid).
-        rules: the platform rules; default: ``DEFAULT_RULES[channel]`` if the channel is
-            built in, else no platform rules.
+        rules: the platform rules; default: the built-in channel's rules for the account
+            type (:func:`membermkt.core.accounts.channel_rules`), else no platform rules.
+        account_type: the official account's type, ``"service"`` (default) or
+            ``"subscription"`` (:mod:`membermkt.core.accounts`): decides the default rules.
         salt: hashing salt for holdout and variants (default: ``id``).
 
     Raises:
@@ -95,6 +99,7 @@ class Campaign:
     address_namespace: str = ""
     rules: ChannelRules | None = None
     salt: str = ""
+    account_type: AccountType = attrs.field(default=AccountType.SERVICE, converter=_account_type)
 
     @audience.validator
     def _check_audience(self, attribute: object, value: Any) -> None:
@@ -106,7 +111,7 @@ class Campaign:
         """The rules in force (explicit ``rules`` or the built-in default for the channel)."""
         if self.rules is not None:
             return self.rules
-        return DEFAULT_RULES.get(self.channel, ChannelRules(channel=self.channel))
+        return channel_rules(self.channel, self.account_type)
 
     @property
     def hash_salt(self) -> str:

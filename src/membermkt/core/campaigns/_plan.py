@@ -53,7 +53,24 @@ def plan(
     """
     if not isinstance(as_of, dt.datetime) or as_of.utcoffset() is None:
         raise UsageError(f"plan(as_of=...) must be a timezone-aware datetime, got {as_of!r}")
+    if campaign.platform_rules.unavailable:
+        return _unavailable(campaign, members, as_of)
     return _plan(campaign, members, history, as_of)
+
+
+def _unavailable(
+    campaign: Campaign,
+    members: Iterable[Member | tuple[Member, Sequence[Event]]],
+    as_of: dt.datetime,
+) -> Iterator[PlanItem]:
+    """Every audience member skipped: the platform refuses the channel on this account."""
+    predicate = compile_predicate(campaign.audience, as_of)
+    detail = campaign.platform_rules.unavailable
+    empty: Sequence[Event] = ()
+    for item in members:
+        member, events = (item, empty) if isinstance(item, Member) else item
+        if predicate(member, events):
+            yield Skip(member_id=member.id, reason=SkipReason.PLATFORM_QUOTA, detail=detail)
 
 
 def _plan(

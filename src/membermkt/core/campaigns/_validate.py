@@ -282,6 +282,12 @@ def validate(
                     "channel", f"unknown channel {campaign.channel!r}: did you mean {near[0]!r}?"
                 )
             )
+    if rules.unavailable:
+        problems.append(
+            Problem(
+                "channel", f"{rules.channel} is unavailable on this account: {rules.unavailable}"
+            )
+        )
     for i, v in enumerate(campaign.variants):
         prefix = f"variants[{i}]({v.name}).content"
         compiled = v._compiled

@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 
 from membermkt.core.events import Event
-from membermkt.core.identity import phone_digest
+from membermkt.core.identity import Identity, IdentityKind, phone_digest
 from membermkt.errors import UsageError
 
 
@@ -41,6 +41,8 @@ class Claim:
         member_id: the claiming member.
         address: where the money goes (the openid under the paying appid).
         phone_digest: digest of the phone number the member typed (never the raw number).
+        phone_key_id: the key id of that digest (the phone identity's namespace; ``""`` for
+            an unkeyed or anonymous-key digest) — see :meth:`for_phone`.
         order_id: the order id the member typed, if any.
         source: where the claim came from (QR scene, menu key, campaign...), for analysis.
 
@@ -51,6 +53,7 @@ class Claim:
     member_id: str = attrs.field(validator=_nonempty)
     address: str = attrs.field(validator=_nonempty)
     phone_digest: str | None = attrs.field(default=None, validator=_check_digest)
+    phone_key_id: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
     order_id: str | None = attrs.field(default=None, validator=_opt_nonempty)
     source: str | None = attrs.field(default=None, validator=_opt_nonempty)
 
@@ -79,6 +82,42 @@ class Claim:
             order_id=order_id,
             source=source,
         )
+
+    @classmethod
+    def for_phone(
+        cls,
+        *,
+        member_id: str,
+        address: str,
+        phone: Identity | None,
+        order_id: str | None = None,
+        source: str | None = None,
+    ) -> Claim:
+        """A claim from a phone identity already made for the typed number (a keyed blind
+        index, e.g. ``PhoneProtector.identity(number)``): its digest and key id are kept.
+
+        Raises:
+            UsageError: when ``phone`` is not a phone identity.
+        """
+        if phone is not None and (
+            not isinstance(phone, Identity) or phone.kind is not IdentityKind.PHONE
+        ):
+            raise UsageError(f"Claim.for_phone needs a phone Identity, got {phone!r}")
+        return cls(
+            member_id=member_id,
+            address=address,
+            phone_digest=None if phone is None else phone.value,
+            phone_key_id="" if phone is None else phone.namespace,
+            order_id=order_id,
+            source=source,
+        )
+
+    @property
+    def phone_identity(self) -> Identity | None:
+        """The phone identity of the typed number (``None`` without a phone)."""
+        if self.phone_digest is None:
+            return None
+        return Identity(IdentityKind.PHONE, self.phone_digest, self.phone_key_id)
 
 
 def _to_events(value: Iterable[Event]) -> tuple[Event, ...]:

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import attrs
 
 from membermkt.core.events import Event
-from membermkt.core.identity import Identity, IdentityKind
 from membermkt.core.ports import PayoutIntent
 from membermkt.core.redpackets import (
     Claim,
@@ -138,8 +137,9 @@ class _ClaimFlows(_PayFlows):
         if rule.eligibility is not None or rule.require_purchase:
             events = self.store.events_for(claim.member_id)
             purchases = [e for e in events if e.type == "purchase"]
-        if rule.require_purchase and claim.phone_digest is not None:
-            owner = self.store.resolve(Identity(IdentityKind.PHONE, claim.phone_digest))
+        phone = claim.phone_identity
+        if rule.require_purchase and phone is not None:
+            owner = self.store.resolve(phone)
             if owner is not None:
                 owners.add(owner)
                 if owner != claim.member_id:

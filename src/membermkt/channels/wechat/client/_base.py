@@ -14,7 +14,10 @@ import tenacity
 from membermkt.channels.wechat import flows
 from membermkt.channels.wechat.api._call import ApiCall
 from membermkt.channels.wechat.token import TokenPolicy
+from membermkt.core.accounts import AccountType, channel_rules
+from membermkt.core.accounts import account_type as to_account_type
 from membermkt.core.ports import Clock
+from membermkt.core.quotas import ChannelRules
 from membermkt.errors import ConfigError, TransportError, UsageError
 from membermkt.security.redact import redact
 from membermkt.wire.budget import CallBudget, CallBudgets
@@ -92,10 +95,12 @@ class _Base:
         timeout: float,
         rng: random.Random | None,
         max_token_replays: int,
+        account_type: AccountType | str = AccountType.SERVICE,
     ) -> None:
         if not isinstance(appid, str) or not appid:
             raise ConfigError("an official account needs a non-empty appid")
         self.appid = appid
+        self.account_type = to_account_type(account_type)
         self.policy = TokenPolicy(appid=appid, secret=secret, mode=token_mode)
         self.base_url = base_url
         self.retry = retry
@@ -109,6 +114,11 @@ class _Base:
 
     def _now(self) -> dt.datetime:
         return self.clock.now()
+
+    def channel_rules(self, channel: str) -> ChannelRules:
+        """The platform rules of a built-in channel on this account's type (for
+        ``Campaign(rules=...)``, :func:`~membermkt.core.campaigns.validate`)."""
+        return channel_rules(channel, self.account_type)
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None

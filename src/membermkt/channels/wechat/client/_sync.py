@@ -26,6 +26,7 @@ from membermkt.channels.wechat.client._base import (
 )
 from membermkt.channels.wechat.tagsync import TagSyncPlan
 from membermkt.channels.wechat.token import TokenPolicy, TokenProvider
+from membermkt.core.accounts import WEB_AUTHORIZATION_REFUSED, AccountType
 from membermkt.core.ports import Clock, TokenCache
 from membermkt.errors import ConfigError, UsageError
 from membermkt.security.redact import install_redaction
@@ -54,9 +55,13 @@ class OfficialAccount(_Base):
         timeout: HTTP timeout in seconds (WeChat's callback replies need < 5 s in total).
         rng: randomness for retry jitter.
         max_token_replays: replays after a token error (default 1).
+        account_type: ``"service"`` (default) or ``"subscription"``
+            (:mod:`membermkt.core.accounts`); :meth:`channel_rules` gives the rules that
+            follow from it.
 
     Raises:
         ConfigError: for a missing appid/secret or both ``http_client`` and ``transport``.
+        UsageError: for an unknown account type.
     """
 
     def __init__(
@@ -76,6 +81,7 @@ class OfficialAccount(_Base):
         timeout: float = 10.0,
         rng: random.Random | None = None,
         max_token_replays: int = 1,
+        account_type: AccountType | str = AccountType.SERVICE,
     ) -> None:
         super().__init__(
             appid,
@@ -88,6 +94,7 @@ class OfficialAccount(_Base):
             timeout=timeout,
             rng=rng,
             max_token_replays=max_token_replays,
+            account_type=account_type,
         )
         if http_client is not None and transport is not None:
             raise ConfigError("pass http_client= or transport=, not both")
@@ -334,7 +341,14 @@ class OfficialAccount(_Base):
         scope: str = "snsapi_base",
         host: str = oauth.AUTHORIZE_HOST,
     ) -> str:
-        """The web-authorization URL (see :func:`.oauth.authorize_url`)."""
+        """The web-authorization URL (see :func:`.oauth.authorize_url`).
+
+        Raises:
+            UsageError: on a subscription account (verified service accounts only,
+                :data:`~membermkt.core.accounts.WEB_AUTHORIZATION_REFUSED`).
+        """
+        if self.account_type is AccountType.SUBSCRIPTION:
+            raise UsageError(WEB_AUTHORIZATION_REFUSED)
         return oauth.authorize_url(self.appid, redirect_uri, state=state, scope=scope, host=host)
 
     def exchange_code(self, code: str) -> oauth.OAuthToken:

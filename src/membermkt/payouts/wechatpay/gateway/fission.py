@@ -1,5 +1,9 @@
-"""The fission (group) red-packet gateway: ``sendgroupredpack`` + ``gethbinfo`` over mutual
-TLS (sync)."""
+"""The fission (group) red-packet gateways: ``sendgroupredpack`` + ``gethbinfo`` over mutual
+TLS, sync (:class:`WeChatPayFissionGateway`) and async (:class:`AsyncWeChatPayFissionGateway`).
+Both build and classify through the same sans-I/O functions
+(:mod:`membermkt.payouts.wechatpay.fission`, :mod:`membermkt.payouts.wechatpay.v2`), so the
+ledger guarantees are the same: one packet per ``mch_billno``, an ambiguous answer queried
+before anything is re-sent."""
 
 from __future__ import annotations
 
@@ -10,9 +14,12 @@ from membermkt.payouts.base import PayoutRequest, PayoutResult
 from membermkt.payouts.wechatpay import v2
 from membermkt.payouts.wechatpay.fission import FissionConfig, build_sendgroupredpack, parse_hblist
 from membermkt.payouts.wechatpay.gateway._credentials import MerchantCertificate
-from membermkt.payouts.wechatpay.gateway._redpack import WeChatPayV2Gateway
+from membermkt.payouts.wechatpay.gateway._redpack import (
+    AsyncWeChatPayV2Gateway,
+    WeChatPayV2Gateway,
+)
 
-__all__ = ["WeChatPayFissionGateway"]
+__all__ = ["AsyncWeChatPayFissionGateway", "WeChatPayFissionGateway"]
 
 
 class WeChatPayFissionGateway(WeChatPayV2Gateway):
@@ -58,6 +65,44 @@ class WeChatPayFissionGateway(WeChatPayV2Gateway):
             DecryptError: for an answer the hardened XML parser refuses.
         """
         resp = self._send(bill_no, v2.build_gethbinfo(self.config, bill_no, self._nonce()))
+        if isinstance(resp, PayoutResult):
+            return ()
+        return parse_hblist(resp)
+
+
+class AsyncWeChatPayFissionGateway(AsyncWeChatPayV2Gateway):
+    """The async twin of :class:`WeChatPayFissionGateway` (same arguments, awaited methods);
+    pair it with :class:`~membermkt.engine.redpackets.AsyncRedPacketService` and
+    :func:`~membermkt.engine.redpackets.fission.arecord_fission_claims`."""
+
+    product: str = GROUP_REDPACK
+
+    def __init__(
+        self,
+        config: v2.RedPacketConfig,
+        certificate: MerchantCertificate,
+        *,
+        fission: FissionConfig,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(config, certificate, **kwargs)
+        self.fission = fission
+
+    async def pay(self, request: PayoutRequest) -> PayoutResult:
+        """Send one group packet under ``request.bill_no`` (``amount_fen`` = the total)."""
+        req = build_sendgroupredpack(self.config, self.fission, request, self._nonce())
+        resp = await self._send(request.bill_no, req)
+        if isinstance(resp, PayoutResult):
+            return resp
+        return v2.parse_sendredpack(request.bill_no, resp, self.config.api_key)
+
+    async def shares(self, bill_no: str) -> tuple[FissionShare, ...]:
+        """See :meth:`WeChatPayFissionGateway.shares`.
+
+        Raises:
+            DecryptError: for an answer the hardened XML parser refuses.
+        """
+        resp = await self._send(bill_no, v2.build_gethbinfo(self.config, bill_no, self._nonce()))
         if isinstance(resp, PayoutResult):
             return ()
         return parse_hblist(resp)

@@ -11,6 +11,7 @@ from membermkt.stores.export_sql import SqlExport
 from membermkt.stores.sql.store._batches import _BatchesMixin
 from membermkt.stores.sql.store._budgets import _BudgetsMixin
 from membermkt.stores.sql.store._events import _EventsMixin
+from membermkt.stores.sql.store._ingest import _IngestMixin
 from membermkt.stores.sql.store._ledger import _LedgerMixin
 from membermkt.stores.sql.store._links import _LinksMixin
 from membermkt.stores.sql.store._members import _MembersMixin
@@ -21,6 +22,7 @@ __all__ = ["SqlStore"]
 
 
 class SqlStore(
+    _IngestMixin,
     _LinksMixin,
     _MembersMixin,
     _EventsMixin,
@@ -47,9 +49,19 @@ class SqlStore(
             :class:`~membermkt.errors.SegmentError`).
         strict: with ``attributes``, refuse undeclared custom attribute names.
         engine_options: extra keyword arguments for :func:`sqlalchemy.create_engine`.
+        phones: the phone key ring (:class:`~membermkt.security.phones.PhoneProtector`);
+            default: ``MEMBERMKT_PHONE_KEYS`` from the environment when set. Kept as
+            :attr:`phones` for the flows that index, encrypt or decrypt numbers.
+        insecure_demo: keep phone identities without a key (unkeyed digests): for
+            throwaway demos and test databases only.
+
+    A phone identity is stored only when its namespace (key id) is in ``phones``' ring, or
+    with ``insecure_demo=True``; anything else raises
+    :class:`~membermkt.errors.PhoneKeyRequired` before a row is written
+    (:mod:`membermkt.security.phone_policy`, ``docs/security.md``).
 
     Raises:
         ConfigError: for a malformed URL, an unsupported database, a missing driver (install
-            the extra) or a bad table prefix.
+            the extra), a bad table prefix, or a malformed ``MEMBERMKT_PHONE_KEYS``.
         UsageError: for an invalid attribute declaration.
     """

@@ -18,6 +18,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from membermkt.errors import ConfigError, StoreError, StoreUnavailable
+from membermkt.security.phone_policy import PhonePolicy, configured_protector
+from membermkt.security.phones import PhoneProtector
 from membermkt.stores._common import AttributeSchema
 from membermkt.stores.sql.compile import compiler_for
 from membermkt.stores.sql.schema import MIGRATIONS, SCHEMA_VERSION, Tables
@@ -60,7 +62,13 @@ class _Base:
         attributes: Mapping[str, type] | None = None,
         strict: bool = False,
         engine_options: Mapping[str, Any] | None = None,
+        phones: PhoneProtector | None = None,
+        insecure_demo: bool = False,
     ) -> None:
+        self.phones: PhoneProtector | None = (
+            phones if phones is not None else configured_protector()
+        )
+        self._phone_policy = PhonePolicy(self.phones, insecure_demo=insecure_demo, where="SqlStore")
         if not isinstance(table_prefix, str) or not _PREFIX_RE.match(table_prefix):
             raise ConfigError(
                 f"table_prefix must be lower-case letters, digits and _ (≤ 24, starting with a "
@@ -113,6 +121,11 @@ class _Base:
         self._lock = threading.Lock()
         if self.dialect == "sqlite":
             self._install_sqlite_hooks(file_db=parsed.database not in (None, "", ":memory:"))
+
+    @property
+    def insecure_demo(self) -> bool:
+        """Whether this store keeps phone digests without a key (see ``insecure_demo``)."""
+        return self._phone_policy.insecure_demo
 
     @property
     def engine(self) -> Engine:

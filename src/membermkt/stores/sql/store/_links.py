@@ -21,13 +21,16 @@ from membermkt.core.identity import (
     link,
 )
 from membermkt.core.members import Member
-from membermkt.errors import UsageError
+from membermkt.errors import StoreError, UsageError
 from membermkt.stores._common import check_now
 from membermkt.stores._links import SplitSnapshot, decide, restore_keep
 from membermkt.stores.sql import _rows as rows
 from membermkt.stores.sql.compile import from_epoch_us, to_epoch_us
 from membermkt.stores.sql.store._base import _IN_CHUNK, _chunks
 from membermkt.stores.sql.store._members import _MembersMixin
+
+_MAX_REDECIDE = 8
+"""Times a link is decided again after a concurrent merge changed its members."""
 
 
 def _member_json(m: Member) -> dict[str, Any]:
@@ -62,9 +65,11 @@ class _LinksMixin(_MembersMixin):
         Raises:
             UsageError: on an invalid argument.
             IdentityConflict: when the rules refuse the link.
+            PhoneKeyRequired: for a phone identity outside the store's phone key ring.
             StoreUnavailable: when the database cannot be reached.
         """
         candidate = link(a, b, evidence, at, by=by, note=note)
+        self._phone_policy.check((candidate.a, candidate.b))
         return self._write(lambda conn: self._link(conn, candidate))
 
     def _owner(self, conn: Connection, identity: Identity) -> str | None:
@@ -79,36 +84,49 @@ class _LinksMixin(_MembersMixin):
 
     def _link(self, conn: Connection, candidate: Link) -> LinkOutcome:
         t = self.tables
-        d = decide(
-            candidate,
-            lambda i: self._owner(conn, i),
-            lambda mid: self._held(conn, mid),
-            lambda mid: (
-                conn.execute(sa.select(t.members.c.id).where(t.members.c.id == mid)).scalar()
-                is not None
-            ),
-        )
-        if d.create:
-            self._insert_rows(conn, t.members, [rows.new_member_row(d.member_id)])
-        if d.attach:
-            self._insert_rows(
-                conn,
-                t.identities,
-                [{"token": i.token, "member_id": d.member_id} for i in d.attach],
+        for _ in range(_MAX_REDECIDE):
+            d = decide(
+                candidate,
+                lambda i: self._owner(conn, i),
+                lambda mid: self._held(conn, mid),
+                lambda mid: (
+                    conn.execute(sa.select(t.members.c.id).where(t.members.c.id == mid)).scalar()
+                    is not None
+                ),
             )
-        if d.merge is not None:
-            self._merge_recorded(conn, d.merge)
-        return d.outcome()
+            if d.create:
+                self._insert_rows(conn, t.members, [rows.new_member_row(d.member_id)])
+            if d.attach:
+                self._insert_rows(
+                    conn,
+                    t.identities,
+                    [{"token": i.token, "member_id": d.member_id} for i in d.attach],
+                )
+            if d.merge is not None and not self._merge_recorded(conn, d.merge, candidate):
+                # a concurrent link merged one of the two first (it held the row locks we
+                # waited for): decide again on what it committed — usually nothing to do
+                continue
+            return d.outcome()
+        raise StoreError(
+            f"link {candidate.a.kind.value}/{candidate.b.kind.value}: concurrent merges kept "
+            f"changing its members ({_MAX_REDECIDE} attempts); retry"
+        )
 
-    def _merge_recorded(self, conn: Connection, rec: MergeRecord) -> None:
+    def _merge_recorded(self, conn: Connection, rec: MergeRecord, candidate: Link) -> bool:
+        """Lock both members and record the merge; ``False`` (nothing written) when, once
+        the locks are held, the two members or the owners of the link's identities are no
+        longer those the merge was decided on (a concurrent merge committed meanwhile)."""
         t = self.tables
         m = t.members
-        conn.execute(
+        locked = conn.execute(
             sa.select(m.c.id)
             .where(m.c.id.in_([rec.keep, rec.drop]))
             .order_by(m.c.id)
             .with_for_update()
         ).all()
+        owners = {self._owner(conn, i) for i in candidate.pair}
+        if len(locked) != 2 or owners != {rec.keep, rec.drop}:
+            return False
         loaded = self._load_members(conn, [rec.keep, rec.drop])
         ev = t.events
         max_seq = conn.execute(sa.select(sa.func.max(ev.c.seq))).scalar() or 0
@@ -140,6 +158,7 @@ class _LinksMixin(_MembersMixin):
                 snapshot=rows.dumps(snapshot),
             )
         )
+        return True
 
     @staticmethod
     def _record(r: Any) -> MergeRecord:

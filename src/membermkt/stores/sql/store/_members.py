@@ -56,6 +56,8 @@ class _MembersMixin(_Bulk):
         Raises:
             UsageError: for a value that is not a Member, one the attribute schema refuses,
                 or text too long for its column.
+            PhoneKeyRequired: for a phone identity outside the store's phone key ring (see
+                :class:`SqlStore`); nothing is written.
             StoreUnavailable: when the database cannot be reached.
             StoreError: when the database fails.
         """
@@ -63,6 +65,7 @@ class _MembersMixin(_Bulk):
         prepared = []
         for m in batch:
             self._schema.check_member(m)
+            self._phone_policy.check(m.identities)
             prepared.append(
                 (
                     m,

@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 
+from membermkt.core.accounts import AccountType
+from membermkt.core.accounts import account_type as to_account_type
 from membermkt.testing.emulator._base import (
     DroppedConnection,
     EmulatorTransport,
@@ -21,6 +23,7 @@ from membermkt.testing.emulator._base import (
 from membermkt.testing.emulator.wechat import (
     _account,
     _datacube,
+    _kinds,
     _menus,
     _messaging,
     _oauth,
@@ -71,8 +74,18 @@ class WeChatEmulator(
         token: str = "membermkt",
         encoding_aes_key: str | None = None,
         original_id: str | None = None,
+        account_type: AccountType | str = AccountType.SERVICE,
     ) -> Account:
-        """Create an account; its callback credentials default to deterministic values."""
+        """Create an account; its callback credentials default to deterministic values.
+
+        ``account_type="subscription"`` makes a subscription account: ``mass/send`` and
+        template messages answer 48001, ``mass/sendall`` succeeds once a day (45028 after;
+        :mod:`membermkt.core.accounts`).
+
+        Raises:
+            UsageError: for an unknown account type.
+        """
+        kind = to_account_type(account_type)
         key = encoding_aes_key or hashlib.sha256(appid.encode()).hexdigest()[:43]
         acct = Account(
             self,
@@ -83,6 +96,7 @@ class WeChatEmulator(
             original_id=original_id or f"gh_{appid[-12:]}",
             limits=self._limits,
         )
+        acct.account_type = kind
         with self.lock:
             self.accounts[appid] = acct
         return acct
@@ -190,7 +204,10 @@ class WeChatEmulator(
             raise _Refuse(48001, f"api unauthorized: {api}")  # emulator choice for unknown APIs
         if not isinstance(body, dict):
             raise _Refuse(47001, "data format error")
-        return handler(self, acct, params, body)
+        _kinds.before(acct, api, self.now())
+        result = handler(self, acct, params, body)
+        _kinds.after(acct, api, self.now())
+        return result
 
 
 _JSON_HEADERS = [("Content-Type", "application/json; encoding=utf-8")]

@@ -16,6 +16,9 @@ from membermkt.testing.emulator.wechat._model import Account, _MassJob, _Refuse
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 MASS_PER_USER_PER_MONTH = 4
 CLIENTMSGID_WINDOW = 24 * 3600
+CLIENTMSGID_RETRY_INTERVAL = 60
+"""Seconds before the same ``clientmsgid`` may be tried again (ref §1.4: 45066, wait >= 1
+minute)."""
 MSG_WINDOW, MSG_WINDOW_QUOTA = 48 * 3600, 5
 EVENT_WINDOW, EVENT_WINDOW_QUOTA = 60, 3
 
@@ -96,8 +99,17 @@ class _MessagingMixin(_Base):
             return None
         if not isinstance(cid, str) or len(cid.encode("utf-8")) > 64:
             raise _Refuse(45067, "clientmsgid size out of limit")
+        now = self.now()
+        # 45066 (ref §1.4, §1.10): the same clientmsgid retried within a minute of the
+        # previous attempt. Unconfirmed: whether a refused (45066) attempt restarts the
+        # minute; the emulator counts every attempt, the stricter reading.
+        tried: dict[str, float] = acct.__dict__.setdefault("_clientmsgid_tries", {})
+        last = tried.get(cid)
+        tried[cid] = now
+        if last is not None and now - last < CLIENTMSGID_RETRY_INTERVAL:
+            raise _Refuse(45066, "clientmsgid retried too fast, retry after 1 minute")
         seen = acct._clientmsgids.get(cid)
-        if seen is not None and self.now() - seen[1] < CLIENTMSGID_WINDOW:
+        if seen is not None and now - seen[1] < CLIENTMSGID_WINDOW:
             raise _Refuse(45065, "clientmsgid exist", msg_id=int(seen[0]))
         return cid
 

@@ -13,6 +13,7 @@ import attrs
 
 from membermkt.channels.wechat.crypto import MessageCrypto
 from membermkt.channels.wechat.replies import cdata
+from membermkt.core.accounts import AccountType
 from membermkt.errors import UsageError
 from membermkt.wire.budget import CallBudget, CallBudgets
 
@@ -149,6 +150,9 @@ class Account:
         self.replaced: set[str] = set()  # classic tokens superseded by a newer one
         self.token_repeats = 0
         """Stable-token fetches answered with the still-current token (redundant fetches)."""
+        self.account_type = AccountType.SERVICE
+        """Service or subscription account (:mod:`membermkt.core.accounts`)."""
+        self.sendall_ok: list[float] = []  # successful sendall times (subscription accounts)
 
     def __repr__(self) -> str:
         return f"Account({self.appid!r}, {len(self.followers)} followers, {len(self.tags)} tags)"

@@ -1,0 +1,288 @@
+"""Campaign reports: what happened per variant and holdout, conversions and lift, and — for
+mass campaigns — the platform's job results next to the ledger. Import from
+:mod:`membermkt.engine.campaigns`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from membermkt.core.campaigns import HOLDOUT, Campaign, PlanSummary
+from membermkt.core.delivery import DeliveryRecord, DeliveryStatus
+from membermkt.core.events import Event
+from membermkt.engine._html import html_table
+from membermkt.errors import UsageError
+
+__all__ = ["CampaignReport", "GroupReport"]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class GroupReport:
+    """One variant (or the holdout) of a campaign report.
+
+    Attributes:
+        group: variant name or ``"holdout"``.
+        members: members in the group (planned deliveries + skips after assignment; for the
+            holdout, the held-out members).
+        planned / sent / pending / unknown / in_flight: delivery counts (``in_flight``: still
+            planned or sending).
+        failed: failure reason → count.
+        skipped: skip reason → count.
+        converted: members with a conversion in the attribution window.
+        exposed: members conversions are measured over (sent + pending, or the holdout).
+        rate: ``converted / exposed``.
+        lift: ``rate - holdout rate`` (absolute), ``None`` without a holdout.
+        lift_ci: 95 % confidence interval of ``lift`` (normal approximation).
+    """
+
+    group: str
+    members: int
+    planned: int = 0
+    sent: int = 0
+    pending: int = 0
+    unknown: int = 0
+    in_flight: int = 0
+    failed: Mapping[str, int] = attrs.field(factory=dict)
+    skipped: Mapping[str, int] = attrs.field(factory=dict)
+    exposed: int = 0
+    converted: int = 0
+    rate: float | None = None
+    lift: float | None = None
+    lift_ci: tuple[float, float] | None = None
+
+    @property
+    def failed_total(self) -> int:
+        return sum(self.failed.values())
+
+
+def _rate(k: int, n: int) -> float | None:
+    return k / n if n else None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class CampaignReport:
+    """What happened, per variant and holdout, with conversions and lift.
+
+    Build it with :meth:`build`. ``groups`` holds a :class:`GroupReport` per variant and one
+    for the holdout (if any).
+    """
+
+    campaign_id: str
+    groups: tuple[GroupReport, ...]
+    conversion: str = "purchase"
+    window: dt.timedelta = dt.timedelta(days=7)
+    confidence: float = 0.95
+
+    @classmethod
+    def build(
+        cls,
+        campaign: Campaign | str,
+        records: Iterable[DeliveryRecord],
+        summary: PlanSummary | None = None,
+        *,
+        conversions: Iterable[Event] = (),
+        conversion: str = "purchase",
+        window: dt.timedelta = dt.timedelta(days=7),
+    ) -> CampaignReport:
+        """Assemble the report from the ledger's records, the plan summary and events.
+
+        A member *converts* when an event of type ``conversion`` happens in
+        ``(sent_at, sent_at + window]`` — ``sent_at`` being the ledger time of the send; for
+        holdout members the window starts at the plan's ``as_of``. Lift compares each
+        variant's conversion rate among members reached (sent or pending) with the holdout's.
+
+        Args:
+            campaign: the campaign (or its id).
+            records: ``ledger.deliveries(campaign_id)``.
+            summary: the :func:`prepare` summary (skips, holdout ids, plan time).
+            conversions: events to attribute (other types are ignored).
+            conversion: the event type counted as a conversion.
+            window: the attribution window after the send.
+
+        Raises:
+            UsageError: for a non-positive window.
+        """
+        if window <= dt.timedelta(0):
+            raise UsageError("the attribution window must be positive")
+        campaign_id = campaign if isinstance(campaign, str) else campaign.id
+        start_of: dict[str, tuple[str, dt.datetime]] = {}
+        status: dict[str, Counter[str]] = defaultdict(Counter)
+        failed: dict[str, Counter[str]] = defaultdict(Counter)
+        for rec in records:
+            d = rec.delivery
+            v = d.variant
+            status[v][rec.status.value] += 1
+            if rec.status is DeliveryStatus.FAILED:
+                failed[v][rec.reason or "unknown reason"] += 1
+            if rec.status in (DeliveryStatus.SENT, DeliveryStatus.PENDING) and rec.updated_at:
+                start_of[d.member_id] = (v, rec.updated_at)
+        holdout_start = summary.as_of if summary is not None else None
+        if summary is not None and holdout_start is not None:
+            for mid in summary.holdout_ids:
+                start_of[mid] = (HOLDOUT, holdout_start)
+        converted: dict[str, set[str]] = defaultdict(set)
+        for ev in conversions:
+            if ev.type != conversion:
+                continue
+            hit = start_of.get(ev.member_id)
+            if hit is None:
+                continue
+            group, at = hit
+            if at < ev.at <= at + window:
+                converted[group].add(ev.member_id)
+        skipped = dict(summary.skipped) if summary is not None else {}
+        names = sorted((set(status) | set(skipped)) - {HOLDOUT, "-"})
+        if summary is not None:
+            names = sorted(set(names) | set(summary.deliveries))
+        groups: list[GroupReport] = []
+        hold_n = len(summary.holdout_ids) if summary is not None else 0
+        hold_k = len(converted.get(HOLDOUT, ()))
+        hold_rate = _rate(hold_k, hold_n)
+        for v in names:
+            st = status.get(v, Counter())
+            exposed = st["sent"] + st["pending_confirmation"]
+            k = len(converted.get(v, ()))
+            rate = _rate(k, exposed)
+            lift = lift_ci = None
+            if rate is not None and hold_rate is not None:
+                lift = rate - hold_rate
+                se = math.sqrt(rate * (1 - rate) / exposed + hold_rate * (1 - hold_rate) / hold_n)
+                lift_ci = (lift - 1.959964 * se, lift + 1.959964 * se)
+            planned = sum(st.values())
+            sk = dict(skipped.get(v, {}))
+            groups.append(
+                GroupReport(
+                    group=v,
+                    members=planned + sum(sk.values()),
+                    planned=planned,
+                    sent=st["sent"],
+                    pending=st["pending_confirmation"],
+                    unknown=st["unknown"],
+                    in_flight=st["planned"] + st["sending"],
+                    failed=dict(failed.get(v, {})),
+                    skipped=sk,
+                    exposed=exposed,
+                    converted=k,
+                    rate=rate,
+                    lift=lift,
+                    lift_ci=lift_ci,
+                )
+            )
+        if summary is not None and (hold_n or HOLDOUT in skipped):
+            groups.append(
+                GroupReport(
+                    group=HOLDOUT,
+                    members=hold_n or sum(skipped.get(HOLDOUT, {}).values()),
+                    skipped=dict(skipped.get(HOLDOUT, {})),
+                    exposed=hold_n,
+                    converted=hold_k,
+                    rate=hold_rate,
+                )
+            )
+        if summary is not None and "-" in skipped:
+            groups.append(
+                GroupReport(
+                    group="-",
+                    members=sum(skipped["-"].values()),
+                    skipped=dict(skipped["-"]),
+                )
+            )
+        return cls(
+            campaign_id=campaign_id, groups=tuple(groups), conversion=conversion, window=window
+        )
+
+    def group(self, name: str) -> GroupReport:
+        """The report of one variant (or ``"holdout"``).
+
+        Raises:
+            UsageError: for an unknown group.
+        """
+        for g in self.groups:
+            if g.group == name:
+                return g
+        raise UsageError(f"no group {name!r} in the report of {self.campaign_id!r}")
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat dict per group (reasons as ``failed:<reason>``/``skipped:<reason>``)."""
+        out = []
+        for g in self.groups:
+            row: dict[str, Any] = {
+                "group": g.group,
+                "members": g.members,
+                "planned": g.planned,
+                "sent": g.sent,
+                "pending": g.pending,
+                "unknown": g.unknown,
+                "in_flight": g.in_flight,
+                "failed": g.failed_total,
+                "skipped": sum(g.skipped.values()),
+                "exposed": g.exposed,
+                "converted": g.converted,
+                "rate": g.rate,
+                "lift": g.lift,
+                "lift_low": g.lift_ci[0] if g.lift_ci else None,
+                "lift_high": g.lift_ci[1] if g.lift_ci else None,
+            }
+            for reason, n in sorted(g.failed.items()):
+                row[f"failed:{reason}"] = n
+            for reason, n in sorted(g.skipped.items()):
+                row[f"skipped:{reason}"] = n
+            out.append(row)
+        return out
+
+    def to_pandas(self) -> Any:
+        """The rows as a ``pandas.DataFrame`` indexed by group.
+
+        Raises:
+            UsageError: when pandas is not installed.
+        """
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise UsageError("to_pandas needs pandas: pip install 'membermkt[pandas]'") from exc
+        return pd.DataFrame(self.rows()).set_index("group")
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{g.group}: sent={g.sent} failed={g.failed_total}" for g in self.groups)
+        return f"<CampaignReport {self.campaign_id!r} {parts}>"
+
+    def _repr_html_(self) -> str:
+        headers = [
+            "group",
+            "members",
+            "sent",
+            "pending",
+            "failed",
+            "unknown",
+            "skipped",
+            "converted",
+            "rate",
+            "lift (95% CI)",
+        ]
+
+        def pct(x: float | None) -> str:
+            return "–" if x is None else f"{x:.2%}"
+
+        rows = [
+            (
+                g.group,
+                g.members,
+                g.sent,
+                g.pending,
+                g.failed_total,
+                g.unknown,
+                sum(g.skipped.values()),
+                g.converted,
+                pct(g.rate),
+                "–"
+                if g.lift is None or g.lift_ci is None
+                else f"{g.lift:+.2%} ({g.lift_ci[0]:+.2%} … {g.lift_ci[1]:+.2%})",
+            )
+            for g in self.groups
+        ]
+        return html_table(headers, rows, f"Campaign {self.campaign_id}")
