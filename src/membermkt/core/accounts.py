@@ -19,13 +19,17 @@ Subscription account:
   48001 (api unauthorized, reference §1.10);
 * **template messages are for service accounts only** (official "Template Messages" page:
   "Template messages are only used for Service Account … only authenticated service
-  numbers can request and obtain permission"), so ``wechat.template`` is unavailable (48001).
+  numbers can request and obtain permission"), so ``wechat.template`` is unavailable (48001);
+* **no web authorization** (OAuth ``snsapi_base`` / ``snsapi_userinfo``): the official
+  web-authorization page (open platform "网页应用授权登录", 适用账号) says it supports only
+  verified service accounts — verified government and media accounts excepted — and
+  official community answers say the same. A verified government or media subscription
+  account should be configured as ``"service"`` for this reason.
 
-**Not modelled (unconfirmed):** whether a subscription account may use OAuth
-``snsapi_userinfo`` web authorization, the customer-service window's counts for a
-subscription account, whether the per-follower 4-a-month cap applies to subscription
-accounts (the reference states it for service accounts), and whether verification (认证)
-changes these rules — the reference and the searched sources do not say.
+**Not modelled (unconfirmed):** the customer-service window's counts for a subscription
+account, whether the per-follower 4-a-month cap applies to subscription accounts (the
+reference states it for service accounts), and unverified service accounts (the library
+assumes a verified one) — the reference and the searched sources do not say.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ __all__ = [
     "SERVICE_ONLY_APIS",
     "SUBSCRIPTION_MASS_DAILY",
     "SUBSCRIPTION_SENDALL_PER_DAY",
+    "WEB_AUTHORIZATION_REFUSED",
     "AccountType",
     "account_rules",
     "account_type",
@@ -86,6 +91,14 @@ SERVICE_ONLY_APIS: Final[Mapping[str, str]] = {
     ),
 }
 """APIs a subscription account may not call (the platform answers 48001), with why."""
+
+# rule: oa.account_type -- web authorization: verified service accounts only
+WEB_AUTHORIZATION_REFUSED: Final = (
+    "web authorization (OAuth snsapi_base / snsapi_userinfo) is for verified service accounts "
+    "only (official web-authorization page; verified government and media accounts excepted: "
+    "configure those as 'service')"
+)
+"""Why a subscription account cannot send members through OAuth web authorization."""
 
 SUBSCRIPTION_MASS_DAILY: Final = Cap(
     limit=1,

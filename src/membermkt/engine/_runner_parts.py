@@ -104,6 +104,8 @@ class RunResult:
             not be resent (past the platform's de-duplication window, or a channel without
             idempotency keys) and no lookup settled them: reconcile them with the
             platform's job results (``MASSSENDJOBFINISH``, ``get_groupmsg_send_result``).
+        policy_checked: whether a hand-off policy re-checked each delivery (``False``: the
+            run was given a bare campaign id and no ``policy=``).
     """
 
     campaign_id: str
@@ -125,6 +127,7 @@ class RunResult:
     failures: dict[str, int] = attrs.field(factory=dict)
     skips: dict[str, int] = attrs.field(factory=dict)
     in_doubt: tuple[str, ...] = ()
+    policy_checked: bool = True
 
 
 class _Stats:

@@ -34,10 +34,11 @@ import asyncio
 import datetime as dt
 import hashlib
 import inspect
+import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from membermkt.core.delivery import (
     TERMINAL_STATUSES,
@@ -46,7 +47,6 @@ from membermkt.core.delivery import (
     DeliveryStatus,
     LedgerBatch,
     Outcome,
-    SendOutcome,
     SendResult,
 )
 from membermkt.core.ports import AsyncChannel, BatchLedger, Channel, Clock, Ledger
@@ -61,20 +61,26 @@ from membermkt.engine._runner_parts import (
     _Stats,
 )
 from membermkt.engine._runner_recovery import recover as _recover
+from membermkt.engine._runner_send import AMBIGUOUS, SAME_KEY_TOO_FAST, process_batch
+from membermkt.engine._runner_send import is_daily_quota as _is_daily_quota
 from membermkt.engine.progress import Progress, ProgressCallback
-from membermkt.errors import TransportError, UsageError
+from membermkt.errors import UsageError
 
-__all__ = ["CampaignRunner", "DeliveryRetry", "HandOffPolicy", "RunResult", "SystemClock"]
+if TYPE_CHECKING:
+    from membermkt.core.campaigns import Campaign
+
+__all__ = [
+    "AMBIGUOUS",
+    "SAME_KEY_TOO_FAST",
+    "CampaignRunner",
+    "DeliveryRetry",
+    "HandOffPolicy",
+    "RunResult",
+    "SystemClock",
+]
 
 T = TypeVar("T")
-
-AMBIGUOUS = "transport:ambiguous"
-_DAILY_QUOTA_REASONS = ("errcode:45009",)
-SAME_KEY_TOO_FAST = "errcode:45066"
-"""The platform saw this ``clientmsgid`` less than a minute ago (ref §1.4, §1.10): the
-batch reached it, so its members are in doubt; resend the same batch with the same key
-after >= 60 s (never fail it, never give it a new key)."""
-SAME_KEY_WAIT = 60.0
+log = logging.getLogger("membermkt.engine.runner")
 
 
 def request_key_for(keys: Iterable[str]) -> str:
@@ -82,14 +88,6 @@ def request_key_for(keys: Iterable[str]) -> str:
     mass channel's own ``clientmsgid`` for them), fixed in the batch row before the call."""
     h = hashlib.sha256("\n".join(sorted(keys)).encode("utf-8")).hexdigest()[:40]
     return f"mm{h}"
-
-
-def _is_daily_quota(reason: str | None) -> bool:
-    return reason in _DAILY_QUOTA_REASONS
-
-
-def _is_quota(reason: str | None) -> bool:
-    return bool(reason) and (_is_daily_quota(reason) or str(reason).startswith("quota:"))
 
 
 class CampaignRunner:
@@ -117,7 +115,11 @@ class CampaignRunner:
         progress: a :data:`~membermkt.engine.progress.ProgressCallback`.
         offload_ledger: run ledger calls in a thread (for a slow SQL ledger).
         policy: a :class:`HandOffPolicy` re-checked right before each hand-off (e.g.
-            :class:`~membermkt.engine.handoff.CampaignPolicy`).
+            :class:`~membermkt.engine.handoff.CampaignPolicy`). Without one, a run given the
+            :class:`~membermkt.core.campaigns.Campaign` (``run(campaign)``) re-checks that
+            campaign's policy; a run given only an id re-checks nothing (and logs a warning).
+        members: where a campaign's policy reads members (default: the ledger, when it is
+            a full store).
         hold_scope: the store key under which quota exhaustion is shared (default: channel
             name and address namespace, e.g. ``"wechat.mass@wx123"``).
         dedup_window: seconds the platform de-duplicates a keyed resend (default: the
@@ -145,6 +147,7 @@ class CampaignRunner:
         progress: ProgressCallback | None = None,
         offload_ledger: bool = False,
         policy: HandOffPolicy | None = None,
+        members: Any = None,
         hold_scope: str | None = None,
         dedup_window: float | None = None,
         claim_batches: int | None = None,
@@ -188,6 +191,8 @@ class CampaignRunner:
         self.progress = progress
         self.offload_ledger = offload_ledger
         self.policy = policy
+        self.members = members
+        self._run_policy: HandOffPolicy | None = policy
         self.hold_scope = hold_scope or f"{channel.name}@{caps.address_namespace}"
         window = (
             dedup_window if dedup_window is not None else getattr(channel, "dedup_window", None)
@@ -231,7 +236,7 @@ class CampaignRunner:
                 f"not {channel.name!r}"
             )
         policy = CampaignPolicy(campaign, members if members is not None else ledger)  # type: ignore[arg-type]
-        return cls(ledger, channel, policy=policy, **kwargs)
+        return cls(ledger, channel, policy=policy, members=members, **kwargs)
 
     def __repr__(self) -> str:
         return (
@@ -245,29 +250,82 @@ class CampaignRunner:
 
     # ------------------------------------------------------------------ driving
 
-    def run(self, campaign_id: str, *, recover: bool = True) -> RunResult:
+    def run(self, campaign: str | Campaign, *, recover: bool = True) -> RunResult:
         """Run from sync code (``asyncio.run`` around :meth:`arun`).
 
         Raises:
-            UsageError: when called inside a running event loop (use ``await arun()``).
+            UsageError: when called inside a running event loop (use ``await arun()``), or
+                as :meth:`arun`.
         """
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.arun(campaign_id, recover=recover))
+            return asyncio.run(self.arun(campaign, recover=recover))
         raise UsageError("CampaignRunner.run() called inside an event loop; await arun()")
 
-    async def arun(self, campaign_id: str, *, recover: bool = True) -> RunResult:
+    def _policy_for(self, campaign: str | Campaign) -> tuple[str, HandOffPolicy | None]:
+        """The campaign id and the hand-off policy of this run.
+
+        Given the :class:`~membermkt.core.campaigns.Campaign`, a runner without a policy
+        re-checks the campaign's own (a :class:`~membermkt.engine.handoff.CampaignPolicy`
+        over ``members``, default the ledger). Given only an id, the runner cannot know the
+        campaign's consent, quiet hours or caps: without a policy nothing is re-checked at
+        hand-off, and the run says so (a log warning, ``RunResult.policy_checked=False``).
+        """
+        from membermkt.core.campaigns import Campaign
+        from membermkt.engine.handoff import CampaignPolicy
+
+        if isinstance(campaign, str):
+            if self.policy is None:
+                log.warning(
+                    "campaign %r runs without a hand-off policy: consent, subscription, quiet "
+                    "hours, schedule end and caps are NOT re-checked before sending; pass "
+                    "the Campaign (run(campaign)) or policy= (CampaignRunner.for_campaign)",
+                    campaign,
+                )
+            return campaign, self.policy
+        if not isinstance(campaign, Campaign):
+            raise UsageError(f"run() takes a Campaign or a campaign id, got {campaign!r}")
+        if campaign.channel != self.channel.name:
+            raise UsageError(
+                f"campaign {campaign.id!r} is for channel {campaign.channel!r}, "
+                f"not {self.channel.name!r}"
+            )
+        if self.policy is None:
+            members: Any = self.members if self.members is not None else self.ledger
+            if not hasattr(members, "get_members"):
+                raise UsageError(
+                    f"campaign {campaign.id!r}: the runner has no hand-off policy and "
+                    f"{members!r} cannot read members to re-check consent, quiet hours and "
+                    "caps; pass members= (a member store) or policy="
+                )
+            return campaign.id, CampaignPolicy(campaign, members)
+        bound = getattr(self.policy, "campaign", None)
+        if isinstance(bound, Campaign) and bound.id != campaign.id:
+            raise UsageError(
+                f"the runner's policy is campaign {bound.id!r}'s, not {campaign.id!r}'s"
+            )
+        return campaign.id, self.policy
+
+    async def arun(self, campaign: str | Campaign, *, recover: bool = True) -> RunResult:
         """Recover a dead runner's batches and reconcile in-doubt ones (if ``recover``), then
         send until no planned delivery of the campaign's channel is left — or the platform's
         quota is exhausted (the result says ``deferred`` and until when).
 
+        Args:
+            campaign: the :class:`~membermkt.core.campaigns.Campaign` (its policy is
+                re-checked at every hand-off, see :meth:`_policy_for`) or its id (then
+                only this runner's ``policy=`` is).
+            recover: recover a dead runner's batches first.
+
         Raises:
             UsageError: when the channel refuses its configuration or a batch (``ConfigError``
-                for bad credentials); the batch goes back to ``planned``.
+                for bad credentials; the batch goes back to ``planned``); for a campaign of
+                another channel, or one whose policy cannot be checked (no member store).
             LedgerError: when the ledger refuses a transition it should not (a bug).
             StoreError: when the ledger fails.
         """
+        campaign_id, self._run_policy = self._policy_for(campaign)
         stats = _Stats()
         self._stop = False
         self._error: Exception | None = None
@@ -317,6 +375,7 @@ class CampaignRunner:
             deferred_until=self._deferred_until,
             status=status,
             in_doubt=tuple(self._in_doubt),
+            policy_checked=self._run_policy is not None,
             **stats.counts,
         )
 
@@ -406,7 +465,8 @@ class CampaignRunner:
                         fresh = False
                     continue
                 now = self.clock.now()
-                skips = self.policy.check(recs, now) if self.policy is not None else {}
+                policy = self._run_policy
+                skips = policy.check(recs, now) if policy is not None else {}
                 if skips:
                     outs = [
                         Outcome(key=k, status=DeliveryStatus.SKIPPED, reason=r)
@@ -514,173 +574,4 @@ class CampaignRunner:
         stats: _Stats,
         limiter: _RateLimiter,
     ) -> None:
-        """Send one batch until every member has a known outcome (or stays in doubt)."""
-        doubt: set[str] = {r.key for r in records if r.status is DeliveryStatus.UNKNOWN}
-        reconciling = set(doubt)
-        pending: dict[str, Delivery] = {r.key: r.delivery for r in records}
-        final_unknown: set[str] = set()
-        attempt = 0
-        while pending:
-            attempt += 1
-            await limiter.acquire()
-            stats.counts["calls"] += 1
-            outcomes: list[Outcome] = []
-            try:
-                results = await self._send(batch, list(pending.values()))
-            except asyncio.CancelledError:
-                raise
-            except UsageError as exc:
-                # configuration or programming error: nothing was sent; stop the run
-                outcomes.extend(
-                    Outcome(key=key, status=DeliveryStatus.PLANNED, reason=f"released: {exc}")
-                    for key in pending
-                    if key not in doubt
-                )
-                await self._record(batch, outcomes, close=not doubt)
-                raise
-            except Exception as exc:
-                # No per-delivery answer: the whole batch is uncertain, unless the channel
-                # says the request never left (TransportError(ambiguous=False)).
-                ambiguous = not (isinstance(exc, TransportError) and not exc.ambiguous)
-                reason = f"error:{type(exc).__name__}"
-                results = [
-                    SendResult(
-                        key=k,
-                        outcome=SendOutcome.UNKNOWN if ambiguous else SendOutcome.RETRYABLE,
-                        reason=AMBIGUOUS if ambiguous else reason,
-                    )
-                    for k in pending
-                ]
-                if ambiguous and self.idempotent:
-                    results = [
-                        SendResult(key=r.key, outcome=SendOutcome.RETRYABLE, reason=AMBIGUOUS)
-                        for r in results
-                    ]
-            by_key = {r.key: r for r in results} if len(results) == len(pending) else {}
-            retry: dict[str, Delivery] = {}
-            reasons: dict[str, str] = {}
-            hint = 0.0
-            quota_reason: str | None = None
-            for key, delivery in pending.items():
-                res = by_key.get(key)
-                if res is None:  # no answer for it: in doubt (a keyed resend settles it)
-                    res = SendResult(
-                        key=key,
-                        outcome=SendOutcome.RETRYABLE if self.idempotent else SendOutcome.UNKNOWN,
-                        reason=AMBIGUOUS if self.idempotent else "no result from channel",
-                    )
-                outcome, why = res.outcome, res.reason
-                if why == AMBIGUOUS:
-                    doubt.add(key)
-                elif why == SAME_KEY_TOO_FAST:
-                    # an earlier attempt with this key reached the platform: in doubt, and
-                    # the same key is tried again after at least a minute
-                    doubt.add(key)
-                    outcome = SendOutcome.RETRYABLE
-                    hint = max(hint, res.retry_after or 0.0, SAME_KEY_WAIT)
-                if outcome is SendOutcome.SENT:
-                    outcomes.append(
-                        Outcome(
-                            key=key,
-                            status=DeliveryStatus.SENT,
-                            platform_id=res.platform_id,
-                            reason=None,
-                        )
-                    )
-                elif outcome is SendOutcome.PENDING:
-                    outcomes.append(
-                        Outcome(key=key, status=DeliveryStatus.PENDING, platform_id=res.platform_id)
-                    )
-                elif outcome is SendOutcome.PERMANENT and key not in doubt:
-                    outcomes.append(
-                        Outcome(key=key, status=DeliveryStatus.FAILED, reason=why or "permanent")
-                    )
-                elif outcome is SendOutcome.PERMANENT:
-                    # refused now, but an earlier attempt may have gone through
-                    outcomes.append(
-                        Outcome(key=key, status=DeliveryStatus.UNKNOWN, reason=f"in doubt: {why}")
-                    )
-                elif outcome is SendOutcome.UNKNOWN and (why != AMBIGUOUS or not self.idempotent):
-                    # the channel says re-sending could duplicate: final
-                    final_unknown.add(key)
-                    outcomes.append(
-                        Outcome(
-                            key=key,
-                            status=DeliveryStatus.UNKNOWN,
-                            reason=why or "unknown",
-                            platform_id=res.platform_id,  # a later lookup can settle it
-                        )
-                    )
-                else:  # retryable (keyed resends of in-doubt ones included)
-                    retry[key] = delivery
-                    reasons[key] = why or outcome.value
-                    if _is_quota(why):
-                        quota_reason = why
-                    if res.retry_after:
-                        hint = max(hint, res.retry_after)
-            if quota_reason is not None or (retry and hint > self.retry.max_wait):
-                held = await self._defer(quota_reason, hint, shared=quota_reason is not None)
-                for key in retry:
-                    if key in doubt:  # an earlier attempt may have landed: keep the batch
-                        outcomes.append(
-                            Outcome(
-                                key=key,
-                                status=DeliveryStatus.UNKNOWN,
-                                reason=f"in doubt; deferred until {held.isoformat()}",
-                            )
-                        )
-                    else:
-                        outcomes.append(
-                            Outcome(
-                                key=key,
-                                status=DeliveryStatus.PLANNED,
-                                reason=f"deferred until {held.isoformat()}: {reasons[key]}",
-                            )
-                        )
-                retry = {}
-            elif retry and attempt >= self.retry.attempts:
-                for key in retry:
-                    if key in doubt:
-                        outcomes.append(
-                            Outcome(
-                                key=key,
-                                status=DeliveryStatus.UNKNOWN,
-                                reason=f"retries exhausted, in doubt: {reasons[key]}",
-                            )
-                        )
-                    else:
-                        outcomes.append(
-                            Outcome(
-                                key=key,
-                                status=DeliveryStatus.FAILED,
-                                reason=f"retries exhausted: {reasons[key]}",
-                            )
-                        )
-                retry = {}
-            # reconciling deliveries already unknown: only news counts
-            outcomes = [
-                o
-                for o in outcomes
-                if not (
-                    o.key in reconciling
-                    and o.status
-                    in (DeliveryStatus.UNKNOWN, DeliveryStatus.PLANNED, DeliveryStatus.FAILED)
-                )
-            ]
-            settled = {o.key for o in outcomes if o.status is not DeliveryStatus.UNKNOWN}
-            still_doubtful = (doubt - settled - set(retry) - final_unknown) & set(pending)
-            keep_open = bool(retry) or (
-                bool(still_doubtful) and self._within_window(batch, self.clock.now())
-            )
-            await self._record(batch, outcomes, close=not keep_open)
-            for o in outcomes:
-                if o.key in reconciling:
-                    if o.status is DeliveryStatus.SENT:
-                        stats.counts["reconciled"] += 1
-                    continue
-                self._count(stats, o.status, o.reason)
-            if not retry:
-                return
-            stats.counts["retried"] += len(retry)
-            await self._sleep(self.retry.wait(attempt, self._rng, hint))
-            pending = retry
+        await process_batch(self, batch, records, stats, limiter)

@@ -4,9 +4,11 @@ client carries the account type and the channel rules that follow from it."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from membermkt.channels.wechat import WeChatMassChannel, WeChatTemplateChannel
+from membermkt.channels.wechat.api import oauth
 from membermkt.core.accounts import AccountType
 from membermkt.core.delivery import Delivery, SendOutcome
 from membermkt.errors import PlatformError, UsageError
@@ -101,3 +103,21 @@ def test_account_type_is_checked(emu, clock):
         emu.add_account("wxbad", "s", account_type="enterprise")
     with pytest.raises(UsageError):
         make_client("sync", emu, clock, [], account_type="enterprise")
+
+
+def test_no_web_authorization_on_a_subscription_account(emu, clock, subscription):
+    """Rule oa.account_type: web authorization is for verified service accounts only — the
+    client refuses to build the URL, the emulator's authorize page and code exchange
+    refuse a subscription account."""
+    client = make_client("sync", emu, clock, [], account_type="subscription")
+    with pytest.raises(UsageError, match="verified service accounts"):
+        client.oauth_url("https://shop.example/cb", state="s")
+    emu.browse_as(APPID, "o00001")
+    url = oauth.authorize_url(APPID, "https://shop.example/cb", state="s")
+    with httpx.Client(transport=emu.transport()) as http:
+        page = http.get(url)
+    assert (page.status_code, page.json()["errcode"]) == (400, 10005)
+    code = emu.issue_code(APPID, "o00001")
+    with pytest.raises(PlatformError) as e:
+        client.exchange_code(code)
+    assert e.value.errcode == 48001

@@ -27,7 +27,7 @@ from membermkt.channels.wechat.client._base import (
 )
 from membermkt.channels.wechat.tagsync import TagSyncPlan
 from membermkt.channels.wechat.token import AsyncTokenProvider, TokenPolicy
-from membermkt.core.accounts import AccountType
+from membermkt.core.accounts import WEB_AUTHORIZATION_REFUSED, AccountType
 from membermkt.core.ports import AsyncTokenCache, Clock, TokenCache
 from membermkt.errors import ConfigError, UsageError
 from membermkt.security.redact import install_redaction
@@ -313,7 +313,13 @@ class AsyncOfficialAccount(_Base):
         scope: str = "snsapi_base",
         host: str = oauth.AUTHORIZE_HOST,
     ) -> str:
-        """See :meth:`OfficialAccount.oauth_url`."""
+        """See :meth:`OfficialAccount.oauth_url`.
+
+        Raises:
+            UsageError: on a subscription account.
+        """
+        if self.account_type is AccountType.SUBSCRIPTION:
+            raise UsageError(WEB_AUTHORIZATION_REFUSED)
         return oauth.authorize_url(self.appid, redirect_uri, state=state, scope=scope, host=host)
 
     async def exchange_code(self, code: str) -> oauth.OAuthToken:

@@ -26,7 +26,7 @@ from membermkt.channels.wechat.client._base import (
 )
 from membermkt.channels.wechat.tagsync import TagSyncPlan
 from membermkt.channels.wechat.token import TokenPolicy, TokenProvider
-from membermkt.core.accounts import AccountType
+from membermkt.core.accounts import WEB_AUTHORIZATION_REFUSED, AccountType
 from membermkt.core.ports import Clock, TokenCache
 from membermkt.errors import ConfigError, UsageError
 from membermkt.security.redact import install_redaction
@@ -341,7 +341,14 @@ class OfficialAccount(_Base):
         scope: str = "snsapi_base",
         host: str = oauth.AUTHORIZE_HOST,
     ) -> str:
-        """The web-authorization URL (see :func:`.oauth.authorize_url`)."""
+        """The web-authorization URL (see :func:`.oauth.authorize_url`).
+
+        Raises:
+            UsageError: on a subscription account (verified service accounts only,
+                :data:`~membermkt.core.accounts.WEB_AUTHORIZATION_REFUSED`).
+        """
+        if self.account_type is AccountType.SUBSCRIPTION:
+            raise UsageError(WEB_AUTHORIZATION_REFUSED)
         return oauth.authorize_url(self.appid, redirect_uri, state=state, scope=scope, host=host)
 
     def exchange_code(self, code: str) -> oauth.OAuthToken:

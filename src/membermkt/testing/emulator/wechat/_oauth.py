@@ -19,6 +19,7 @@ from urllib.parse import urlencode, urlsplit
 
 import attrs
 
+from membermkt.core.accounts import AccountType
 from membermkt.testing.emulator.wechat._base import _Base
 from membermkt.testing.emulator.wechat._model import Account, _Refuse
 
@@ -101,6 +102,10 @@ class _OAuthMixin(_Base):
         appid = params.get("appid", "")
         if appid not in self.accounts:
             return page(40013, "invalid appid")
+        if self.accounts[appid].account_type is AccountType.SUBSCRIPTION:
+            # rule: oa.account_type -- no web authorization on a subscription account (the
+            # page's code is unconfirmed: the scope-permission page code, as below)
+            return page(10005, "scope has no permission")
         redirect = params.get("redirect_uri", "")
         parts = urlsplit(redirect)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -163,6 +168,8 @@ class _OAuthMixin(_Base):
 
     def _sns_access_token(self, params: Mapping[str, str]) -> dict[str, Any]:
         acct = self._account_secret(params)
+        if acct.account_type is AccountType.SUBSCRIPTION:
+            raise _Refuse(48001, "api unauthorized")  # emulator choice (code unconfirmed)
         if params.get("grant_type") != "authorization_code":
             raise _Refuse(40002, "invalid grant_type")
         grant = self.oauth_codes.get(params.get("code", ""))
