@@ -38,7 +38,7 @@ from membermkt.core.quotas import HistoryLike, PastSend
 from membermkt.core.segments import Did, walk
 from membermkt.engine.handoff import CampaignPolicy, ledger_history
 from membermkt.engine.progress import Progress, ProgressCallback, tqdm_progress
-from membermkt.engine.report import CampaignReport, GroupReport
+from membermkt.engine.report import CampaignReport, GroupReport, PlatformCounts
 from membermkt.engine.runner import CampaignRunner, DeliveryRetry, RunResult, SystemClock
 from membermkt.engine.simulation import Simulation, simulate
 from membermkt.errors import UsageError
@@ -49,6 +49,7 @@ __all__ = [
     "CampaignRunner",
     "DeliveryRetry",
     "GroupReport",
+    "PlatformCounts",
     "Progress",
     "ProgressCallback",
     "RunResult",
