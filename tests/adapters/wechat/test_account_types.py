@@ -47,8 +47,9 @@ async def test_subscription_account_refusals(emu, clock, subscription, kind):
     await run(client.tag_users(tag.id, ["o00000", "o00001"]))
     await run(client.send_mass_to_tag(TEXT, tag_id=tag.id))
     with pytest.raises(PlatformError) as e:
-        await run(client.send_mass_to_tag({"msgtype": "text", "text": {"content": "2"}},
-                                          tag_id=tag.id))  # fmt: skip
+        await run(
+            client.send_mass_to_tag({"msgtype": "text", "text": {"content": "2"}}, tag_id=tag.id)
+        )
     assert e.value.errcode == 45028
     with pytest.raises(PlatformError) as e:
         await run(client.send_mass_to_tag({"msgtype": "text", "text": {"content": "3"}}))

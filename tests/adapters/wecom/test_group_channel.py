@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+import attrs
 import httpx
 import pytest
 
 from membermkt.channels.wecom import (
     AsyncWeComGroupChannel,
+    GroupSendPolicy,
     WeComGroupChannel,
     apull_group_results,
     group_ledger_marks,
@@ -75,15 +77,20 @@ def test_emulator_group_rules(corp, emu):
     text = {"content": "hi"}
     assert raw(emu, {"chat_type": "group", "text": text})["errcode"] == 40058
     too_many = [f"wr{i}" for i in range(2001)]
-    answer = raw(emu, {"chat_type": "group", "sender": "clerk1", "chat_id_list": too_many,
-                       "text": text})  # fmt: skip
+    answer = raw(
+        emu, {"chat_type": "group", "sender": "clerk1", "chat_id_list": too_many, "text": text}
+    )
     assert answer["errcode"] == 40058
     assert raw(emu, {"chat_type": "party", "sender": "clerk1", "text": text})["errcode"] == 40058
     ok = raw(
         emu,
-        {"chat_type": "group", "sender": "clerk1", "chat_id_list": ["wrA", "wrC", "wrX"],
-         "text": text},
-    )  # fmt: skip
+        {
+            "chat_type": "group",
+            "sender": "clerk1",
+            "chat_id_list": ["wrA", "wrC", "wrX"],
+            "text": text,
+        },
+    )
     assert ok["errcode"] == 0
     assert ok["fail_list"] == ["wrC", "wrX"]
     every = raw(emu, {"chat_type": "group", "sender": "clerk1", "text": text})
@@ -146,8 +153,9 @@ def test_runner_then_results_into_the_ledger(corp, emu, clock, client):
     for i in range(5):
         corp.add_chat(f"wr{i}", "clerk1", customers=[f"wm{i}"])
     for n in range(4):  # wr4 already got 4 group messages this month
-        pre = client.add_msg_template(chat_type="group", chat_ids=["wr4"], sender="clerk1",
-                                      text=f"p{n}")  # fmt: skip
+        pre = client.add_msg_template(
+            chat_type="group", chat_ids=["wr4"], sender="clerk1", text=f"p{n}"
+        )
         corp.confirm_mass(pre.msgid, "clerk1")
     # customer mass messages to the members do not use up the group's cap
     pre = client.add_msg_template(external_userids=["wm0"], sender="clerk1", text="c")
@@ -272,6 +280,15 @@ def test_plan_group_send_caps_and_owners():
     assert skipped[0].reason is SkipReason.NO_ADDRESS
     with pytest.raises(UsageError):  # blank content: the platform refuses it
         plan_group_send(group_campaign({"text": ""}), CORPID, chats, as_of=as_of)
+    with pytest.raises(UsageError, match="address_kind"):
+        plan_group_send(
+            attrs.evolve(group_campaign(), address_kind="external_userid"),
+            CORPID,
+            chats,
+            as_of=as_of,
+        )
+    with pytest.raises(UsageError, match="address_namespace"):
+        plan_group_send(group_campaign(), "wwOtherCorp", chats, as_of=as_of)
     with pytest.raises(UsageError):  # a member field cannot be rendered for a group
         plan_group_send(group_campaign({"text": "hi {{ city }}"}), CORPID, chats, as_of=as_of)
 
@@ -334,3 +351,53 @@ def test_rules_and_campaign_validation():
     paths = {p.path for p in validate(bad)}
     assert "variants[0](a).content.text" in paths
     assert "variants[0](a).content.attachments[0].msgtype" in paths
+
+
+def test_handoff_policy_rechecks_the_group_cap_from_the_ledger(corp, emu, clock, client):
+    """Rule wecom.group_cap: at hand-off GroupSendPolicy counts the group's sends by other
+    campaigns in the ledger (planned before they happened) and skips a group at its cap."""
+    corp.add_chat("wr1", "clerk1")
+    corp.add_chat("wr2", "clerk1")
+    store = InMemoryStore()
+    now = clock.now()
+    campaign = group_campaign(rules=group_rules("4_per_month"))
+    chats = [GroupChat(chat_id="wr1", owner="clerk1"), GroupChat(chat_id="wr2", owner="clerk1")]
+    planned, _ = plan_group_send(
+        campaign,
+        CORPID,
+        chats,
+        as_of=now,
+        history=store.past_sends(
+            [group_recipient_id(CORPID, "wr1")], since=now - dt.timedelta(days=31)
+        ),
+    )
+    assert len(planned) == 2
+    # meanwhile another campaign sends wr1 four group messages
+    rid = group_recipient_id(CORPID, "wr1")
+    others = [
+        Delivery(
+            key=f"o{i}",
+            campaign_id="g0",
+            member_id=rid,
+            channel="wecom.group",
+            address="wr1",
+            variant="a",
+            payload=TEXT,
+        )
+        for i in range(4)
+    ]
+    store.record_plan(others, now=now)
+    for o in store.claim("g0", worker="w0", limit=10, now=now):
+        store.mark(o.key, DeliveryStatus.SENT, now=now)
+    store.record_plan(planned, now=now)
+    policy = GroupSendPolicy(campaign, store)
+    CampaignRunner(store, WeComGroupChannel(client), clock=clock, worker="w", policy=policy).run(
+        "g1"
+    )
+    by_addr = {r.delivery.address: r for r in store.deliveries("g1")}
+    assert by_addr["wr1"].status is DeliveryStatus.SKIPPED
+    assert (by_addr["wr1"].reason or "").startswith("platform_quota")
+    assert by_addr["wr2"].status is DeliveryStatus.PENDING
+    assert corp.group_mass_count("wr1") == 0
+    with pytest.raises(UsageError):
+        GroupSendPolicy(campaign)

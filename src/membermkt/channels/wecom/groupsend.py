@@ -67,6 +67,7 @@ from membermkt.core.delivery import (
     SendResult,
 )
 from membermkt.core.members import Member
+from membermkt.core.ports import LedgerHistory
 from membermkt.core.quotas import (
     DEFAULT_RULES,
     WECOM_GROUP_DAILY,
@@ -80,9 +81,11 @@ from membermkt.core.quotas import (
 from membermkt.errors import PlatformError, QuotaExceeded, TransportError, UsageError
 
 __all__ = [
+    "GROUP_ADDRESS_KIND",
     "GROUP_CAPS",
     "GROUP_RULES",
     "AsyncWeComGroupChannel",
+    "GroupSendPolicy",
     "WeComGroupChannel",
     "apull_group_results",
     "group_ledger_marks",
@@ -109,6 +112,8 @@ GROUP_RULES = (
 )
 
 _SEND_ERRORS = (PlatformError, TransportError, QuotaExceeded, UsageError)
+GROUP_ADDRESS_KIND: Final = "chat_id"
+"""The address kind of ``wecom.group`` deliveries (a customer group's ``chat_id``)."""
 _RECIPIENT_PREFIX = "wecom_chat:"
 
 
@@ -155,11 +160,18 @@ def plan_group_send(
     payload carries its ``sender`` (the owner unless ``sender`` is given).
 
     Raises:
-        UsageError: for a naive ``as_of`` or a campaign the platform would refuse.
+        UsageError: for a naive ``as_of``, a campaign whose ``address_kind`` is not
+            ``"chat_id"`` (or whose namespace is another corp), or a campaign the platform
+            would refuse.
     """
     if not isinstance(as_of, dt.datetime) or as_of.utcoffset() is None:
         raise UsageError(f"plan_group_send(as_of=...) must be timezone-aware, got {as_of!r}")
-    check(campaign)
+    if campaign.address_kind != GROUP_ADDRESS_KIND:
+        raise UsageError(
+            f"campaign {campaign.id!r} addresses {campaign.address_kind!r}; a group send "
+            f"addresses groups: Campaign(address_kind={GROUP_ADDRESS_KIND!r}, ...)"
+        )
+    check(campaign, capabilities=_capabilities(corpid))
     rules = campaign.platform_rules
     sends_of = history_lookup(history)
     in_schedule = campaign.schedule is None or campaign.schedule.contains(as_of)
@@ -211,6 +223,85 @@ def plan_group_send(
             )
         )
     return deliveries, skips
+
+
+_LOOKBACK = dt.timedelta(days=400)  # as membermkt.engine.handoff.LOOKBACK
+
+
+class GroupSendPolicy:
+    """The hand-off policy of a ``wecom.group`` campaign (a
+    :class:`~membermkt.engine.runner.HandOffPolicy`: ``CampaignRunner(..., policy=...)``).
+
+    Groups are not members, so the member checks of
+    :class:`~membermkt.engine.handoff.CampaignPolicy` do not apply; right before hand-off
+    this re-checks what can have changed since the plan: the schedule's end, the campaign's
+    frequency caps and the per-group receive cap, over every other campaign's sends to the
+    group (in-doubt ones included) — from the ledger by default.
+
+    Args:
+        campaign: the ``wecom.group`` campaign.
+        ledger: the ledger whose ``past_sends`` is the history (a store).
+        history: explicit past sends instead of the ledger's.
+
+    Raises:
+        UsageError: with neither a ledger nor a history while the campaign has caps.
+    """
+
+    def __init__(
+        self,
+        campaign: Campaign,
+        ledger: LedgerHistory | None = None,
+        *,
+        history: HistoryLike = None,
+    ) -> None:
+        self.campaign = campaign
+        self._ledger = ledger if history is None else None
+        self._history = history
+        if (
+            self._ledger is None
+            and history is None
+            and (campaign.caps or campaign.platform_rules.caps)
+        ):
+            raise UsageError(
+                f"campaign {campaign.id!r} has caps: pass the ledger or history= to GroupSendPolicy"
+            )
+
+    def __repr__(self) -> str:
+        return f"GroupSendPolicy({self.campaign.id!r})"
+
+    def check(self, records: Sequence[DeliveryRecord], now: dt.datetime) -> dict[str, str]:
+        """Skip reasons by delivery key for the groups that no longer qualify at ``now``
+        (``"outside_schedule:schedule ended"``, ``"frequency_cap:<cap>"``,
+        ``"platform_quota:<cap>"``)."""
+        if not isinstance(now, dt.datetime) or now.utcoffset() is None:
+            raise UsageError(f"GroupSendPolicy.check(now=...) must be timezone-aware, got {now!r}")
+        campaign = self.campaign
+        ids = list(dict.fromkeys(r.delivery.member_id for r in records))
+        if self._ledger is not None:
+            sends_of = history_lookup(
+                self._ledger.past_sends(ids, since=now - _LOOKBACK, exclude_campaign=campaign.id)
+            )
+        else:
+            sends_of = history_lookup(self._history)
+        schedule = campaign.schedule
+        ended = schedule is not None and schedule.end is not None and now >= schedule.end
+        rules = campaign.platform_rules
+        out: dict[str, str] = {}
+        for r in records:
+            if ended:
+                out[r.key] = f"{SkipReason.OUTSIDE_SCHEDULE.value}:schedule ended"
+                continue
+            sends = sends_of(r.delivery.member_id)
+            cap = next(
+                (c for c in campaign.caps if not c.allows(sends, now, campaign.channel)), None
+            )
+            if cap is not None:
+                out[r.key] = f"{SkipReason.FREQUENCY_CAP.value}:{cap.label}"
+                continue
+            cap = next((c for c in rules.caps if not c.allows(sends, now, rules.channel)), None)
+            if cap is not None:
+                out[r.key] = f"{SkipReason.PLATFORM_QUOTA.value}:{cap.label}"
+        return out
 
 
 # ----------------------------------------------------------------------------- channel
@@ -296,7 +387,7 @@ def _capabilities(corpid: str) -> ChannelCapabilities:
     return ChannelCapabilities(
         max_batch_size=mass.CHATS_MAX,
         idempotent=False,
-        address_kind="chat_id",
+        address_kind=GROUP_ADDRESS_KIND,
         address_namespace=corpid,
         rules=GROUP_RULES,
     )
