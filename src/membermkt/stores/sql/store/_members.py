@@ -167,7 +167,7 @@ class _MembersMixin(_Bulk):
         # the member rows first (in id order): their row locks make a concurrent upsert of
         # the same member wait for this one to commit, so its deletes then see (and
         # replace) the tags, attributes and identities written here instead of inserting
-        # next to them (a duplicate key on PostgreSQL and MariaDB, #14)
+        # next to them (a duplicate key on PostgreSQL, #14)
         self._upsert_rows(conn, m, sorted(member_rows, key=lambda r: r["id"]))
         for c in _chunks(ids, _IN_CHUNK):
             conn.execute(sa.delete(t.tags).where(t.tags.c.member_id.in_(c)))
