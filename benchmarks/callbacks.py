@@ -8,7 +8,11 @@ wechatpy is never a membermkt dependency: if it is not importable here, this scr
 a throw-away virtualenv (``$MEMBERMKT_BENCH_VENV`` or ``/tmp/membermkt-bench-venv``),
 installs ``wechatpy==1.8.18`` and membermkt into it, and re-runs itself there.
 
-Usage: ``python benchmarks/callbacks.py [--n 20000] [--repeat 3]``
+Then (``--store``, or alone with ``--store-only``, which needs no wechatpy): recording
+pushes in a SQLite file store — resolve + upsert + append as three transactions (the path
+before ``ingest_push``) against ``store.ingest_push`` (one) — as pushes/s and their ratio.
+
+Usage: ``python benchmarks/callbacks.py [--n 20000] [--repeat 3] [--store | --store-only]``
 """
 
 from __future__ import annotations
@@ -204,11 +208,62 @@ def breakdown(pushes: list[tuple[bytes, str, str, str]], repeat: int) -> dict[st
     }
 
 
+def bench_store(n: int, repeat: int) -> None:
+    """Pushes/s into a SQLite file store: three transactions per push against one."""
+    import datetime as dt
+    import tempfile
+
+    from membermkt.channels._ingest import ingest
+    from membermkt.core.events import Event
+    from membermkt.core.identity import Identity
+    from membermkt.stores import SqlStore
+
+    rng = random.Random(11)
+    # a follower base that pushes again and again, plus new followers (1 push in 5)
+    pushes = [f"o{rng.randrange(n // 5 + 1)}" for _ in range(n)]
+    t0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+    def run(one_tx: bool) -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = SqlStore(f"sqlite:///{tmp}/bench.db")
+            store.create_schema()
+
+            class ThreeSteps:  # the store without ingest_push: resolve, upsert, append
+                resolve = store.resolve
+                upsert_members = store.upsert_members
+                append_events = store.append_events
+
+            target = store if one_tx else ThreeSteps()
+            start = time.perf_counter()
+            for i, openid in enumerate(pushes):
+                at = t0 + dt.timedelta(seconds=i)
+                ingest(
+                    target,
+                    Identity.openid(APPID, openid),
+                    lambda mid, at=at, i=i: [Event(mid, "message", at, key=f"wx:{i}")],
+                )
+            took = time.perf_counter() - start
+            store.close()
+            return took
+
+    three = min(run(False) for _ in range(repeat))
+    one = min(run(True) for _ in range(repeat))
+    print(f"{n} pushes recorded in SQLite (file, WAL), best of {repeat} (wall time)")
+    print(f"  resolve + upsert + append (3 tx) {n / three:10.0f} pushes/s")
+    print(f"  ingest_push (1 tx)               {n / one:10.0f} pushes/s")
+    print(f"  ratio (one transaction / three):  {three / one:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--store", action="store_true", help="also time recording in a store")
+    ap.add_argument("--store-only", action="store_true", help="only time recording (no wechatpy)")
     args = ap.parse_args()
+    if args.store_only:
+        bench_store(min(args.n, 5000), args.repeat)
+        return
     ensure_wechatpy()
     import wechatpy
 
@@ -226,6 +281,8 @@ def main() -> None:
     print("where membermkt's time goes (per push):")
     for stage, t in breakdown(pushes, args.repeat).items():
         print(f"  {stage:<48} {t / n * 1e6:6.2f} µs")
+    if args.store:
+        bench_store(min(args.n, 5000), args.repeat)
 
 
 if __name__ == "__main__":

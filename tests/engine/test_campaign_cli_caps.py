@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from membermkt import Identity, Member, MemberState
+from membermkt.channels.wechat import CallbackHandler, Endpoint
 from membermkt.cli import main
 from membermkt.stores.sql import SqlStore
 from membermkt.testing.emulator.wechat import WeChatEmulator
@@ -52,11 +53,40 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, WeChatE
     return db, emu
 
 
+def _deliver_job_results(db: str, emu: WeChatEmulator, *, times: int = 1) -> None:
+    """The emulator's job-result pushes, posted to a callback handler on the database (as
+    `membermkt callbacks serve` would), ``times`` over — each time to a new handler, as a
+    re-push may reach another process: the store records each result once."""
+    pushes = emu.job_finish_pushes(APPID)
+    assert pushes, "the platform reported its jobs"
+    store = SqlStore(db)
+    try:
+        for round_ in range(times):
+            token = emu.accounts[APPID].token
+            handler = CallbackHandler(Endpoint(appid=APPID, token=token), store=store)
+            for push in pushes:
+                status, _headers, body = handler.handle(push.method, dict(push.query), push.body)
+                assert (status, body) == (200, b"success")
+            fresh = handler.outcomes["accepted"], handler.outcomes["duplicate"]
+            assert fresh == ((len(pushes), 0) if round_ == 0 else (0, len(pushes)))
+            handler.close()
+    finally:
+        store.close()
+
+
+def _report(tmp_path: Path, db: str, cid: str, capsys: pytest.CaptureFixture[str]) -> str:
+    path = tmp_path / f"{cid}.json"
+    assert main(["campaign", "report", str(path), "--db", db]) == 0
+    return capsys.readouterr().out
+
+
 def test_five_mass_campaigns_through_the_cli_never_make_a_fifth_receipt(
     tmp_path: Path, world: tuple[str, WeChatEmulator], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Rule: `campaign run` five times in a month, no history given → every follower gets
-    exactly four mass messages; the fifth campaign plans nothing (platform_quota)."""
+    exactly four mass messages; the fifth campaign plans nothing (platform_quota); the
+    platform's job results (MASSSENDJOBFINISH, recorded once through the callback handler
+    though delivered twice) reconcile each campaign's report."""
     db, emu = world
     with emu.serve() as server:
         for k in range(5):
@@ -86,6 +116,37 @@ def test_five_mass_campaigns_through_the_cli_never_make_a_fifth_receipt(
             assert job.sent == counts["sent"]
     finally:
         store.close()
+    _deliver_job_results(db, emu, times=2)
+    for k in range(4):
+        report = _report(tmp_path, db, f"mass{k}", capsys)
+        assert (
+            "platform: 1 job(s), total 12, filtered 12, sent 12, errors 0; ledger sent 12 — "
+            "reconciled"
+        ) in report
+    assert "platform: 0 job(s)" in _report(tmp_path, db, "mass4", capsys)
+
+
+def test_the_report_flags_a_job_the_platform_did_not_fully_deliver(
+    tmp_path: Path, world: tuple[str, WeChatEmulator], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rule: a follower who already had four mass messages this month elsewhere (the web
+    console) is accepted in the job but not reached: the report shows the platform's counts
+    next to the ledger's and flags the mismatch; before the result arrives it says so."""
+    import datetime as dt
+
+    db, emu = world
+    month = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m")
+    emu.accounts[APPID].followers["o003"].mass_month[month] = 4
+    with emu.serve() as server:
+        path = _campaign_file(tmp_path, "short")
+        args = ["--appid", APPID, "--base-url", server.url, "--db", db, "--no-progress"]
+        assert main(["campaign", "run", str(path), *args]) == 0
+    capsys.readouterr()
+    assert "1 without a result" in _report(tmp_path, db, "short", capsys)
+    assert "MISMATCH" in _report(tmp_path, db, "short", capsys)
+    _deliver_job_results(db, emu)
+    report = _report(tmp_path, db, "short", capsys)
+    assert "total 12, filtered 12, sent 11, errors 1; ledger sent 12 — MISMATCH" in report
 
 
 def test_campaign_file_caps_quiet_hours_and_schedule(

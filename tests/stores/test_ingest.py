@@ -167,3 +167,49 @@ def test_sql_push_is_one_transaction_where_the_three_steps_were_three() -> None:
     store.ingest_push(OPENID, follow("p3"))  # a known follower: still one
     assert len(begins) == 1
     store.close()
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_two_first_pushes_of_one_follower_at_once_make_one_member(backend: str) -> None:
+    """Both transactions resolve nobody before either writes; the loser's insert of the
+    identity collides, its transaction is retried and finds the member."""
+    import contextlib
+    import threading
+
+    store = make_store(backend)
+    barrier = threading.Barrier(2, timeout=2 if backend == "sqlite" else 30)
+    waited = threading.local()
+
+    def events(key: str) -> Any:
+        def make(mid: str) -> list[Event]:
+            if not getattr(waited, "once", False):  # both have resolved: go on together
+                waited.once = True
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    barrier.wait()
+            return [Event(mid, "message", T0, key=key)]
+
+        return make
+
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run(key: str) -> None:
+        try:
+            results.append(store.ingest_push(OPENID, events(key)))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=run, args=(k,)) for k in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        assert {r.member_id for r in results} == {member_id_for(OPENID)}
+        assert [r.attached for r in results].count(True) == 1
+        assert sorted(e.key for e in store.events_for(member_id_for(OPENID))) == ["a", "b"]
+        assert len(list(store.iter_members())) == 1
+    finally:
+        store.drop_tables()
+        store.close()

@@ -20,7 +20,8 @@ The queue is bounded (``max_pending``): when full, a submitted id is dropped and
 (``stats["dropped"]``) — a later bulk sync (``sync_followers`` / ``sync_contacts``) catches
 it. Pending ids live in this process's memory only: a restart loses them (the same bulk sync
 recovers them). A failed call is retried after ``retry_after`` seconds, each id at most
-``max_attempts`` times.
+``max_attempts`` times; the ids of a batch the platform refused are retried one per call,
+so one id it refuses (an invalid openid) does not sink the others.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from membermkt.channels.wechat._guard import Outcomes
-from membermkt.errors import ConfigError, MembermktError
+from membermkt.errors import ConfigError, MembermktError, PlatformError
 
 __all__ = ["Enricher"]
 
@@ -93,6 +94,7 @@ class Enricher:
         self._sleep = sleep if sleep is not None else self._stopping.wait
         self._cond = threading.Condition()
         self._pending: OrderedDict[str, int] = OrderedDict()  # id -> failed attempts
+        self._solo: set[str] = set()  # ids of a refused batch: retried one per call
         self._next_call = 0.0
         self._thread: threading.Thread | None = None
         self.stats = Outcomes()
@@ -134,20 +136,36 @@ class Enricher:
         with self._cond:
             out: list[tuple[str, int]] = []
             while self._pending and len(out) < self.batch:
+                key = next(iter(self._pending))
+                if key in self._solo and out:
+                    break  # an id of a refused batch goes alone
                 out.append(self._pending.popitem(last=False))
+                if key in self._solo:
+                    break
             return out
+
+    def _done(self, taken: Sequence[tuple[str, int]]) -> None:
+        with self._cond:
+            self._solo.difference_update(k for k, _ in taken)
 
     def _failed(self, taken: Sequence[tuple[str, int]], exc: BaseException) -> None:
         self.stats.add("failed_calls")
         log.warning("%s: call for %d ids failed (%s); retrying later", self.name, len(taken), exc)
+        # a batch the platform refused may hold one id it refuses (an invalid openid):
+        # its ids are retried one by one, so one bad id does not sink the others
+        split = len(taken) > 1 and isinstance(exc, PlatformError)
         with self._cond:
             for key, attempts in taken:
                 if attempts + 1 >= self.max_attempts:
                     self.stats.add("dropped")
+                    self._solo.discard(key)
                 elif key not in self._pending and len(self._pending) < self.max_pending:
                     self._pending[key] = attempts + 1
+                    if split:
+                        self._solo.add(key)
                 else:
                     self.stats.add("dropped")
+                    self._solo.discard(key)
         self._next_call = max(self._next_call, self.clock() + self.retry_after)
 
     def _wait(self) -> float:
@@ -199,6 +217,8 @@ class Enricher:
                 self._process([k for k, _ in taken])
             except MembermktError as exc:
                 self._failed(taken, exc)
+            else:
+                self._done(taken)
         return calls
 
     def start(self) -> None:
@@ -263,6 +283,8 @@ class Enricher:
                 await self._aprocess([k for k, _ in taken])
             except MembermktError as exc:
                 self._failed(taken, exc)
+            else:
+                self._done(taken)
         return calls
 
     async def run(self, *, idle: float = 0.5) -> None:

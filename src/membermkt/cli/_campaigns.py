@@ -318,8 +318,17 @@ def _cmd_campaign_report(args: argparse.Namespace) -> int:
         )
         records = list(store.deliveries(campaign.id))
         conversions = (e for e in store.iter_events() if e.type == "purchase")
+        # mass jobs: the platform's job results (MASSSENDJOBFINISH, recorded by the callback
+        # handler) next to the ledger's counts
+        jobs = (
+            store
+            if campaign.channel == "wechat.mass"
+            and campaign.address_namespace
+            and hasattr(store, "job_results")
+            else None
+        )
         report = CampaignReport.build(
-            campaign, records, summary, conversions=conversions, window=window
+            campaign, records, summary, conversions=conversions, window=window, job_results=jobs
         )
     if args.html:
         Path(args.html).write_text(report._repr_html_(), encoding="utf-8")
@@ -332,6 +341,8 @@ def _cmd_campaign_report(args: argparse.Namespace) -> int:
             f"  {g.group:8} members {g.members:,}, sent {g.sent:,}, "
             f"converted {g.converted:,} ({rate}{lift})"
         )
+    if report.platform is not None:
+        _out(f"  {report.platform}")
     return EXIT_OK
 
 

@@ -25,8 +25,12 @@ def _cmd_members_import(args: argparse.Namespace) -> int:
     if not Path(args.file).exists():
         raise UsageError(f"no such file: {args.file}")
     with _store(args) as store:
-        fn = io.import_events_csv if args.events else io.import_members_csv
-        report = fn(store, args.file)
+        if args.events:
+            report = io.import_events_csv(store, args.file)
+        else:
+            report = io.import_members_csv(
+                store, args.file, on_shared_identity=args.on_shared_identity
+            )
     what = "events" if args.events else "members"
     _out(f"read {report.read:,} rows, wrote {report.written:,} {what}")
     for err in report.errors[: args.show_errors]:
@@ -61,6 +65,14 @@ def _register(c: _Commands) -> None:
     p = cmd(g, "import", "Import members (or --events) from a CSV file.", _cmd_members_import)
     p.add_argument("file", metavar="FILE.csv")
     p.add_argument("--events", action="store_true", help="the file holds events")
+    p.add_argument(
+        "--on-shared-identity",
+        choices=("report", "merge"),
+        default="report",
+        help="a row listing an identity another member holds: report it as a refused row "
+        "(default) or merge the two members (recorded in the merge audit trail); an "
+        "identity is never moved",
+    )
     p.add_argument("--show-errors", type=int, default=20, metavar="N", help="refused rows shown")
     _add_db(p)
     p = cmd(

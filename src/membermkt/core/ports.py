@@ -81,9 +81,16 @@ class MemberStore(Protocol):
     def upsert_members(self, members: Iterable[Member]) -> int:
         """Insert or replace members by id (profile, tags, attributes, identities, consent;
         a given member's non-empty ``state`` replaces the stored one, an empty
-        ``MemberState()`` keeps the state folded from stored events). An identity belongs to
-        one member: listing it moves it from its previous owner. Returns how many were
-        written."""
+        ``MemberState()`` keeps the state folded from stored events). Returns how many were
+        written.
+
+        An identity belongs to one member and an upsert never moves it: listing an identity
+        another member holds (or that an earlier member of the call lists) raises
+        :class:`~membermkt.errors.IdentityConflict` and writes nothing of the call. The
+        built-in stores also take ``on_shared_identity="merge"`` (with ``at=`` and ``by=``)
+        to merge the two members instead, recorded in their merge audit trail (see
+        :mod:`membermkt.stores._upsert`). Dropping an identity from the member that holds it
+        (re-upserting it without) releases it; that is not a move."""
         ...
 
     def get_member(self, member_id: str) -> Member | None:

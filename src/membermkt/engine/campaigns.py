@@ -8,7 +8,7 @@ The typical flow::
     check(campaign, capabilities=channel.capabilities)        # what the platform would refuse
     preview = simulate(campaign, members_of(store, campaign, as_of), history, as_of)
     summary = prepare(store, campaign, members_of(store, campaign, as_of), history, as_of)
-    result = CampaignRunner(store, channel).run(campaign.id)  # resumable, exactly once
+    result = CampaignRunner(store, channel).run(campaign)  # resumable, policy re-checked
     report = CampaignReport.build(campaign, store.deliveries(campaign.id), summary,
                                   conversions=purchases)
 
@@ -38,7 +38,7 @@ from membermkt.core.quotas import HistoryLike, PastSend
 from membermkt.core.segments import Did, walk
 from membermkt.engine.handoff import CampaignPolicy, ledger_history
 from membermkt.engine.progress import Progress, ProgressCallback, tqdm_progress
-from membermkt.engine.report import CampaignReport, GroupReport
+from membermkt.engine.report import CampaignReport, GroupReport, PlatformCounts
 from membermkt.engine.runner import CampaignRunner, DeliveryRetry, RunResult, SystemClock
 from membermkt.engine.simulation import Simulation, simulate
 from membermkt.errors import UsageError
@@ -49,6 +49,7 @@ __all__ = [
     "CampaignRunner",
     "DeliveryRetry",
     "GroupReport",
+    "PlatformCounts",
     "Progress",
     "ProgressCallback",
     "RunResult",

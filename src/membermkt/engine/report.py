@@ -18,7 +18,7 @@ from membermkt.core.events import Event
 from membermkt.engine._html import html_table
 from membermkt.errors import UsageError
 
-__all__ = ["CampaignReport", "GroupReport"]
+__all__ = ["CampaignReport", "GroupReport", "PlatformCounts", "platform_counts"]
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -65,11 +65,84 @@ def _rate(k: int, n: int) -> float | None:
 
 
 @attrs.frozen(slots=True, kw_only=True)
+class PlatformCounts:
+    """A mass campaign's ledger next to the platform's job results (``MASSSENDJOBFINISH``).
+
+    The ledger says ``sent`` when the platform accepted a job; the job's result says how
+    many of those followers it reached. The counts are the platform's own and approximate
+    (the event is sent when a job *nearly* completes, ref §1.4).
+
+    Attributes:
+        jobs: mass jobs (``msg_id``) the ledger holds ``sent`` deliveries for.
+        missing: jobs with no recorded result yet (callback missed or not yet sent: wait,
+            or poll ``message/mass/get``).
+        ledger_sent: the ledger's ``sent`` deliveries of the jobs that have a result.
+        total / filtered / sent / errors: the results' ``TotalCount``, ``FilterCount``
+            (audience after filtering), ``SentCount``, ``ErrorCount``, summed.
+    """
+
+    jobs: int
+    missing: tuple[str, ...]
+    ledger_sent: int
+    total: int
+    filtered: int
+    sent: int
+    errors: int
+
+    @property
+    def mismatch(self) -> bool:
+        """Whether the platform's counts disagree with the ledger: a job without a result,
+        or fewer (or more) followers reached than the ledger holds ``sent``."""
+        return bool(self.missing) or self.sent != self.ledger_sent or self.total != self.ledger_sent
+
+    def __str__(self) -> str:
+        verdict = "MISMATCH" if self.mismatch else "reconciled"
+        missing = f", {len(self.missing)} without a result" if self.missing else ""
+        return (
+            f"platform: {self.jobs} job(s){missing}, total {self.total:,}, filtered "
+            f"{self.filtered:,}, sent {self.sent:,}, errors {self.errors:,}; ledger sent "
+            f"{self.ledger_sent:,} — {verdict}"
+        )
+
+
+def platform_counts(
+    records: Iterable[DeliveryRecord], results: Any, *, appid: str
+) -> PlatformCounts:
+    """Reconcile a campaign's ``sent`` deliveries with the recorded ``MASSSENDJOBFINISH``
+    results of their jobs (``results``: a store with ``job_results(keys)``, e.g. the one the
+    :class:`~membermkt.channels.wechat.CallbackHandler` records into).
+
+    Raises:
+        StoreError: when the store fails.
+    """
+    from membermkt.core.jobresults import JobResult
+
+    per_job: Counter[str] = Counter(
+        r.platform_id
+        for r in records
+        if r.status is DeliveryStatus.SENT and r.platform_id and r.platform_id.isdigit()
+    )
+    keys = {f"{appid}:MASSSENDJOBFINISH:{mid}": mid for mid in per_job}
+    found = results.job_results(list(keys)) if keys else {}
+    jobs = {keys[k]: JobResult(**v) for k, v in found.items()}
+    return PlatformCounts(
+        jobs=len(per_job),
+        missing=tuple(sorted(m for m in per_job if m not in jobs)),
+        ledger_sent=sum(per_job[m] for m in jobs),
+        total=sum(j.total for j in jobs.values()),
+        filtered=sum(j.filtered for j in jobs.values()),
+        sent=sum(j.sent for j in jobs.values()),
+        errors=sum(j.errors for j in jobs.values()),
+    )
+
+
+@attrs.frozen(slots=True, kw_only=True)
 class CampaignReport:
     """What happened, per variant and holdout, with conversions and lift.
 
     Build it with :meth:`build`. ``groups`` holds a :class:`GroupReport` per variant and one
-    for the holdout (if any).
+    for the holdout (if any); ``platform`` the platform's job counts next to the ledger's
+    (mass campaigns built with ``job_results=``).
     """
 
     campaign_id: str
@@ -77,6 +150,7 @@ class CampaignReport:
     conversion: str = "purchase"
     window: dt.timedelta = dt.timedelta(days=7)
     confidence: float = 0.95
+    platform: PlatformCounts | None = None
 
     @classmethod
     def build(
@@ -88,6 +162,8 @@ class CampaignReport:
         conversions: Iterable[Event] = (),
         conversion: str = "purchase",
         window: dt.timedelta = dt.timedelta(days=7),
+        job_results: Any = None,
+        appid: str | None = None,
     ) -> CampaignReport:
         """Assemble the report from the ledger's records, the plan summary and events.
 
@@ -103,13 +179,28 @@ class CampaignReport:
             conversions: events to attribute (other types are ignored).
             conversion: the event type counted as a conversion.
             window: the attribution window after the send.
+            job_results: a store holding the platform's job results (``job_results(keys)``,
+                recorded by the callback handler): the report then carries
+                :class:`PlatformCounts` (mass jobs only).
+            appid: the official account of the jobs (default: the campaign's
+                ``address_namespace``).
 
         Raises:
-            UsageError: for a non-positive window.
+            UsageError: for a non-positive window, or ``job_results`` without an appid.
         """
         if window <= dt.timedelta(0):
             raise UsageError("the attribution window must be positive")
         campaign_id = campaign if isinstance(campaign, str) else campaign.id
+        records = list(records)
+        platform = None
+        if job_results is not None:
+            account = appid or (None if isinstance(campaign, str) else campaign.address_namespace)
+            if not account:
+                raise UsageError(
+                    f"campaign {campaign_id!r}: job_results needs the appid (appid=, or the "
+                    "campaign's address_namespace)"
+                )
+            platform = platform_counts(records, job_results, appid=account)
         start_of: dict[str, tuple[str, dt.datetime]] = {}
         status: dict[str, Counter[str]] = defaultdict(Counter)
         failed: dict[str, Counter[str]] = defaultdict(Counter)
@@ -193,7 +284,11 @@ class CampaignReport:
                 )
             )
         return cls(
-            campaign_id=campaign_id, groups=tuple(groups), conversion=conversion, window=window
+            campaign_id=campaign_id,
+            groups=tuple(groups),
+            conversion=conversion,
+            window=window,
+            platform=platform,
         )
 
     def group(self, name: str) -> GroupReport:
@@ -249,7 +344,8 @@ class CampaignReport:
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{g.group}: sent={g.sent} failed={g.failed_total}" for g in self.groups)
-        return f"<CampaignReport {self.campaign_id!r} {parts}>"
+        platform = f" ({self.platform})" if self.platform is not None else ""
+        return f"<CampaignReport {self.campaign_id!r} {parts}{platform}>"
 
     def _repr_html_(self) -> str:
         headers = [
@@ -285,4 +381,15 @@ class CampaignReport:
             )
             for g in self.groups
         ]
-        return html_table(headers, rows, f"Campaign {self.campaign_id}")
+        table = html_table(headers, rows, f"Campaign {self.campaign_id}")
+        if self.platform is None:
+            return table
+        p = self.platform
+        return table + html_table(
+            ["", "total", "filtered", "sent", "errors"],
+            [
+                ("platform (job results)", p.total, p.filtered, p.sent, p.errors),
+                ("ledger (accepted)", p.ledger_sent, "", p.ledger_sent, ""),
+            ],
+            "MISMATCH with the platform" if p.mismatch else "Reconciled with the platform",
+        )

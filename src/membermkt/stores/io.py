@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import inspect
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -35,6 +36,7 @@ from membermkt.core.identity import Identity
 from membermkt.core.members import Consent, Member, Profile
 from membermkt.core.ports import EventLog, MemberStore
 from membermkt.errors import IdentityConflict, MembermktError, PhoneKeyRequired, UsageError
+from membermkt.stores._upsert import SHARED_IDENTITY_POLICIES as _POLICIES
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -327,11 +329,12 @@ def event_record(e: Event) -> dict[str, Any]:
 # --------------------------------------------------------------------------- writing
 
 
-SHARED_IDENTITY_POLICIES = ("report", "merge")
+SHARED_IDENTITY_POLICIES = _POLICIES
 """What an import does with a member listing an identity another member holds: ``"report"``
 the row as a conflict (nothing written for it), or ``"merge"`` the two members (an
-``operator`` link by ``"import"``, recorded in the store's merge audit trail when the store
-links). An identity is never silently moved from one member to another."""
+``operator`` link by ``"import"``, in the store's merge audit trail). An identity is never
+silently moved from one member to another (the stores' ``upsert_members`` contract, see
+:mod:`membermkt.stores._upsert`)."""
 
 
 def _check_policy(policy: str) -> str:
@@ -348,11 +351,18 @@ def _write_members(
     on_shared_identity: str = "report",
 ) -> ImportReport:
     policy = _check_policy(on_shared_identity)
+    native = "on_shared_identity" in inspect.signature(store.upsert_members).parameters
 
     def parse(rec: Mapping[str, Any]) -> Member:
         return member_from_record(rec)
 
     def write(batch: Sequence[Member]) -> int:
+        if native:  # the store applies the policy itself, in its transaction
+            if policy == "report":  # a conflict fails the batch; _run retries row by row
+                return store.upsert_members(batch)
+            up: Any = store.upsert_members
+            n: int = up(batch, on_shared_identity="merge", at=dt.datetime.now(dt.UTC), by="import")
+            return n
         seen: dict[str, str] = {}
         clean: list[Member] = []
         shared: list[Member] = []

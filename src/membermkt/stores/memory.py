@@ -11,7 +11,7 @@ import datetime as dt
 import heapq
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
@@ -40,6 +40,7 @@ from membermkt.stores._memory_ingest import MemoryIngest
 from membermkt.stores._memory_ledger import _MemoryLedger
 from membermkt.stores._memory_links import MemoryLinks
 from membermkt.stores._memory_payouts import _MemoryPayouts
+from membermkt.stores._upsert import UpsertPolicy, find_shared
 from membermkt.stores.export_sql import SqlExport
 
 __all__ = ["InMemoryStore"]
@@ -106,42 +107,113 @@ class InMemoryStore(MemoryIngest, MemoryLinks, _MemoryPayouts, _MemoryLedger, Sq
 
     # ------------------------------------------------------------------ members
 
-    def upsert_members(self, members: Iterable[Member]) -> int:
+    def upsert_members(
+        self,
+        members: Iterable[Member],
+        *,
+        on_shared_identity: str = "report",
+        at: dt.datetime | None = None,
+        by: str = "upsert_members",
+    ) -> int:
         """Insert or replace members by id (see :meth:`MemberStore.upsert_members`).
 
         The stored state is kept when the given member's state is empty (a fresh
-        ``Member(...)``); a non-empty state replaces it. An identity listed by the member
-        moves to it from any other member.
+        ``Member(...)``); a non-empty state replaces it. An identity another member holds is
+        never moved: ``on_shared_identity="report"`` refuses the call, ``"merge"`` merges
+        the two members (an ``operator`` link by ``by`` at ``at``, listed by
+        :meth:`merges`); see :mod:`membermkt.stores._upsert`. All or nothing.
 
         Raises:
-            UsageError: for a value that is not a Member, or one the attribute schema refuses.
+            UsageError: for a value that is not a Member, one the attribute schema refuses,
+                an unknown policy, or ``"merge"`` without ``at``.
+            IdentityConflict: with ``"report"``, when a member lists an identity another
+                member holds (or lists earlier in the call); with ``"merge"``, when the
+                rules refuse a merge.
         """
         batch = check_members(members)
+        policy = UpsertPolicy(on_shared_identity, at, by)
         for m in batch:
             self._schema.check_member(m)
         with self._lock:
-            for m in batch:
-                old = self._members.get(m.id)
-                if old is not None:
-                    for ident in old.identities:
-                        if self._identities.get(ident.token) == m.id:
-                            del self._identities[ident.token]
-                    if m.state == EMPTY_STATE:
-                        m = attrs.evolve(m, state=old.state)
-                for ident in m.identities:
-                    owner = self._identities.get(ident.token)
-                    if owner is not None and owner != m.id:
-                        self._drop_identity(owner, ident)
-                    self._identities[ident.token] = m.id
-                self._members[m.id] = m
+            shared = find_shared(batch, lambda i: self._identities.get(i.token))
+            if not shared:
+                for m in batch:
+                    self._put_member(m, m.identities)
+                return len(batch)
+            if not policy.merge:
+                m, ident, holder = shared[0]
+                raise policy.conflict(ident, holder, m.id)
+            saved = self._save()
+            try:
+                for m in batch:
+                    self._upsert_merging(m, policy)
+            except BaseException:
+                self._restore(saved)
+                raise
             return len(batch)
 
-    def _drop_identity(self, member_id: str, identity: Identity) -> None:
-        other = self._members.get(member_id)
-        if other is not None:
-            self._members[member_id] = attrs.evolve(
-                other, identities=tuple(i for i in other.identities if i != identity)
+    def _put_member(self, m: Member, identities: Sequence[Identity]) -> None:
+        old = self._members.get(m.id)
+        if old is not None:
+            for ident in old.identities:
+                if self._identities.get(ident.token) == m.id:
+                    del self._identities[ident.token]
+            if m.state == EMPTY_STATE:
+                m = attrs.evolve(m, state=old.state)
+        if tuple(identities) != m.identities:
+            m = attrs.evolve(m, identities=tuple(identities))
+        for ident in identities:
+            self._identities[ident.token] = m.id
+        self._members[m.id] = m
+
+    def _upsert_merging(self, m: Member, policy: UpsertPolicy) -> None:
+        held = [
+            i
+            for i in m.identities
+            if (o := self._identities.get(i.token)) is not None and o != m.id
+        ]
+        own = [i for i in m.identities if i not in held]
+        self._put_member(m, own)
+        current = m.id
+        for ident in held:
+            holder = self._identities.get(ident.token)
+            if holder == current:
+                continue
+            if holder is None:  # released by an earlier member of this call
+                cur = self._members[current]
+                self._members[current] = attrs.evolve(cur, identities=(*cur.identities, ident))
+                self._identities[ident.token] = current
+                continue
+            record = policy.plan(
+                ident,
+                own,
+                current,
+                self._members[current].identities,
+                holder,
+                self._members[holder].identities,
             )
+            self._merge_recorded(record)
+            current = record.keep
+
+    def _save(self) -> tuple[Any, ...]:
+        return (
+            dict(self._members),
+            dict(self._identities),
+            {k: list(v) for k, v in self._events.items()},
+            dict(self._event_keys),
+            list(self._merge_log),
+            dict(self._splits),
+        )
+
+    def _restore(self, saved: tuple[Any, ...]) -> None:
+        (
+            self._members,
+            self._identities,
+            self._events,
+            self._event_keys,
+            self._merge_log,
+            self._splits,
+        ) = saved
 
     def get_member(self, member_id: str) -> Member | None:
         """The member with that id, or ``None``."""

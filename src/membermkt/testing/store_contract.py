@@ -36,7 +36,7 @@ from membermkt.core.segments import (
     sample,
     tag,
 )
-from membermkt.errors import LedgerError, UsageError
+from membermkt.errors import IdentityConflict, LedgerError, UsageError
 
 __all__ = ["StoreContract"]
 
@@ -117,15 +117,84 @@ class StoreContract:
         assert got.tags == frozenset()
         assert got.state.purchases.total_fen == 990
 
-    def test_resolve_and_identities_move_to_their_latest_owner(self, store: Any) -> None:
-        """An identity belongs to one member; listing it on another member moves it."""
-        o1 = Identity.openid("wxapp", "o1")
+    def test_resolve_and_an_identity_is_never_moved_by_an_upsert(self, store: Any) -> None:
+        """An identity belongs to one member; listing it on another member is refused
+        (``on_shared_identity="report"``, the default) and nothing of the call is written."""
+        o1, o2 = Identity.openid("wxapp", "o1"), Identity.openid("wxapp", "o2")
         store.upsert_members([Member("m1", identities=[o1])])
         assert store.resolve(o1) == "m1"
-        assert store.resolve(Identity.openid("wxapp", "o2")) is None
+        assert store.resolve(o2) is None
+        with pytest.raises(IdentityConflict) as caught:
+            store.upsert_members([Member("m0", identities=[o2]), Member("m2", identities=[o1])])
+        assert set(caught.value.members) == {"m1", "m2"}
+        assert store.resolve(o1) == "m1"
+        assert store.get_member("m1").identities == (o1,)
+        assert store.get_member("m0") is None
+        assert store.resolve(o2) is None
+        # two members of one call listing one identity: refused too
+        with pytest.raises(IdentityConflict):
+            store.upsert_members([Member("m3", identities=[o2]), Member("m4", identities=[o2])])
+        assert store.get_member("m3") is None
+        # re-upserting the holder, or dropping the identity from it, is no move
+        store.upsert_members([Member("m1", Profile(city="Xi'an"), identities=[o1])])
+        store.upsert_members([Member("m1")])
+        assert store.resolve(o1) is None
         store.upsert_members([Member("m2", identities=[o1])])
         assert store.resolve(o1) == "m2"
-        assert store.get_member("m1").identities == ()
+        with pytest.raises(UsageError, match="on_shared_identity"):
+            store.upsert_members([Member("m5")], on_shared_identity="move")
+
+    def test_upsert_merges_by_shared_identity_on_request(self, store: Any) -> None:
+        """``on_shared_identity="merge"``: the members become one (the smaller id survives),
+        the merge is in the audit trail and can be split (stores with ``merges``)."""
+        if not hasattr(store, "merges"):
+            pytest.skip("the store keeps no merge audit trail (no merges/unmerge)")
+        o1, p1 = Identity.openid("wxapp", "o1"), Identity.platform_buyer("tmall", "b1")
+        store.upsert_members([Member("zz-follower", tags={"fan"}, identities=[o1])])
+        store.append_events([Event("zz-follower", "follow", _h(-2), {"source": "qr"}, key="f")])
+        with pytest.raises(UsageError, match="at="):
+            store.upsert_members([Member("crm-1", identities=[o1])], on_shared_identity="merge")
+        n = store.upsert_members(
+            [Member("crm-1", Profile(city="Wuhan"), {"crm"}, identities=[p1, o1])],
+            on_shared_identity="merge",
+            at=_h(-1),
+            by="import",
+        )
+        assert n == 1
+        assert store.resolve(o1) == store.resolve(p1) == "crm-1"
+        assert store.get_member("zz-follower") is None
+        got = store.get_member("crm-1")
+        assert got.tags == {"crm", "fan"}
+        assert got.profile.city == "Wuhan"
+        assert got.state.source == "qr"
+        [rec] = store.merges("crm-1")
+        assert (rec.keep, rec.drop, rec.link.by, rec.link.evidence.value) == (
+            "crm-1",
+            "zz-follower",
+            "import",
+            "operator",
+        )
+        store.unmerge(rec.id, at=_h(0), by="ops")
+        assert store.resolve(o1) == "zz-follower"
+        assert store.resolve(p1) == "crm-1"
+        assert [e.key for e in store.events_for("zz-follower")] == ["f"]
+
+    def test_a_refused_merge_writes_nothing(self, store: Any) -> None:
+        """Two unionids are two people: the merge an upsert asks for is refused whole."""
+        if not hasattr(store, "merges"):
+            pytest.skip("the store keeps no merge audit trail (no merges/unmerge)")
+        o1, u1, u2 = Identity.openid("wxapp", "o1"), Identity.unionid("u1"), Identity.unionid("u2")
+        store.upsert_members([Member("a", identities=[o1, u1])])
+        with pytest.raises(IdentityConflict):
+            store.upsert_members(
+                [Member("new", tags={"x"}), Member("b", identities=[u2, o1])],
+                on_shared_identity="merge",
+                at=_h(0),
+            )
+        assert store.get_member("new") is None
+        assert store.get_member("b") is None
+        assert store.resolve(o1) == "a"
+        assert store.merges() == []
 
     def test_merge_members_folds_drop_into_keep(self, store: Any) -> None:
         """Merging moves identities, tags, missing attributes and events; drop disappears."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import attrs
 from hypothesis import strategies as st
 
 from membermkt.core.events import Event
@@ -211,10 +212,18 @@ def histories(
 ) -> tuple[list[Member], list[Event]]:
     """A consistent data set: unique members and events that belong to them.
 
+    An identity belongs to one member (stores refuse an upsert listing another member's
+    identity): when two drawn members list one, the first keeps it.
     Events with the same key are de-duplicated the way stores do (first one wins), so the
     returned list is exactly what a store would keep.
     """
-    ms = draw(st.lists(members(), max_size=max_members, unique_by=lambda m: m.id))
+    drawn = draw(st.lists(members(), max_size=max_members, unique_by=lambda m: m.id))
+    held: set[str] = set()
+    ms = []
+    for m in drawn:
+        own = tuple(i for i in m.identities if i.token not in held)
+        held.update(i.token for i in own)
+        ms.append(m if own == m.identities else attrs.evolve(m, identities=own))
     if not ms:
         return [], []
     ids = st.sampled_from([m.id for m in ms])

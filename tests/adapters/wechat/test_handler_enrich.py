@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -76,9 +80,36 @@ def _accounts(emu: WeChatEmulator) -> tuple[Account, Account]:
     return a, b
 
 
-def test_follows_on_two_accounts_become_one_member_after_enrichment(emu) -> None:
+POSTGRES_URL = os.environ.get("MEMBERMKT_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param(
+            "postgresql",
+            marks=[
+                pytest.mark.postgres,
+                pytest.mark.skipif(not POSTGRES_URL, reason="MEMBERMKT_TEST_POSTGRES_URL not set"),
+            ],
+        ),
+    ]
+)
+def any_store(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if request.param == "memory":
+        yield InMemoryStore()
+        return
+    url = POSTGRES_URL if request.param == "postgresql" else "sqlite://"
+    store = SqlStore(url, table_prefix=f"t{uuid.uuid4().hex[:10]}_")
+    yield store
+    store.drop_tables()
+    store.close()
+
+
+def test_follows_on_two_accounts_become_one_member_after_enrichment(emu, any_store) -> None:
     a, b = _accounts(emu)
-    store = InMemoryStore()
+    store = any_store
     enrichers = [
         FollowerEnricher(client(emu, A), store, autostart=False, now=lambda: AT),
         FollowerEnricher(client(emu, B), store, autostart=False, now=lambda: AT),
@@ -228,3 +259,26 @@ def test_configuration_errors(emu) -> None:
         FollowerEnricher(client(emu, A), store, rate=0)
     with pytest.raises(ConfigError, match="official-account"):
         FollowerEnricher(object(), store)
+
+
+def test_one_refused_openid_does_not_sink_its_batch(emu) -> None:
+    _accounts(emu)
+    store = InMemoryStore()
+    t = FakeTime()
+    e = FollowerEnricher(
+        client(emu, A),
+        store,
+        max_attempts=2,
+        autostart=False,
+        clock=t.clock,
+        sleep=t.sleep,
+    )
+    for openid in ("oa-ann", "o-unknown", "oa-nounion"):
+        e.submit(openid)
+    # the batch is refused (40003 for the unknown openid), then each goes alone
+    assert e.drain() == 4
+    assert emu.calls["/cgi-bin/user/info/batchget"] == 1
+    assert emu.calls["/cgi-bin/user/info"] == 3
+    assert (e.stats["failed_calls"], e.stats["dropped"], e.stats["linked"]) == (2, 1, 1)
+    assert store.resolve(Identity.openid(A, "oa-ann")) == store.resolve(Identity.unionid("u-ann"))
+    assert e._solo == set()

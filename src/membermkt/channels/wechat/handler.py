@@ -9,7 +9,11 @@ line. For each push it:
 3. turns it into core :class:`~membermkt.core.events.Event` values (:func:`events_for`) for
    the follower's member — resolved through the store, created with
    :func:`~membermkt.core.identity.member_id_for` when new — and appends them to the
-   ``EventLog``, de-duplicated by key (WeChat re-pushes when it gets no answer in 5 s);
+   ``EventLog``, de-duplicated by key (WeChat re-pushes when it gets no answer in 5 s); all
+   three in one store transaction (``store.ingest_push``) when the store offers it;
+   with the account's ``client``, a new follower's openid is queued for a
+   :class:`~membermkt.channels.wechat.enrich.FollowerEnricher`, which links it to its
+   unionid later, off this path;
 4. calls your ``on_message`` for a passive reply — once per push (not for re-pushes), with
    a deadline so the answer always leaves within WeChat's 5 s; a late handler keeps running
    in the background and the push is answered ``success``.
@@ -32,6 +36,7 @@ configuration requires ``route_by_signature=False`` (every request names its app
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as dt
 import logging
 import threading
 import time
@@ -54,6 +59,7 @@ from membermkt.channels.wechat.enrich import FollowerEnricher
 from membermkt.channels.wechat.replies import SUCCESS, text_reply
 from membermkt.core.events import Event
 from membermkt.core.identity import Identity
+from membermkt.core.jobresults import JobResult
 from membermkt.core.members import Member
 from membermkt.errors import (
     ConfigError,
@@ -467,10 +473,13 @@ class CallbackHandler:
                 f"FromUserName is not a usable openid: {exc}", field="FromUserName"
             ) from None
         # Pushes that mean nothing for a member (job results, unknown events) neither create
-        # one nor store events; they are de-duplicated by key in a small in-memory window.
+        # one nor store events. Job results are recorded once in the store (when it keeps
+        # them); the rest are de-duplicated by key in a small in-memory window.
         if isinstance(message, m.BaseEvent) and not isinstance(message, _MEMBER_EVENTS):
             member_id = self.store.resolve(identity)
-            new = self._seen_once(event_key(ep.appid, message))
+            new = self._job_result(ep.appid, message)
+            if new is None:
+                new = self._seen_once(event_key(ep.appid, message))
             return Incoming(appid=ep.appid, message=message, member_id=member_id, events=()), new
         # Resolve, create when new (deterministic id: two processes seeing the same new
         # follower create one member) and append — one store transaction (ingest_push).
@@ -493,6 +502,22 @@ class CallbackHandler:
         e = self.enrichers.get(appid)
         if e is not None:
             e.submit(openid)
+
+    def _job_result(self, appid: str, message: m.BaseMessage) -> bool | None:
+        """Record a job result (``MASSSENDJOBFINISH``, ``TEMPLATESENDJOBFINISH``) once in the
+        store — whether it is new — or ``None`` for another push or a store that keeps no
+        job results (see :mod:`membermkt.engine.jobresults`)."""
+        record = getattr(self.store, "record_job_result", None)
+        if not callable(record):
+            return None
+        try:
+            result = JobResult.from_message(appid, message)
+        except UsageError as exc:
+            raise MalformedPushError(str(exc), field="MsgID") from None
+        if result is None:
+            return None
+        now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+        return bool(record(result.key, attrs.asdict(result), now=now))
 
     def _seen_once(self, key: str) -> bool:
         recent = self._recent

@@ -6,7 +6,8 @@ channels and staff service data.
   from :func:`parse_message`, core events, de-duplication) and :class:`WelcomeSender`.
 * API: :class:`WeCom` / :class:`AsyncWeCom`.
 * Attribution: :func:`encode_state` / :func:`decode_state`; identity graph:
-  :func:`link_contact` / :func:`sync_contacts` (external_userid + unionid).
+  :func:`link_contact` / :func:`sync_contacts` (external_userid + unionid), and
+  :class:`ContactEnricher` (new contacts linked by unionid in the background).
 * Channels: ``wecom.mass`` (:class:`WeComMassChannel`), ``wecom.group`` (customer-group
   mass send, :class:`WeComGroupChannel`) and ``wecom.welcome``.
 * Staff data: :func:`import_archive`.
@@ -23,6 +24,7 @@ from membermkt.channels.wecom.channel import (
     pull_mass_results,
 )
 from membermkt.channels.wecom.client import AsyncWeCom, WeCom
+from membermkt.channels.wecom.enrich import ContactEnricher
 from membermkt.channels.wecom.groupsend import (
     AsyncWeComGroupChannel,
     GroupSendPolicy,
@@ -40,7 +42,7 @@ from membermkt.channels.wecom.handler import (
     WeComIncoming,
     events_for,
 )
-from membermkt.channels.wecom.identity import link_contact, sync_contacts
+from membermkt.channels.wecom.identity import ContactSyncReport, link_contact, sync_contacts
 from membermkt.channels.wecom.messages import (
     ExternalChatEvent,
     ExternalContactEvent,
@@ -63,6 +65,8 @@ __all__ = [
     "AsyncWeComMassChannel",
     "AsyncWeComWelcomeChannel",
     "ChannelState",
+    "ContactEnricher",
+    "ContactSyncReport",
     "ExternalChatEvent",
     "ExternalContactEvent",
     "ExternalTagEvent",

@@ -79,7 +79,10 @@ class _IngestMixin(_EventsMixin):
                         f"in namespace {identity.namespace!r}; not attaching {identity.token!r}",
                         members=(member_id,),
                     )
-            self._insert_rows(conn, ids, [{"token": identity.token, "member_id": member_id}])
+            # a plain INSERT (not the bulk path): a concurrent first push of this identity
+            # makes it fail with an IntegrityError, which _write retries — and the retry
+            # finds the identity held
+            conn.execute(sa.insert(ids).values(token=identity.token, member_id=member_id))
         seen: set[str] = set()
         batch = []
         for e in events:

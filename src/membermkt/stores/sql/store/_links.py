@@ -112,10 +112,12 @@ class _LinksMixin(_MembersMixin):
             f"changing its members ({_MAX_REDECIDE} attempts); retry"
         )
 
-    def _merge_recorded(self, conn: Connection, rec: MergeRecord, candidate: Link) -> bool:
+    def _merge_recorded(self, conn: Connection, rec: MergeRecord, candidate: Link | None) -> bool:
         """Lock both members and record the merge; ``False`` (nothing written) when, once
         the locks are held, the two members or the owners of the link's identities are no
-        longer those the merge was decided on (a concurrent merge committed meanwhile)."""
+        longer those the merge was decided on (a concurrent merge committed meanwhile).
+        ``candidate=None``: only the two members are checked (the caller re-checks owners
+        under the locks itself)."""
         t = self.tables
         m = t.members
         locked = conn.execute(
@@ -124,9 +126,12 @@ class _LinksMixin(_MembersMixin):
             .order_by(m.c.id)
             .with_for_update()
         ).all()
-        owners = {self._owner(conn, i) for i in candidate.pair}
-        if len(locked) != 2 or owners != {rec.keep, rec.drop}:
+        if len(locked) != 2:
             return False
+        if candidate is not None:
+            owners = {self._owner(conn, i) for i in candidate.pair}
+            if owners != {rec.keep, rec.drop}:
+                return False
         loaded = self._load_members(conn, [rec.keep, rec.drop])
         ev = t.events
         max_seq = conn.execute(sa.select(sa.func.max(ev.c.seq))).scalar() or 0

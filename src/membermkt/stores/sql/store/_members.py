@@ -2,66 +2,101 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from membermkt.core.identity import Identity
+from membermkt.core.identity import Identity, Link
+from membermkt.core.identity._graph import MergeRecord
 from membermkt.core.members import Member
-from membermkt.errors import UsageError
+from membermkt.errors import StoreError, UsageError
 from membermkt.stores._common import EMPTY_STATE, check_members, merge_member_values
+from membermkt.stores._upsert import UpsertPolicy, find_shared
 from membermkt.stores.sql import _rows as rows
+from membermkt.stores.sql._member_rows import MEMBER_READ_COLS, member_from_values
 from membermkt.stores.sql.store._base import _IN_CHUNK, _chunks
 from membermkt.stores.sql.store._bulk import _Bulk
+
+_UPSERT_CHUNK = 2000
+"""Members per upsert transaction."""
 
 
 class _MembersMixin(_Bulk):
     """Upsert, read, resolve, merge and tag members."""
 
+    if TYPE_CHECKING:
+
+        def _merge_recorded(  # in _LinksMixin
+            self, conn: Connection, rec: MergeRecord, candidate: Link | None
+        ) -> bool: ...
+
     def _load_members(self, conn: Connection, ids: Sequence[str]) -> dict[str, Member]:
+        """The stored members among ``ids`` (four driver-level queries per ~4,000 ids:
+        members, tags, attributes, identities; no per-member query)."""
         t = self.tables
         if not ids:
             return {}
-        found = self._in(conn, lambda c: sa.select(t.members).where(t.members.c.id.in_(c)), ids)
+        found = self._rows_in(conn, t.members.name, MEMBER_READ_COLS, "id", ids)
         if not found:
             return {}
-        have = [r["id"] for r in found]
+        have = [r[0] for r in found]
         tags: dict[str, list[str]] = defaultdict(list)
-        for r in self._in(conn, lambda c: sa.select(t.tags).where(t.tags.c.member_id.in_(c)), have):
-            tags[r["member_id"]].append(r["tag"])
+        for mid, tag in self._rows_in(conn, t.tags.name, ("member_id", "tag"), "member_id", have):
+            tags[mid].append(tag)
         attrs: dict[str, list[Any]] = defaultdict(list)
-        for r in self._in(
-            conn, lambda c: sa.select(t.attrs).where(t.attrs.c.member_id.in_(c)), have
+        for r in self._rows_in(
+            conn, t.attrs.name, ("member_id", "name", "kind", "s", "i", "n"), "member_id", have
         ):
-            attrs[r["member_id"]].append(r)
+            attrs[r[0]].append(r[1:])
         toks: dict[str, list[str]] = defaultdict(list)
-        for r in self._in(
-            conn, lambda c: sa.select(t.identities).where(t.identities.c.member_id.in_(c)), have
+        for mid, token in self._rows_in(
+            conn, t.identities.name, ("member_id", "token"), "member_id", have
         ):
-            toks[r["member_id"]].append(r["token"])
+            toks[mid].append(token)
+        none: tuple[Any, ...] = ()
         return {
-            r["id"]: rows.member_from_rows(r, tags[r["id"]], attrs[r["id"]], toks[r["id"]])
+            r[0]: member_from_values(
+                r, tags.get(r[0], none), attrs.get(r[0], none), toks.get(r[0], none)
+            )
             for r in found
         }
 
-    def upsert_members(self, members: Iterable[Member]) -> int:
+    def upsert_members(
+        self,
+        members: Iterable[Member],
+        *,
+        on_shared_identity: str = "report",
+        at: dt.datetime | None = None,
+        by: str = "upsert_members",
+    ) -> int:
         """Insert or replace members by id (see :meth:`MemberStore.upsert_members`).
 
-        The stored state is kept when the given member's state is empty; an identity listed
-        by the member moves to it from any other member.
+        The stored state is kept when the given member's state is empty. An identity another
+        member holds is never moved: ``on_shared_identity="report"`` refuses the call,
+        ``"merge"`` merges the two members (an ``operator`` link by ``by`` at ``at``, listed
+        by :meth:`merges`); see :mod:`membermkt.stores._upsert`. Written in transactions of
+        2,000 members; shared identities are looked for before anything is written, and
+        again inside each transaction (a concurrent writer can still make a later chunk
+        fail, leaving the earlier ones written).
 
         Raises:
             UsageError: for a value that is not a Member, one the attribute schema refuses,
-                or text too long for its column.
+                text too long for its column, an unknown policy, or ``"merge"`` without
+                ``at``.
+            IdentityConflict: with ``"report"``, when a member lists an identity another
+                member holds (or lists earlier in the call); with ``"merge"``, when the
+                rules refuse a merge.
             PhoneKeyRequired: for a phone identity outside the store's phone key ring (see
                 :class:`SqlStore`); nothing is written.
             StoreUnavailable: when the database cannot be reached.
             StoreError: when the database fails.
         """
         batch = check_members(members)
+        policy = UpsertPolicy(on_shared_identity, at, by)
         prepared = []
         for m in batch:
             self._schema.check_member(m)
@@ -75,14 +110,40 @@ class _MembersMixin(_Bulk):
                     rows.identity_rows(m),
                 )
             )
-        for chunk in _chunks(prepared, 2000):
-            self._write(lambda conn, chunk=chunk: self._upsert_chunk(conn, chunk))  # type: ignore[misc]
+        tokens = sorted({i.token for m in batch for i in m.identities})
+        if tokens and not policy.merge and len(prepared) > _UPSERT_CHUNK:
+            # several transactions: refuse before the first one writes (one chunk checks
+            # inside its own transaction)
+            with self._tx() as conn:
+                owners = self._owners(conn, tokens)
+            shared = find_shared(batch, lambda i: owners.get(i.token))
+            if shared:
+                m, ident, holder = shared[0]
+                raise policy.conflict(ident, holder, m.id)
+        for chunk in _chunks(prepared, _UPSERT_CHUNK):
+            self._write(lambda conn, chunk=chunk: self._upsert_chunk(conn, chunk, policy))  # type: ignore[misc]
         return len(batch)
 
-    def _upsert_chunk(self, conn: Connection, chunk: Sequence[Any]) -> None:
+    def _owners(self, conn: Connection, tokens: Sequence[str]) -> dict[str, str]:
+        t = self.tables.identities
+        return {
+            r["token"]: r["member_id"]
+            for r in self._in(
+                conn, lambda c: sa.select(t.c.token, t.c.member_id).where(t.c.token.in_(c)), tokens
+            )
+        }
+
+    def _upsert_chunk(self, conn: Connection, chunk: Sequence[Any], policy: UpsertPolicy) -> None:
         t = self.tables
         m = t.members
         ids = [item[0].id for item in chunk]
+        tokens = sorted({r["token"] for item in chunk for r in item[4]})
+        owners = self._owners(conn, tokens) if tokens else {}
+        shared = find_shared([item[0] for item in chunk], lambda i: owners.get(i.token))
+        if shared and not policy.merge:
+            member, ident, holder = shared[0]
+            raise policy.conflict(ident, holder, member.id)
+        strip = {(member.id, ident.token) for member, ident, _ in shared}
         keep_state = [item[0].id for item in chunk if item[0].state == EMPTY_STATE]
         stored: dict[str, dict[str, Any]] = {}
         if keep_state:
@@ -93,30 +154,86 @@ class _MembersMixin(_Bulk):
                 keep_state,
             ):
                 stored[r["id"]] = {c: r[c] for c in rows.STATE_COLS}
-        member_rows, tag_rows, attr_rows, ident_rows = [], [], [], []
+        member_rows, tag_rows, attr_rows = [], [], []
+        ident_rows: list[dict[str, Any]] = []
         for member, row, tags, attrs, idents in chunk:
             if member.id in stored:
                 row = {**row, **stored[member.id]}
             member_rows.append(row)
             tag_rows.extend(tags)
             attr_rows.extend(attrs)
-            ident_rows.extend(idents)
+            ident_rows.extend(r for r in idents if (member.id, r["token"]) not in strip)
+        ident_rows = list({r["token"]: r for r in ident_rows}.values())
+        # the member rows first (in id order): their row locks make a concurrent upsert of
+        # the same member wait for this one to commit, so its deletes then see (and
+        # replace) the tags, attributes and identities written here instead of inserting
+        # next to them (a duplicate key on PostgreSQL, #14)
+        self._upsert_rows(conn, m, sorted(member_rows, key=lambda r: r["id"]))
         for c in _chunks(ids, _IN_CHUNK):
             conn.execute(sa.delete(t.tags).where(t.tags.c.member_id.in_(c)))
             conn.execute(sa.delete(t.attrs).where(t.attrs.c.member_id.in_(c)))
             conn.execute(sa.delete(t.identities).where(t.identities.c.member_id.in_(c)))
-        tokens = [r["token"] for r in ident_rows]
-        for c in _chunks(tokens, _IN_CHUNK):
-            conn.execute(sa.delete(t.identities).where(t.identities.c.token.in_(c)))
-        # the same identity listed twice in one batch: the later member wins
-        ident_rows = list({r["token"]: r for r in ident_rows}.values())
-        self._upsert_rows(conn, m, member_rows)
         for table, dict_rows in (
             (t.tags, tag_rows),
             (t.attrs, attr_rows),
             (t.identities, ident_rows),
         ):
             self._insert_rows(conn, table, dict_rows)
+        if shared:
+            self._merge_shared(conn, shared, policy)
+
+    def _merge_shared(
+        self,
+        conn: Connection,
+        shared: Sequence[tuple[Member, Identity, str]],
+        policy: UpsertPolicy,
+    ) -> None:
+        t = self.tables
+        strip = {(member.id, ident.token) for member, ident, _ in shared}
+        current: dict[str, str] = {}  # upserted member id -> the member it is part of now
+        for member, ident, _ in shared:
+            cur = current.get(member.id, member.id)
+            holder = self._owners(conn, [ident.token]).get(ident.token)
+            if holder == cur:
+                continue
+            if holder is None:  # released by another member of this call
+                self._insert_rows(conn, t.identities, [{"token": ident.token, "member_id": cur}])
+                continue
+            # lock both rows, then decide on what is committed under the locks
+            conn.execute(
+                sa.select(t.members.c.id)
+                .where(t.members.c.id.in_(sorted((cur, holder))))
+                .order_by(t.members.c.id)
+                .with_for_update()
+            ).all()
+            if self._owners(conn, [ident.token]).get(ident.token) != holder:
+                raise StoreError(
+                    f"upsert_members: {ident.token!r} changed hands during the merge "
+                    "(a concurrent merge); retry"
+                )
+            own = [i for i in member.identities if (member.id, i.token) not in strip]
+            record = policy.plan(
+                ident,
+                own,
+                cur,
+                self._identities_of(conn, cur),
+                holder,
+                self._identities_of(conn, holder),
+            )
+            if not self._merge_recorded(conn, record, None):
+                raise StoreError(
+                    f"upsert_members: member {cur!r} or {holder!r} changed during the merge "
+                    "(a concurrent merge); retry"
+                )
+            current[member.id] = record.keep
+            for k, v in list(current.items()):
+                if v == record.drop:
+                    current[k] = record.keep
+
+    def _identities_of(self, conn: Connection, member_id: str) -> list[Identity]:
+        t = self.tables.identities
+        q = sa.select(t.c.token).where(t.c.member_id == member_id).order_by(t.c.token)
+        return [Identity.from_token(x) for x in conn.execute(q).scalars()]
 
     def get_member(self, member_id: str) -> Member | None:
         """The member with that id, or ``None``.

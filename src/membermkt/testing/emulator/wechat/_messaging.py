@@ -1,5 +1,6 @@
-"""Messaging: mass sends (with their quotas and ``clientmsgid`` de-duplication), template,
-subscribe and customer-service messages."""
+"""Messaging: mass sends (with their quotas, ``clientmsgid`` de-duplication and 45066 for a
+key retried within a minute), template, subscribe and customer-service messages, and the
+job-result pushes (``MASSSENDJOBFINISH``, ``TEMPLATESENDJOBFINISH``) they queue."""
 
 from __future__ import annotations
 
@@ -84,9 +85,29 @@ class _MessagingMixin(_Base):
             )
         )
 
+    def _queue_template_finish(self, acct: Account, msg_id: str, status: str) -> None:
+        # TEMPLATESENDJOBFINISH (ref §1.5): MsgID and Status, one of "success",
+        # "failed:user block", "failed: system failed" (sic). The emulator answers a blocked
+        # follower 48002 at send time, so an accepted send always finishes "success".
+        # Unconfirmed: the FromUserName of this event; the emulator sends "mphelper".
+        pushes: list[tuple[str, Any]] = self.__dict__.setdefault("_job_finish", [])
+        pushes.append(
+            (
+                acct.appid,
+                lambda: acct.event_push(
+                    "mphelper",
+                    "TEMPLATESENDJOBFINISH",
+                    encrypted=False,
+                    MsgID=msg_id,
+                    Status=status,
+                ),
+            )
+        )
+
     def job_finish_pushes(self, appid: str | None = None) -> list[Any]:
-        """The ``MASSSENDJOBFINISH`` callback pushes of finished mass jobs (plain XML), in
-        order, taken off the queue (``appid``: only that account's)."""
+        """The job-result callback pushes — ``MASSSENDJOBFINISH`` of finished mass jobs,
+        ``TEMPLATESENDJOBFINISH`` of template sends — (plain XML), in order, taken off the
+        queue (``appid``: only that account's)."""
         with self.lock:
             queue: list[tuple[str, Any]] = self.__dict__.setdefault("_job_finish", [])
             mine = [p for p in queue if appid is None or p[0] == appid]
@@ -203,6 +224,7 @@ class _MessagingMixin(_Base):
         ).hexdigest()
         msgid = str(next(self._ids))
         self._receive(acct, f.openid, "template", digest, msgid)
+        self._queue_template_finish(acct, msgid, "success")
         return {"errcode": 0, "errmsg": "ok", "msgid": int(msgid)}
 
     def _subscribe_send(self, acct: Account, params: Any, body: dict[str, Any]) -> dict[str, Any]:
