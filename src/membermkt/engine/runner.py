@@ -52,6 +52,7 @@ from membermkt.core.delivery import (
 from membermkt.core.ports import AsyncChannel, BatchLedger, Channel, Clock, Ledger
 from membermkt.core.quotas import balanced_batch, next_daily_reset
 from membermkt.engine._runner_parts import (
+    NO_HANDOFF_CHECKS,
     DeliveryRetry,
     HandOffPolicy,
     RunResult,
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AMBIGUOUS",
+    "NO_HANDOFF_CHECKS",
     "SAME_KEY_TOO_FAST",
     "CampaignRunner",
     "DeliveryRetry",
@@ -118,6 +120,7 @@ class CampaignRunner:
             :class:`~membermkt.engine.handoff.CampaignPolicy`). Without one, a run given the
             :class:`~membermkt.core.campaigns.Campaign` (``run(campaign)``) re-checks that
             campaign's policy; a run given only an id re-checks nothing (and logs a warning).
+            :data:`NO_HANDOFF_CHECKS` re-checks nothing on purpose (no warning).
         members: where a campaign's policy reads members (default: the ledger, when it is
             a full store).
         hold_scope: the store key under which quota exhaustion is shared (default: channel
@@ -276,6 +279,8 @@ class CampaignRunner:
         from membermkt.engine.handoff import CampaignPolicy
 
         if isinstance(campaign, str):
+            if self.policy is NO_HANDOFF_CHECKS:
+                return campaign, None  # no re-checks, by the caller's explicit choice
             if self.policy is None:
                 log.warning(
                     "campaign %r runs without a hand-off policy: consent, subscription, quiet "
@@ -291,6 +296,8 @@ class CampaignRunner:
                 f"campaign {campaign.id!r} is for channel {campaign.channel!r}, "
                 f"not {self.channel.name!r}"
             )
+        if self.policy is NO_HANDOFF_CHECKS:
+            return campaign.id, None
         if self.policy is None:
             members: Any = self.members if self.members is not None else self.ledger
             if not hasattr(members, "get_members"):
