@@ -280,27 +280,49 @@ def run_delivery(args: argparse.Namespace, parent: Any) -> None:
 # --------------------------------------------------------------------------- prepare
 
 
-def prepare_throughput(url: str, n: int) -> tuple[float, float]:
-    """Members/s of ``prepare`` (plan + ledger history + bulk insert) on ``url``, and rows/s
-    of a raw executemany of the same delivery rows into an empty deliveries table."""
+def _timed(fn: Any) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of ``fn()``. SQLite runs in-process, so
+    its CPU time is its whole cost, which a machine shared with other jobs does not inflate
+    as much as the wall clock."""
+    w, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w, time.process_time() - c
+
+
+def prepare_throughput(url: str, n: int, repeat: int) -> dict[str, tuple[float, float]]:
+    """Members/s of ``prepare`` and rows/s of a raw insert of the same rows on ``url``, as
+    (wall, CPU) pairs, best of ``repeat`` runs interleaved in this process.
+
+    * ``store``: the production path — the audience read from the store (``members_of``:
+      the segment in SQL, then members, identities, tags and attributes one query each per
+      chunk), history from the ledger (an earlier mass campaign to half the members is in
+      it, so the 4-a-month cap is checked against real rows), the plan, the ledger insert.
+    * ``given``: ``prepare`` over ``Member`` values already in memory (plan, history and
+      insert; no member reads).
+    * ``raw``: the same delivery rows as plain tuples, one driver-level executemany per
+      2,000 rows in one transaction (no planning, no key check): the floor.
+    """
     import uuid
 
     from membermkt import Identity, Member, MemberState
     from membermkt.core.campaigns import Campaign, Variant, plan
     from membermkt.core.delivery import Delivery
-    from membermkt.engine.campaigns import prepare
+    from membermkt.engine.campaigns import members_of, prepare
     from membermkt.segments import TRUE
     from membermkt.stores.sql import SqlStore
     from membermkt.stores.sql._rows import delivery_row
 
     tag = uuid.uuid4().hex[:6]
-    campaign = Campaign(
-        id=f"prep-{tag}",
-        audience=TRUE,
-        channel="wechat.mass",
-        variants=(Variant(name="A", content={"msgtype": "text", "text": {"content": "hi"}}),),
-        address_namespace=APPID,
-    )
+
+    def campaign(cid: str) -> Campaign:
+        return Campaign(
+            id=cid,
+            audience=TRUE,
+            channel="wechat.mass",
+            variants=(Variant(name="A", content={"msgtype": "text", "text": {"content": "hi"}}),),
+            address_namespace=APPID,
+        )
+
     members = [
         Member(
             f"m{i:07d}",
@@ -312,17 +334,20 @@ def prepare_throughput(url: str, n: int) -> tuple[float, float]:
     now = dt.datetime.now(dt.UTC)
     store = SqlStore(url, table_prefix=f"bp{tag}_")
     raw = SqlStore(url, table_prefix=f"br{tag}_")
+    best: dict[str, tuple[float, float]] = {}
+
+    def keep(name: str, count: int, took: tuple[float, float]) -> None:
+        old = best.get(name, (0.0, 0.0))
+        best[name] = (max(old[0], count / took[0]), max(old[1], count / took[1]))
+
     try:
         store.create_schema()
         raw.create_schema()
-        t = time.perf_counter()
-        prepare(store, campaign, members, None, now, chunk=2000)
-        t_prep = time.perf_counter() - t
-        # the baseline: the same rows as plain tuples, one driver-level executemany per
-        # 2000 rows in one transaction (no planning, no key check)
+        store.upsert_members(members)
+        prepare(store, campaign("earlier"), members[: n // 2], None, now - dt.timedelta(days=1))
         dict_rows = [
             delivery_row(d, now)
-            for d in plan(campaign, members, None, now)
+            for d in plan(campaign(f"raw-{tag}"), members, None, now)
             if isinstance(d, Delivery)
         ]
         cols = list(dict_rows[0])
@@ -331,12 +356,22 @@ def prepare_throughput(url: str, n: int) -> tuple[float, float]:
         table = raw.tables.deliveries.name
         ph = ", ".join(["?" if raw.dialect == "sqlite" else "%s"] * len(cols))
         sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({ph})"
-        t = time.perf_counter()
-        with raw.engine.begin() as conn:
-            for i in range(0, len(rows), 2000):
-                conn.exec_driver_sql(sql, rows[i : i + 2000])
-        t_raw = time.perf_counter() - t
-        return n / t_prep, len(rows) / t_raw
+
+        def raw_insert() -> None:
+            with raw.engine.begin() as conn:
+                for i in range(0, len(rows), 2000):
+                    conn.exec_driver_sql(sql, rows[i : i + 2000])
+
+        for r in range(repeat):
+            c = campaign(f"store-{r}")
+            took = _timed(lambda c=c: prepare(store, c, members_of(store, c, now), None, now))
+            keep("store", n, took)
+            with raw.engine.begin() as conn:
+                conn.exec_driver_sql(f"DELETE FROM {table}")
+            keep("raw", len(rows), _timed(raw_insert))
+            c = campaign(f"given-{r}")
+            keep("given", n, _timed(lambda c=c: prepare(store, c, members, None, now, chunk=2000)))
+        return best
     finally:
         store.drop_tables()
         raw.drop_tables()
@@ -352,11 +387,21 @@ def run_prepare(args: argparse.Namespace) -> None:
     pg = os.environ.get("MEMBERMKT_TEST_POSTGRES_URL")
     if pg:
         urls["PostgreSQL"] = pg
+    print(
+        f"prepare of {args.prepare_members:,} members, best of {args.repeat} interleaved runs "
+        "(wall clock, and this process's CPU time)"
+    )
     for name, url in urls.items():
-        rate, raw_rate = prepare_throughput(url, args.prepare_members)
+        got = prepare_throughput(url, args.prepare_members, args.repeat)
+        (sw, sc), (gw, gc), (rw, rc) = got["store"], got["given"], got["raw"]
+        goal = "  (goal on SQLite: >= 20,000 members/s)" if name == "SQLite" else ""
+        print(f"  {name}:")
+        print(f"    prepare, audience read from the store: {sw:9,.0f}/s wall {sc:9,.0f}/s CPU")
+        print(f"    prepare, Member values given         : {gw:9,.0f}/s wall {gc:9,.0f}/s CPU")
+        print(f"    raw insert of the same rows          : {rw:9,.0f}/s wall {rc:9,.0f}/s CPU")
         print(
-            f"prepare on {name:10}: {rate:9,.0f} members/s  raw insert of the same rows "
-            f"{raw_rate:9,.0f} rows/s  ratio {rate / raw_rate:5.2f}  (goal on SQLite: >= 20,000/s)"
+            f"    ratio prepare-from-store / raw insert: {sw / rw:5.2f} wall {sc / rc:5.2f} CPU"
+            + goal
         )
 
 
@@ -371,6 +416,7 @@ def main() -> None:
     ap.add_argument("--skip-plan", action="store_true")
     ap.add_argument("--prepare-members", type=int, default=100_000)
     ap.add_argument("--skip-prepare", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3, help="prepare runs (best of)")
     args = ap.parse_args()
 
     if not args.skip_prepare:

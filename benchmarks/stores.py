@@ -8,7 +8,8 @@
     file with ``SqlStore.append_events`` (de-duplication, member creation, state fold
     included) — events/s (goal ≥ 100k/s). For scale, the same rows are also inserted with
     raw ``sqlite3.executemany`` into an identically indexed table: that is the storage
-    ceiling of this machine, and the ratio shows what membermkt adds on top.
+    ceiling of this machine, and the ratio shows what membermkt adds on top. Both run
+    ``--repeat`` times, interleaved, best of; wall clock and process CPU time are printed.
 (b) ``count()`` of the foundation issue's benchmark segment (female, city in {Shanghai,
     Hangzhou}, age 25–40, tag vip or ≥ 3 purchases in 90 days, active in 30 days) over
     ``--members`` members in SQLite, vs a hand-written SQL query of the same meaning on the
@@ -86,7 +87,16 @@ def best_of(repeat: int, fn: Callable[[], int]) -> tuple[float, int]:
     return best, result
 
 
-def bench_ingest(n_events: int, workdir: Path, seed: int) -> None:
+def _timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of ``fn()``: SQLite runs in-process, so
+    the CPU time is its whole cost, which other jobs on a shared machine inflate less than
+    the wall clock."""
+    w, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w, time.process_time() - c
+
+
+def bench_ingest(n_events: int, workdir: Path, seed: int, repeat: int) -> None:
     events: list[Event] = []
     cfg = SyntheticConfig(seed=seed)
     for _, evs in generate(n_events, config=cfg):
@@ -94,49 +104,65 @@ def bench_ingest(n_events: int, workdir: Path, seed: int) -> None:
         if len(events) >= n_events:
             break
     events = events[:n_events]
-    print(f"(a) ingest {len(events):,} synthetic events into SQLite")
-
-    store = SqlStore(f"sqlite:///{workdir / 'ingest.db'}")
-    store.create_schema()
-    t = time.perf_counter()
-    stored = store.append_events(events)
-    t_store = time.perf_counter() - t
-    again = store.append_events(events[:10_000])
-    store.close()
-    assert stored == len(events)
-    assert again == 0
-
-    raw = sqlite3.connect(workdir / "raw.db", isolation_level=None)
-    raw.execute("PRAGMA journal_mode=WAL")
-    raw.execute("PRAGMA synchronous=NORMAL")
-    raw.execute(
-        "CREATE TABLE ev (seq INTEGER PRIMARY KEY, key VARCHAR(200), member_id VARCHAR(128),"
-        " type VARCHAR(64), at BIGINT, props TEXT, amount_fen BIGINT, source VARCHAR(255),"
-        " staff VARCHAR(255), outbound BOOLEAN)"
-    )
-    raw.execute("CREATE UNIQUE INDEX ux_ev_key ON ev (key)")
-    raw.execute("CREATE INDEX ix_ev_member ON ev (member_id, type, at)")
-    tuples = [event_row(e) for e in events]
-    t = time.perf_counter()
-    for i in range(0, len(tuples), 5000):
-        raw.execute("BEGIN IMMEDIATE")
-        raw.executemany(
-            "INSERT INTO ev (key, member_id, type, at, props, amount_fen, source, staff, outbound)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            tuples[i : i + 5000],
-        )
-        raw.execute("COMMIT")
-    t_raw = time.perf_counter() - t
-    raw.close()
     print(
-        f"    SqlStore.append_events : {t_store:7.2f}s  {len(events) / t_store:>10,.0f} events/s"
+        f"(a) ingest {len(events):,} synthetic events into SQLite, best of {repeat} interleaved"
+        " runs (wall clock, and this process's CPU time)"
+    )
+    tuples = [event_row(e) for e in events]
+    best = {"store": (0.0, 0.0), "raw": (0.0, 0.0)}
+
+    def keep(name: str, took: tuple[float, float]) -> None:
+        old = best[name]
+        best[name] = (max(old[0], len(events) / took[0]), max(old[1], len(events) / took[1]))
+
+    for r in range(repeat):
+        store = SqlStore(f"sqlite:///{workdir / f'ingest{r}.db'}")
+        store.create_schema()
+        stored = 0
+
+        def append(store: SqlStore = store) -> None:
+            nonlocal stored
+            stored = store.append_events(events)
+
+        keep("store", _timed(append))
+        again = store.append_events(events[:10_000])
+        store.close()
+        assert stored == len(events)
+        assert again == 0
+
+        raw = sqlite3.connect(workdir / f"raw{r}.db", isolation_level=None)
+        raw.execute("PRAGMA journal_mode=WAL")
+        raw.execute("PRAGMA synchronous=NORMAL")
+        raw.execute(
+            "CREATE TABLE ev (seq INTEGER PRIMARY KEY, key VARCHAR(200), member_id VARCHAR(128),"
+            " type VARCHAR(64), at BIGINT, props TEXT, amount_fen BIGINT, source VARCHAR(255),"
+            " staff VARCHAR(255), outbound BOOLEAN)"
+        )
+        raw.execute("CREATE UNIQUE INDEX ux_ev_key ON ev (key)")
+        raw.execute("CREATE INDEX ix_ev_member ON ev (member_id, type, at)")
+
+        def raw_insert(raw: sqlite3.Connection = raw) -> None:
+            for i in range(0, len(tuples), 5000):
+                raw.execute("BEGIN IMMEDIATE")
+                raw.executemany(
+                    "INSERT INTO ev (key, member_id, type, at, props, amount_fen, source, staff,"
+                    " outbound) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    tuples[i : i + 5000],
+                )
+                raw.execute("COMMIT")
+
+        keep("raw", _timed(raw_insert))
+        raw.close()
+    (sw, sc), (rw, rc) = best["store"], best["raw"]
+    print(
+        f"    SqlStore.append_events : {sw:>10,.0f} events/s wall {sc:>10,.0f} events/s CPU"
         "  (goal >= 100,000/s)"
     )
     print(
-        f"    raw sqlite3 executemany: {t_raw:7.2f}s  {len(events) / t_raw:>10,.0f} rows/s"
-        "  (storage ceiling: no de-dup, no state)"
+        f"    raw sqlite3 executemany: {rw:>10,.0f} rows/s wall   {rc:>10,.0f} rows/s CPU"
+        "    (storage ceiling: no de-dup, no state)"
     )
-    print(f"    ratio append_events / raw insert: {t_store / t_raw:.2f}x")
+    print(f"    ratio append_events / raw insert (rate): {sw / rw:.2f} wall, {sc / rc:.2f} CPU")
 
 
 def load_members(store: SqlStore, n_members: int, seed: int) -> dt.datetime:
@@ -181,9 +207,15 @@ def bench_count(name: str, url: str, n_members: int, repeat: int, seed: int) -> 
             def hand() -> int:
                 return int(conn.execute(query, params).scalar_one())
 
-            t_hand, n_hand = best_of(repeat, hand)
+            # interleaved rounds, best of each: load on a shared machine shifts both alike
+            t_hand = t_store = float("inf")
+            n_hand = n_store = -1
+            for _ in range(repeat):
+                t, n_hand = best_of(1, hand)
+                t_hand = min(t_hand, t)
+                t, n_store = best_of(1, lambda: store.count(seg, as_of))
+                t_store = min(t_store, t)
         engine.dispose()
-        t_store, n_store = best_of(repeat, lambda: store.count(seg, as_of))
         assert n_hand == n_store, (n_hand, n_store)
         print(f"    selected {n_store:,} members (both agree)")
         print(f"    hand-written SQL : {t_hand:.3f}s")
@@ -203,14 +235,18 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--postgres-url", default=os.environ.get("MEMBERMKT_TEST_POSTGRES_URL"))
     ap.add_argument("--skip-ingest", action="store_true")
+    ap.add_argument("--skip-count", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if not args.skip_ingest:
-            bench_ingest(args.events, work, args.seed)
-        bench_count(
-            "sqlite", f"sqlite:///{work / 'count.db'}", args.members, args.repeat, args.seed
-        )
+            bench_ingest(args.events, work, args.seed, args.repeat)
+        if not args.skip_count:
+            bench_count(
+                "sqlite", f"sqlite:///{work / 'count.db'}", args.members, args.repeat, args.seed
+            )
+    if args.skip_count:
+        return
     if args.postgres_url:
         bench_count("postgresql", args.postgres_url, args.members, args.repeat, args.seed)
     else:

@@ -81,10 +81,10 @@ def main() -> None:
 
     summary = prepare(store, campaign, members_of(store, campaign, AS_OF), None, AS_OF)
     runner = CampaignRunner(store, channel, clock=Clock(), sleep=no_sleep, rate_per_second=None)
-    result = runner.run(campaign.id)
+    result = runner.run(campaign)  # the campaign: its consent, quiet hours, caps re-checked
     print(f"sent {result.sent}, failed {result.failed}, unknown {result.unknown}")
     assert result.sent == summary.total_deliveries > 0
-    assert runner.run(campaign.id).claimed == 0  # a second run has nothing left to send
+    assert runner.run(campaign).claimed == 0  # a second run has nothing left to send
     assert emulator.duplicates == 0
 
     # 4. the week after: purchases (a stand-in for your order feed), then the report

@@ -24,6 +24,7 @@ from membermkt.payouts.wechatpay.v2 import RedPacketConfig
 from membermkt.stores.memory import InMemoryStore
 from membermkt.testing.emulator.wechat import WeChatEmulator
 from membermkt.testing.emulator.wechatpay import WeChatPayEmulator, make_test_credentials
+from membermkt.testing.phones import TEST_PHONES
 
 MCH_ID = "1900000109"
 APPID = "wxd930ea5d5a258f4f"
@@ -96,7 +97,7 @@ def phone_form_world(
         wishing="感谢关注",
         remark="手机号领红包",
     )
-    store = InMemoryStore() if store is None else store
+    store = InMemoryStore(phones=TEST_PHONES) if store is None else store
     outbox: list[tuple[str, str]] = []
     verifier = (
         PhoneVerifier(lambda number, code: outbox.append((number, code)), secret=b"v" * 32)

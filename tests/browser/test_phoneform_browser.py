@@ -11,6 +11,7 @@ from typing import Any
 from _asgi_server import AsgiServer, free_port
 from _phoneform import APPID, OPENID, phone_form_world
 from membermkt.core.identity import Identity
+from membermkt.testing.phones import TEST_PHONES
 
 
 def _wait(driver: Any, css: str, timeout: float = 15) -> Any:
@@ -53,7 +54,7 @@ def test_phone_form_links_phone_and_pays_once(chrome: Any, tmp_path: Path) -> No
 
             mid = world.store.resolve(Identity.openid(APPID, OPENID))
             assert mid is not None
-            assert world.store.resolve(Identity.phone("13800138000")) == mid
+            assert world.store.resolve(TEST_PHONES.identity("13800138000")) == mid
             assert world.pay.paid_per_openid()[OPENID] == 1
 
             # a second visit and submit: the form comes back, no second payment

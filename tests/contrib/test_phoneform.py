@@ -15,6 +15,7 @@ import pytest
 from _phoneform import APPID, OPENID, World, follow_redirect_to_emulator, phone_form_world
 from membermkt.core.identity import Identity
 from membermkt.errors import ConfigError
+from membermkt.testing.phones import TEST_PHONES
 
 
 @pytest.fixture
@@ -58,7 +59,11 @@ async def test_full_flow_links_phone_and_pays_once(world: World) -> None:
         )
         assert r.status_code == 200
         assert 'data-status="paid"' in r.text
-        assert world.store.resolve(Identity.phone("13800138000")) == mid
+        assert world.store.resolve(TEST_PHONES.identity("13800138000")) == mid
+        linked = world.store.get_member(mid)
+        assert linked is not None
+        assert TEST_PHONES.phone_of(linked) == "8613800138000"  # kept encrypted, for SMS
+        assert "8613800138000" not in str(linked.attributes)
         # submitting again (back button, double tap) never pays twice
         r2 = await c.post(
             "/redpacket/", data={"phone": "13800138000", "consent": "yes", "csrf": csrf}
@@ -87,7 +92,7 @@ async def test_phone_of_another_member_is_refused(world: World) -> None:
     from membermkt.core.members import Member
 
     world.store.upsert_members(
-        [Member("someone-else", identities=(Identity.phone("13900000000"),))]
+        [Member("someone-else", identities=(TEST_PHONES.identity("13900000000"),))]
     )
     async with _client(world) as c:
         form = await _login(world, c)

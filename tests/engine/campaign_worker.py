@@ -24,6 +24,7 @@ from membermkt_sms import SmsChannel
 
 from membermkt.engine.runner import CampaignRunner, DeliveryRetry, RunResult
 from membermkt.stores.sql import SqlStore
+from membermkt.testing.phones import TEST_PHONES
 
 
 async def _no_sleep(seconds: float) -> None:
@@ -36,7 +37,7 @@ async def _run_all(runners: list[tuple[CampaignRunner, str]]) -> list[RunResult]
 
 def main(argv: list[str]) -> None:
     url, prefix, lease, concurrency, batch, *specs = argv
-    store = SqlStore(url, table_prefix=prefix)
+    store = SqlStore(url, table_prefix=prefix, phones=TEST_PHONES)
     runners: list[tuple[CampaignRunner, str]] = []
     channels: list[SmsChannel] = []
     for spec in specs:

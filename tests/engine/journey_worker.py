@@ -29,6 +29,7 @@ from membermkt.engine.journeys import JourneyEngine, SqlJourneyProgress
 from membermkt.engine.runner import DeliveryRetry
 from membermkt.errors import LedgerError
 from membermkt.stores.sql import SqlStore
+from membermkt.testing.phones import TEST_PHONES
 
 
 async def _no_sleep(seconds: float) -> None:
@@ -37,7 +38,7 @@ async def _no_sleep(seconds: float) -> None:
 
 def main(argv: list[str]) -> None:
     url, prefix, clock_file, stop_file, gateway = argv
-    store = SqlStore(url, table_prefix=prefix)
+    store = SqlStore(url, table_prefix=prefix, phones=TEST_PHONES)
     channel = SmsChannel(gateway, "test-key", idempotent=True, timeout=30)
     engine = JourneyEngine(store, SqlJourneyProgress(store), [crash_journey()], channels=[channel])
     while not os.path.exists(stop_file):

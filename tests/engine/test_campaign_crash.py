@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from membermkt import Identity, Member
+from membermkt import Member
 from membermkt.core.campaigns import Campaign, Variant
 from membermkt.core.delivery import DeliveryStatus
 from membermkt.engine.campaigns import prepare
 from membermkt.segments import TRUE
 from membermkt.stores.sql import SqlStore
+from membermkt.testing.phones import TEST_PHONES
 
 EXAMPLE_SRC = Path(__file__).resolve().parents[2] / "examples" / "sms_channel_plugin" / "src"
 sys.path.insert(0, str(EXAMPLE_SRC))
@@ -45,7 +46,7 @@ def _campaign() -> Campaign:
 
 
 def _members(n: int) -> list[Member]:
-    return [Member(f"m{i:05d}", identities=[Identity("phone", f"{i:064x}", "k")]) for i in range(n)]
+    return [Member(f"m{i:05d}", identities=[TEST_PHONES.identity(f"138{i:08d}")]) for i in range(n)]
 
 
 def _spawn(
@@ -66,7 +67,7 @@ def test_sigkill_at_20_random_points_then_resume(tmp_path: Path) -> None:
     One process runs both campaigns (one per gateway) so the 20 kills interrupt both."""
     url, prefix = f"sqlite:///{tmp_path / 'ledger.db'}", "mm_"
     n = 800
-    store = SqlStore(url, table_prefix=prefix)
+    store = SqlStore(url, table_prefix=prefix, phones=TEST_PHONES)
     idem, plain = _campaign(), _campaign()
     for c in (idem, plain):
         prepare(store, c, _members(n), None, AS_OF)
@@ -127,7 +128,7 @@ def test_four_runner_processes_share_one_postgres_ledger() -> None:
     once (claims with FOR UPDATE SKIP LOCKED)."""
     assert POSTGRES_URL
     prefix = f"cx{uuid.uuid4().hex[:8]}_"
-    store = SqlStore(POSTGRES_URL, table_prefix=prefix)
+    store = SqlStore(POSTGRES_URL, table_prefix=prefix, phones=TEST_PHONES)
     try:
         n = 2000
         c = _campaign()

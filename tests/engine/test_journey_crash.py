@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from membermkt import Identity, Member
+from membermkt import Member
 from membermkt.core.events import Event
 from membermkt.core.journeys import effect_key
 from membermkt.engine.journeys import SqlJourneyProgress, campaign_id_for
 from membermkt.stores.sql import SqlStore
+from membermkt.testing.phones import TEST_PHONES
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "examples" / "sms_channel_plugin" / "src"))
@@ -41,7 +42,7 @@ N = 5000
 def test_journey_exactly_once_with_a_worker_killed_repeatedly(tmp_path: Path) -> None:
     assert POSTGRES_URL
     prefix = f"jc{uuid.uuid4().hex[:8]}_"
-    store = SqlStore(POSTGRES_URL, table_prefix=prefix)
+    store = SqlStore(POSTGRES_URL, table_prefix=prefix, phones=TEST_PHONES)
     progress = SqlJourneyProgress(store)
     j = crash_journey()
     jid = j.id
@@ -50,7 +51,7 @@ def test_journey_exactly_once_with_a_worker_killed_repeatedly(tmp_path: Path) ->
     log = (tmp_path / "workers.log").open("ab")
     try:
         store.upsert_members(
-            Member(f"m{i:05d}", identities=[Identity("phone", f"{i:064x}", "k")]) for i in range(N)
+            Member(f"m{i:05d}", identities=[TEST_PHONES.identity(f"138{i:08d}")]) for i in range(N)
         )
         follows = [Event(f"m{i:05d}", "follow", T0, key=f"f{i}") for i in range(N)]
         buyers = {f"m{i:05d}" for i in range(N) if i % 3 == 0}

@@ -37,6 +37,7 @@ from membermkt.engine.runner import DeliveryRetry
 from membermkt.errors import JourneyError
 from membermkt.stores.memory import InMemoryStore
 from membermkt.stores.sql import SqlStore
+from membermkt.testing.phones import TEST_PHONES
 
 T0 = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
@@ -101,7 +102,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[Any
             pytest.skip(
                 f"MEMBERMKT_TEST_{'POSTGRES' if kind == 'postgresql' else 'MYSQL'}_URL not set"
             )
-    store = SqlStore(url, table_prefix=f"jy{uuid.uuid4().hex[:8]}_")
+    store = SqlStore(url, table_prefix=f"jy{uuid.uuid4().hex[:8]}_", phones=TEST_PHONES)
     progress = SqlJourneyProgress(store)
     try:
         yield store, progress
@@ -113,7 +114,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[Any
 
 def _members(store: Any, n: int) -> None:
     store.upsert_members(
-        Member(f"m{i}", identities=[Identity("phone", f"{i:064x}", "k")]) for i in range(n)
+        Member(f"m{i}", identities=[TEST_PHONES.identity(f"138{i:08d}")]) for i in range(n)
     )
 
 

@@ -51,8 +51,9 @@ _FINAL = {
 
 async def look_up(runner: CampaignRunner, records: Sequence[DeliveryRecord]) -> dict[str, Outcome]:
     """Ask the channel's ``lookup((delivery, platform_id), ...)`` about in-doubt deliveries
-    whose platform id the ledger knows; only certain answers (sent, pending, failed) count.
-    A failing lookup settles nothing (the deliveries stay in doubt)."""
+    whose platform id the ledger knows; only certain answers (sent, failed; pending for a
+    ``sending`` one) count. A failing lookup settles nothing (the deliveries stay in
+    doubt, and are asked again by the next run)."""
     lookup = getattr(runner.channel, "lookup", None)
     known = [(r.delivery, r.platform_id) for r in records if r.platform_id]
     if not callable(lookup) or not known:
@@ -67,11 +68,14 @@ async def look_up(runner: CampaignRunner, records: Sequence[DeliveryRecord]) -> 
         log.warning("lookup of %d in-doubt deliveries failed", len(pairs), exc_info=True)
         return {}
     ids = {d.key: pid for d, pid in pairs}
+    was = {r.key: r.status for r in records}
     out: dict[str, Outcome] = {}
     for res in results:
         status = _FINAL.get(res.outcome)
         if status is None or res.key not in ids:
             continue
+        if status is DeliveryStatus.PENDING and was[res.key] is DeliveryStatus.UNKNOWN:
+            continue  # the ledger moves unknown only to sent/failed: it stays in doubt
         out[res.key] = Outcome(
             key=res.key,
             status=status,

@@ -8,7 +8,7 @@ The typical flow::
     check(campaign, capabilities=channel.capabilities)        # what the platform would refuse
     preview = simulate(campaign, members_of(store, campaign, as_of), history, as_of)
     summary = prepare(store, campaign, members_of(store, campaign, as_of), history, as_of)
-    result = CampaignRunner(store, channel).run(campaign.id)  # resumable, exactly once
+    result = CampaignRunner(store, channel).run(campaign)  # resumable, policy re-checked
     report = CampaignReport.build(campaign, store.deliveries(campaign.id), summary,
                                   conversions=purchases)
 

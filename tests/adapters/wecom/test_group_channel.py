@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import attrs
 import httpx
 import pytest
 
@@ -279,6 +280,15 @@ def test_plan_group_send_caps_and_owners():
     assert skipped[0].reason is SkipReason.NO_ADDRESS
     with pytest.raises(UsageError):  # blank content: the platform refuses it
         plan_group_send(group_campaign({"text": ""}), CORPID, chats, as_of=as_of)
+    with pytest.raises(UsageError, match="address_kind"):
+        plan_group_send(
+            attrs.evolve(group_campaign(), address_kind="external_userid"),
+            CORPID,
+            chats,
+            as_of=as_of,
+        )
+    with pytest.raises(UsageError, match="address_namespace"):
+        plan_group_send(group_campaign(), "wwOtherCorp", chats, as_of=as_of)
     with pytest.raises(UsageError):  # a member field cannot be rendered for a group
         plan_group_send(group_campaign({"text": "hi {{ city }}"}), CORPID, chats, as_of=as_of)
 

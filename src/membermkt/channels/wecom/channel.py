@@ -220,6 +220,31 @@ def _capabilities(corpid: str, kind: str) -> ChannelCapabilities:
 _SEND_ERRORS = (PlatformError, TransportError, QuotaExceeded, UsageError)
 
 
+def _looked_up(
+    pairs: Sequence[tuple[Delivery, str]], found: Mapping[str, Sequence[CustomerResult] | None]
+) -> list[SendResult]:
+    """Per delivery, what ``get_groupmsg_send_result`` says of its task (pure): status 1 →
+    sent; 2 (not a friend) / 3 (receive cap) on every row → failed; a task WeCom knows with
+    no final row yet → pending (the staff member has not confirmed); no answer → unknown."""
+    out: list[SendResult] = []
+    for d, msgid in pairs:
+        rows = found.get(msgid)
+        if rows is None:
+            out.append(SendResult(key=d.key, outcome=SendOutcome.UNKNOWN, reason="lookup failed"))
+            continue
+        statuses = [r.status for r in rows if r.external_userid == d.address]
+        if SendStatus.SENT in statuses:
+            out.append(SendResult(key=d.key, outcome=SendOutcome.SENT, platform_id=msgid))
+        elif statuses and all(st in _STATUS_REASON for st in statuses):
+            reason = _STATUS_REASON[SendStatus(statuses[0])]
+            out.append(
+                SendResult(key=d.key, outcome=SendOutcome.PERMANENT, reason=f"wecom:{reason}")
+            )
+        else:
+            out.append(SendResult(key=d.key, outcome=SendOutcome.PENDING, platform_id=msgid))
+    return out
+
+
 class WeComMassChannel:
     """``wecom.mass``: customer mass send, pending until staff confirm (module docs).
 
@@ -259,6 +284,19 @@ class WeComMassChannel:
             results += _accepted(g, answer)
         return _ordered(batch, results)
 
+    def lookup(self, pairs: Sequence[tuple[Delivery, str]]) -> Sequence[SendResult]:
+        """What WeCom knows of in-doubt deliveries whose task ``msgid`` the ledger holds
+        (``get_groupmsg_send_result``, every page): sent, failed, or pending while the staff
+        member has not confirmed. The runner asks this instead of ever resending a
+        ``wecom.mass`` batch (``add_msg_template`` has no idempotency key)."""
+        found: dict[str, Sequence[CustomerResult] | None] = {}
+        for msgid in dict.fromkeys(m for _, m in pairs):
+            try:
+                found[msgid] = self.client.mass_results(msgid)
+            except _SEND_ERRORS:
+                found[msgid] = None
+        return _looked_up(pairs, found)
+
 
 class AsyncWeComMassChannel:
     """The async twin of :class:`WeComMassChannel`."""
@@ -290,6 +328,16 @@ class AsyncWeComMassChannel:
                 continue
             results += _accepted(g, answer)
         return _ordered(batch, results)
+
+    async def lookup(self, pairs: Sequence[tuple[Delivery, str]]) -> Sequence[SendResult]:
+        """See :meth:`WeComMassChannel.lookup`."""
+        found: dict[str, Sequence[CustomerResult] | None] = {}
+        for msgid in dict.fromkeys(m for _, m in pairs):
+            try:
+                found[msgid] = await self.client.mass_results(msgid)
+            except _SEND_ERRORS:
+                found[msgid] = None
+        return _looked_up(pairs, found)
 
 
 def _welcome_call(d: Delivery) -> ApiCall[None]:

@@ -81,6 +81,7 @@ from membermkt.core.quotas import (
 from membermkt.errors import PlatformError, QuotaExceeded, TransportError, UsageError
 
 __all__ = [
+    "GROUP_ADDRESS_KIND",
     "GROUP_CAPS",
     "GROUP_RULES",
     "AsyncWeComGroupChannel",
@@ -111,6 +112,8 @@ GROUP_RULES = (
 )
 
 _SEND_ERRORS = (PlatformError, TransportError, QuotaExceeded, UsageError)
+GROUP_ADDRESS_KIND: Final = "chat_id"
+"""The address kind of ``wecom.group`` deliveries (a customer group's ``chat_id``)."""
 _RECIPIENT_PREFIX = "wecom_chat:"
 
 
@@ -157,11 +160,18 @@ def plan_group_send(
     payload carries its ``sender`` (the owner unless ``sender`` is given).
 
     Raises:
-        UsageError: for a naive ``as_of`` or a campaign the platform would refuse.
+        UsageError: for a naive ``as_of``, a campaign whose ``address_kind`` is not
+            ``"chat_id"`` (or whose namespace is another corp), or a campaign the platform
+            would refuse.
     """
     if not isinstance(as_of, dt.datetime) or as_of.utcoffset() is None:
         raise UsageError(f"plan_group_send(as_of=...) must be timezone-aware, got {as_of!r}")
-    check(campaign)
+    if campaign.address_kind != GROUP_ADDRESS_KIND:
+        raise UsageError(
+            f"campaign {campaign.id!r} addresses {campaign.address_kind!r}; a group send "
+            f"addresses groups: Campaign(address_kind={GROUP_ADDRESS_KIND!r}, ...)"
+        )
+    check(campaign, capabilities=_capabilities(corpid))
     rules = campaign.platform_rules
     sends_of = history_lookup(history)
     in_schedule = campaign.schedule is None or campaign.schedule.contains(as_of)
@@ -377,7 +387,7 @@ def _capabilities(corpid: str) -> ChannelCapabilities:
     return ChannelCapabilities(
         max_batch_size=mass.CHATS_MAX,
         idempotent=False,
-        address_kind="chat_id",
+        address_kind=GROUP_ADDRESS_KIND,
         address_namespace=corpid,
         rules=GROUP_RULES,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from membermkt.core._frozen import FrozenMap
@@ -14,7 +14,7 @@ from membermkt.core.delivery import Delivery
 from membermkt.core.evaluate import compile_predicate
 from membermkt.core.events import Event
 from membermkt.core.members import Member
-from membermkt.core.quotas import ChannelRules, HistoryLike, history_lookup
+from membermkt.core.quotas import Cap, ChannelRules, HistoryLike, PastSend, history_lookup
 from membermkt.core.segments import BUCKETS, sample_bucket
 from membermkt.core.templating import MissingField
 from membermkt.errors import UsageError
@@ -26,6 +26,28 @@ def _content_problem(rules: ChannelRules, payload: Mapping[str, Any]) -> str | N
         if isinstance(value, str) and len(value.encode()) > limit:
             return f"{path}: {len(value.encode())} bytes > {limit}"
     return None
+
+
+def _cap_check(cap: Cap, at: dt.datetime, channel: str) -> Callable[[Sequence[PastSend]], bool]:
+    """``cap.allows(sends, at, channel)`` as a function of ``sends`` alone, with the cap's
+    window and limit at ``at`` computed once."""
+    limit = cap.limit_at(at)
+    start, end = cap.window(at)
+    rolling = isinstance(cap.period, dt.timedelta)
+    counts = cap.counts
+
+    def allows(sends: Sequence[PastSend]) -> bool:
+        if not sends:
+            return limit > 0
+        n = 0
+        for s in sends:
+            if not counts(s.channel, channel):
+                continue
+            if (start < s.at < end) if rolling else (start <= s.at < end):
+                n += 1
+        return n < limit
+
+    return allows
 
 
 def plan(
@@ -92,6 +114,9 @@ def _plan(
     caps = campaign.caps
     platform_caps = rules.caps
     window = rules.window
+    # every member is checked at the same as_of: each cap's window and limit once
+    cap_checks = [(c, _cap_check(c, as_of, channel)) for c in caps]
+    platform_checks = [(c, _cap_check(c, as_of, channel)) for c in platform_caps]
     empty: Sequence[Event] = ()
     events: Sequence[Event]
     # a variant without member fields renders the same for everyone: render (and check) it
@@ -126,11 +151,11 @@ def _plan(
             continue
         if caps or platform_caps or window is not None:
             sends = sends_of(mid)
-            refused = next((c for c in caps if not c.allows(sends, as_of, channel)), None)
+            refused = next((c for c, ok in cap_checks if not ok(sends)), None)
             if refused is not None:
                 yield Skip(member_id=mid, reason=SkipReason.FREQUENCY_CAP, detail=refused.label)
                 continue
-            refused = next((c for c in platform_caps if not c.allows(sends, as_of, channel)), None)
+            refused = next((c for c, ok in platform_checks if not ok(sends)), None)
             if refused is not None:
                 yield Skip(member_id=mid, reason=SkipReason.PLATFORM_QUOTA, detail=refused.label)
                 continue

@@ -71,6 +71,10 @@ class Claim:
         """A claim from a typed phone number: the number is digested at once (with the same
         ``phone_key`` used for ``Identity.phone``) and never kept.
 
+        Stores that keep keyed phone identities (a ``PhoneProtector`` ring, as ``SqlStore``
+        requires) need :meth:`for_phone` with ``phones.identity(number)`` instead: a plain
+        digest would not find the buyer holding the keyed identity.
+
         Raises:
             UsageError: when the phone number is not a phone number.
         """

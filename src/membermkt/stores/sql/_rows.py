@@ -9,7 +9,6 @@ from typing import Any
 
 from membermkt.core._frozen import Scalar
 from membermkt.core.delivery import Delivery, DeliveryRecord, DeliveryStatus
-from membermkt.core.events import ACQUISITION_TYPES, INTERACTION_TYPES, Event, event_state
 from membermkt.core.identity import Identity
 from membermkt.core.members import (
     Consent,
@@ -22,115 +21,49 @@ from membermkt.core.members import (
 from membermkt.core.ports import PayoutIntent
 from membermkt.core.segments import member_hash
 from membermkt.errors import UsageError
+from membermkt.stores.sql._codec import (
+    PROFILE_COLS,
+    STATE_COLS,
+    _dt,
+    _tb_in,
+    _tb_out,
+    _us,
+    check_text,
+    dumps,
+)
+from membermkt.stores.sql._event_rows import (
+    EVENT_COLS,
+    event_from_row,
+    event_row,
+    fold_events,
+    fold_events_reference,
+    fold_state_values,
+)
 from membermkt.stores.sql.compile import from_epoch_us, to_epoch_us
-from membermkt.stores.sql.schema import ATTR_TEXT_LEN, ID_LEN, TEXT_LEN, TOKEN_LEN
+from membermkt.stores.sql.schema import ATTR_TEXT_LEN, ID_LEN, TOKEN_LEN
 
 __all__ = [
+    "EVENT_COLS",
     "PROFILE_COLS",
     "STATE_COLS",
     "attribute_rows",
+    "check_text",
     "delivery_record",
     "delivery_row",
     "dumps",
     "event_from_row",
     "event_row",
     "fold_events",
+    "fold_events_reference",
+    "fold_state_values",
     "intent_from_row",
     "intent_row",
     "member_from_rows",
     "member_row",
+    "new_member_values",
     "state_from_row",
     "state_row",
 ]
-
-PROFILE_COLS = ("gender", "city", "province", "country", "birthday", "income_band", "tier")
-STATE_COLS = (
-    "subscribed",
-    "sub_at",
-    "sub_tb",
-    "followed_at",
-    "source",
-    "source_at",
-    "source_tb",
-    "last_active_at",
-    "orders_count",
-    "orders_total_fen",
-    "first_order_at",
-    "last_order_at",
-    "categories",
-    "wecom_contact",
-    "contact_at",
-    "contact_tb",
-    "last_event_at",
-    "relations",
-)
-
-
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
-
-
-def _no_default(o: object) -> Any:
-    raise TypeError(f"not JSON-serialisable: {o!r}")
-
-
-def _fast_encoder() -> Any:
-    # the C encoder built once: json.dumps builds one per call, which doubles the cost of
-    # encoding the small property dicts of the ingest hot path
-    from json import encoder
-
-    make = getattr(encoder, "c_make_encoder", None)
-    if make is None:
-        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    chunks = make(None, _no_default, encoder.encode_basestring, None, ":", ",", False, False, True)
-
-    def encode(value: Any) -> str:
-        return "".join(chunks(value, 0))
-
-    return encode
-
-
-_ENCODE_FAST = _fast_encoder()
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON text (keys sorted, non-ASCII kept)."""
-    return _ENCODE(value)
-
-
-def _us(v: dt.datetime | None) -> int | None:
-    return None if v is None else to_epoch_us(v)
-
-
-def _dt(v: int | None) -> dt.datetime | None:
-    return None if v is None else from_epoch_us(int(v))
-
-
-def check_text(owner: str, value: str | None, limit: int = TEXT_LEN) -> None:
-    """Refuse text longer than the column holds.
-
-    Raises:
-        UsageError: naming ``owner``.
-    """
-    if value is not None and len(value) > limit:
-        raise UsageError(f"{owner} is too long for the SQL store ({len(value)} > {limit} chars)")
-
-
-def _tb_out(tb: str) -> str:
-    # version tie-breaks may hold any character; PostgreSQL text cannot hold NUL
-    return tb.replace("\\", "\\\\").replace("\x00", "\\0")
-
-
-def _tb_in(tb: str) -> str:
-    out, i = [], 0
-    while i < len(tb):
-        ch = tb[i]
-        if ch == "\\" and i + 1 < len(tb):
-            out.append("\x00" if tb[i + 1] == "0" else tb[i + 1])
-            i += 2
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
 
 
 def state_row(s: MemberState) -> dict[str, Any]:
@@ -264,6 +197,21 @@ def new_member_row(member_id: str) -> dict[str, Any]:
     return row
 
 
+MEMBER_COLS: tuple[str, ...] = tuple(new_member_row("template"))
+"""Every column of a member row, in :func:`new_member_values` order (state columns last)."""
+_NEW_HEAD = tuple(new_member_row("template")[c] for c in MEMBER_COLS[2 : -len(STATE_COLS)])
+EMPTY_STATE_VALUES: tuple[Any, ...] = tuple(state_row(MemberState()).values())
+"""The state columns of a member no event has touched, in ``STATE_COLS`` order."""
+
+
+def new_member_values(
+    member_id: str, state: tuple[Any, ...] = EMPTY_STATE_VALUES
+) -> tuple[Any, ...]:
+    """The row of a member first seen through an event, as a tuple in :data:`MEMBER_COLS`
+    order, with the ``STATE_COLS`` values ``state``."""
+    return (member_id, member_hash(member_id), *_NEW_HEAD, *state)
+
+
 def attribute_rows(m: Member) -> list[dict[str, Any]]:
     """The attribute-table rows of ``m``.
 
@@ -352,201 +300,6 @@ def member_from_rows(
             opted_out_channels=json.loads(r["opted_out"]) if r["opted_out"] else (),
         ),
     )
-
-
-EVENT_COLS = (
-    "key",
-    "member_id",
-    "type",
-    "at",
-    "props",
-    "amount_fen",
-    "source",
-    "staff",
-    "outbound",
-)
-
-
-def event_row(
-    e: Event,
-) -> tuple[str | None, str, str, int, str, int | None, str | None, str | None, bool | None]:
-    """The events-table values of ``e`` in :data:`EVENT_COLS` order.
-
-    Raises:
-        UsageError: for a member id too long.
-    """
-    mid = e.member_id
-    if len(mid) > ID_LEN:
-        raise UsageError(f"event member_id is too long ({len(mid)} > {ID_LEN} chars)")
-    props = e.properties
-    amount: int | None = None
-    source: str | None = None
-    staff: str | None = None
-    outbound: bool | None = None
-    t = e.type
-    if props:
-        if t == "purchase":
-            amount = int(props.get("amount_fen", 0))
-        elif t in ACQUISITION_TYPES:
-            got = props.get("source")
-            if isinstance(got, str) and got:
-                check_text("event source", got)
-                source = got
-        if t in _CONTACT:
-            who = props.get("staff")
-            staff = who if isinstance(who, str) else ""
-            check_text("event staff", staff)
-        if props.get("direction") == "out":
-            outbound = True
-    elif t == "purchase":
-        amount = 0
-    elif t in _CONTACT:
-        staff = ""
-    return (
-        e.key,
-        mid,
-        e.type,
-        (e.at - _EPOCH) // _US,
-        _ENCODE_FAST(props._data) if props else "{}",
-        amount,
-        source,
-        staff,
-        outbound,
-    )
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_US = dt.timedelta(microseconds=1)
-
-
-def event_from_row(r: Mapping[Any, Any]) -> Event:
-    """Rebuild an :class:`Event` from its row."""
-    props = r["props"]
-    return Event(
-        r["member_id"],
-        r["type"],
-        from_epoch_us(int(r["at"])),
-        json.loads(props) if isinstance(props, str) else props,
-        key=r["key"],
-    )
-
-
-def fold_events(events: Iterable[Event]) -> MemberState:
-    """The combined state contribution of ``events``: exactly
-    ``reduce(MemberState.combine, map(event_state, events), MemberState())``, computed in
-    one pass without intermediate states (the ingest hot path)."""
-    sub: tuple[tuple[dt.datetime, str], Event] | None = None
-    con: tuple[dt.datetime, str] | None = None
-    rels: dict[str, Relation] = {}
-    src: tuple[tuple[dt.datetime, str], str] | None = None
-    last_active: dt.datetime | None = None
-    last_event: dt.datetime | None = None
-    count = total = 0
-    first_at: dt.datetime | None = None
-    last_at: dt.datetime | None = None
-    categories: set[str] = set()
-    for e in events:
-        t = e.type
-        at = e.at
-        if last_event is None or at > last_event:
-            last_event = at
-        if (
-            t in INTERACTION_TYPES
-            and (last_active is None or at > last_active)
-            and e.properties.get("direction") != "out"
-        ):
-            last_active = at
-        if t in _SUBSCRIPTION:
-            v = (at, _TYPE_RANK[t] + (e.key or ""))
-            if sub is None or v > sub[0]:
-                sub = (v, e)
-        elif t in _CONTACT:
-            v = (_utc_at(at), _TYPE_RANK[t] + (e.key or ""))
-            if con is None or v > con:
-                con = v
-            props = e.properties
-            staff = props.get("staff")
-            staff = staff if isinstance(staff, str) else ""
-            if t == "contact_added":
-                state = props.get("state")
-                rel = Relation(
-                    staff=staff, added=v, state=state if isinstance(state, str) else None
-                )
-            else:
-                rel = Relation(staff=staff, deleted=v)
-            mine = rels.get(staff)
-            rels[staff] = rel if mine is None else mine.combine(rel)
-        elif t == "purchase":
-            props = e.properties
-            count += 1
-            total += int(props.get("amount_fen", 0))
-            if first_at is None or at < first_at:
-                first_at = at
-            if last_at is None or at > last_at:
-                last_at = at
-            category = props.get("category")
-            if isinstance(category, str) and category:
-                categories.add(category)
-        if t in ACQUISITION_TYPES:
-            source = e.properties.get("source")
-            if isinstance(source, str) and source:
-                v = (at, _TYPE_RANK.get(t, "0") + (e.key or "") + "\x00" + source)
-                if src is None or v < src[0]:
-                    src = (v, source)
-    if last_event is None:
-        return _EMPTY_STATE
-    kwargs: dict[str, Any] = {"last_event_at": _utc(last_event)}
-    if sub is not None:
-        (at, tb), ev = sub
-        follow = ev.type == "follow"
-        kwargs.update(
-            subscribed=follow,
-            subscription_version=(_utc(at), tb),
-            followed_at=_utc(at) if follow else None,
-        )
-    if con is not None:
-        relations = tuple(rels[k] for k in sorted(rels))
-        kwargs.update(
-            wecom_contact=any(r.live for r in relations),
-            contact_version=con,
-            relations=relations,
-        )
-    if src is not None:
-        (at, tb), source = src
-        kwargs.update(source=source, source_version=(_utc(at), tb))
-    if last_active is not None:
-        kwargs["last_active_at"] = _utc(last_active)
-    if count:
-        kwargs["purchases"] = PurchaseStats(
-            count=count,
-            total_fen=total,
-            first_at=_utc(first_at),
-            last_at=_utc(last_at),
-            categories=frozenset(categories),
-        )
-    return MemberState(**kwargs)
-
-
-def _utc_at(v: dt.datetime) -> dt.datetime:
-    return v.astimezone(dt.UTC)
-
-
-def _utc(v: dt.datetime | None) -> dt.datetime | None:
-    return None if v is None else v.astimezone(dt.UTC)
-
-
-_EMPTY_STATE = MemberState()
-_SUBSCRIPTION = frozenset({"follow", "unfollow"})
-_CONTACT = frozenset({"contact_added", "contact_deleted"})
-_TYPE_RANK = {"unfollow": "1", "follow": "0", "contact_deleted": "1", "contact_added": "0"}
-
-
-def fold_events_reference(events: Iterable[Event]) -> MemberState:
-    """The slow, obviously-correct fold :func:`fold_events` must equal (for tests)."""
-    state = MemberState()
-    for e in events:
-        state = state.combine(event_state(e))
-    return state
 
 
 def delivery_row(d: Delivery, now: dt.datetime) -> dict[str, Any]:

@@ -50,6 +50,36 @@ class _Bulk(_Base):
             out.extend(r[0] for r in conn.exec_driver_sql(f"{sql}({ph})", tuple(chunk)))
         return out
 
+    def _rows_in(
+        self,
+        conn: Connection,
+        table: str,
+        cols: Sequence[str],
+        col: str,
+        values: Sequence[Any],
+    ) -> list[Any]:
+        """``SELECT cols FROM table WHERE col IN values`` as plain row tuples (driver SQL,
+        4,000 values per statement: no SQLAlchemy compilation per call)."""
+        q = self._quote
+        head = f"SELECT {', '.join(q(c) for c in cols)} FROM {q(table)} WHERE {q(col)} IN "
+        out: list[Any] = []
+        for chunk in _chunks(values, 4000):
+            ph = ", ".join([self._placeholder] * len(chunk))
+            out.extend(self._fetch(conn, f"{head}({ph})", tuple(chunk)))
+        return out
+
+    def _fetch(self, conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+        """Run a driver-level query on ``conn``'s DB-API connection and return the driver's
+        own row tuples (no SQLAlchemy row objects: the read hot paths build thousands)."""
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cur = raw.cursor()
+        try:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
+        finally:
+            cur.close()
+
     def _insert_many(
         self,
         conn: Connection,

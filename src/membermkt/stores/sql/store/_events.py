@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -34,7 +33,10 @@ class _EventsMixin(_Bulk):
             StoreError: when the database fails.
         """
         seen: set[str] = set()
+        mark = seen.add
         batch: list[tuple[Event, tuple[Any, ...]]] = []
+        push = batch.append
+        row_of = rows.event_row
         for e in events:
             if not isinstance(e, Event):
                 raise UsageError(f"append_events takes Event values, got {e!r}")
@@ -42,65 +44,109 @@ class _EventsMixin(_Bulk):
             if key is not None:
                 if key in seen:
                     continue
-                seen.add(key)
-            batch.append((e, rows.event_row(e)))
+                mark(key)
+            push((e, row_of(e)))
         total = 0
         for chunk in _chunks(batch, batch_size):
             total += self._write(lambda conn, chunk=chunk: self._append_chunk(conn, chunk))  # type: ignore[misc]
         return total
 
+    def _lock_states(self, conn: Connection, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+        """The stored state columns (``STATE_COLS`` order) of the members among ``ids``,
+        their rows locked (``FOR UPDATE`` in id order) off SQLite."""
+        q = self._quote
+        cols = ", ".join(q(c) for c in ("id", *rows.STATE_COLS))
+        head = f"SELECT {cols} FROM {q(self.tables.members.name)} WHERE {q('id')} IN "
+        tail = f" ORDER BY {q('id')}" + ("" if self.dialect == "sqlite" else " FOR UPDATE")
+        out: dict[str, tuple[Any, ...]] = {}
+        for chunk in _chunks(ids, 4000):
+            ph = ", ".join([self._placeholder] * len(chunk))
+            for r in self._fetch(conn, f"{head}({ph}){tail}", tuple(chunk)):
+                out[r[0]] = tuple(r[1:])
+        return out
+
+    def _insert_new_events(
+        self, conn: Connection, chunk: Sequence[tuple[Event, tuple[Any, ...]]]
+    ) -> Sequence[tuple[Event, tuple[Any, ...]]]:
+        """Insert the events of ``chunk`` whose key is not stored yet; returns them."""
+        ev = self.tables.events
+        if self.dialect == "sqlite":
+            # the only writer: insert-or-ignore and count the rows it added; only when some
+            # keys were already stored, read back which rows are new (rowids after the last)
+            q = self._quote
+            last = conn.exec_driver_sql(f"SELECT max({q('seq')}) FROM {q(ev.name)}").scalar()
+            raw = conn.connection.driver_connection
+            before = int(raw.total_changes)  # type: ignore[union-attr]
+            self._insert_many(conn, ev, rows.EVENT_COLS, [row for _, row in chunk], ignore=True)
+            added = int(raw.total_changes) - before  # type: ignore[union-attr]
+            if added == len(chunk):
+                return chunk
+            if added == 0:
+                return []
+            fresh = {
+                r[0]
+                for r in conn.exec_driver_sql(
+                    f"SELECT {q('key')} FROM {q(ev.name)} WHERE {q('seq')} > ?", (last or 0,)
+                )
+            }
+            return [p for p in chunk if p[1][0] is None or p[1][0] in fresh]
+        keys = [row[0] for _, row in chunk if row[0] is not None]
+        existing = set(self._existing(conn, ev, "key", keys)) if keys else set()
+        new = [p for p in chunk if p[1][0] not in existing] if existing else chunk
+        if new:
+            self._insert_many(conn, ev, rows.EVENT_COLS, [row for _, row in new])
+        return new
+
     def _append_chunk(
         self, conn: Connection, chunk: Sequence[tuple[Event, tuple[Any, ...]]]
     ) -> int:
+        """Insert the new events of ``chunk`` — ``(event, rows.event_row(event))`` pairs with
+        distinct keys — and fold them into their members' state, in ``conn``'s transaction;
+        returns how many were new."""
         t = self.tables
         m = t.members
-        mids = sorted({e.member_id for e, _ in chunk})
-        state_cols = [m.c.id, *(m.c[c] for c in rows.STATE_COLS)]
-
-        def lock(ids: Sequence[str]) -> dict[str, Any]:
-            return {
-                r["id"]: r
-                for r in self._in(
-                    conn,
-                    lambda c: (
-                        sa.select(*state_cols)
-                        .where(m.c.id.in_(c))
-                        .order_by(m.c.id)
-                        .with_for_update()
-                    ),
-                    ids,
-                )
-            }
-
-        stored = lock(mids)
-        missing = [i for i in mids if i not in stored]
-        if missing and self.dialect != "sqlite":
+        mids = sorted({row[1] for _, row in chunk})
+        stored = self._lock_states(conn, mids)
+        if len(stored) < len(mids) and self.dialect != "sqlite":
             # other writers may create the same members concurrently: insert-or-ignore the
             # bare rows, then lock them like the others
-            self._insert_rows(conn, m, [rows.new_member_row(i) for i in missing], ignore=True)
-            stored.update(lock(missing))
-            missing = []
-        ev = t.events
-        existing = set(self._existing(conn, ev, "key", [e.key for e, _ in chunk if e.key]))
-        new = [(e, row) for e, row in chunk if e.key is None or e.key not in existing]
+            missing = [i for i in mids if i not in stored]
+            bare = [rows.new_member_values(i) for i in missing]
+            self._insert_many(conn, m, rows.MEMBER_COLS, bare, ignore=True)
+            stored.update(self._lock_states(conn, missing))
+        new = self._insert_new_events(conn, chunk)
         if not new:
             return 0
-        self._insert_many(conn, ev, rows.EVENT_COLS, [row for _, row in new])
-        per_member: dict[str, list[Event]] = defaultdict(list)
-        for e, _ in new:
-            per_member[e.member_id].append(e)
-        updates = []
-        created = []
-        for mid, evs in per_member.items():
-            folded = rows.fold_events(evs)
-            if mid in stored:
-                srow = rows.state_row(rows.state_from_row(stored[mid]).combine(folded))
-                updates.append((*(srow[c] for c in rows.STATE_COLS), mid))
+        per_member: dict[str, list[tuple[Event, tuple[Any, ...]]]] = {}
+        for p in new:
+            mid = p[1][1]
+            got = per_member.get(mid)
+            if got is None:
+                per_member[mid] = [p]
             else:
+                got.append(p)
+        updates: list[tuple[Any, ...]] = []
+        created: list[tuple[Any, ...]] = []
+        empty = rows.EMPTY_STATE_VALUES
+        for mid, items in per_member.items():
+            old = stored.get(mid)
+            # a member no event has touched yet (new, or its bare row): its state is the
+            # fold of these events alone, computed on the rows (contact events excepted)
+            values = rows.fold_state_values(items) if old is None or old == empty else None
+            if values is None:
+                folded = rows.fold_events([e for e, _ in items])
+                if old is not None and old != empty:
+                    before = rows.state_from_row(dict(zip(rows.STATE_COLS, old, strict=True)))
+                    folded = before.combine(folded)
+                srow = rows.state_row(folded)
+                values = tuple(srow[c] for c in rows.STATE_COLS)
+            if old is None:
                 # SQLite: this transaction is the only writer, the member is new
-                created.append({**rows.new_member_row(mid), **rows.state_row(folded)})
+                created.append(rows.new_member_values(mid, values))
+            else:
+                updates.append((*values, mid))
         if created:
-            self._insert_rows(conn, m, created)
+            self._insert_many(conn, m, rows.MEMBER_COLS, created)
         if updates:
             sets = ", ".join(f"{self._quote(c)} = {self._placeholder}" for c in rows.STATE_COLS)
             conn.exec_driver_sql(

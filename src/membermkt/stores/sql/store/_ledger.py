@@ -58,15 +58,19 @@ class _LedgerMixin(_Bulk):
                 raise UsageError(f"record_plan takes Delivery values, got {d!r}")
             if d.key in batch:
                 continue
-            for name, value, limit in (
-                ("key", d.key, TEXT_LEN),
-                ("campaign_id", d.campaign_id, TEXT_LEN),
-                ("channel", d.channel, TEXT_LEN),
-                ("variant", d.variant, TEXT_LEN),
-                ("member_id", d.member_id, ID_LEN),
-                ("address", d.address, TOKEN_LEN),
+            if (
+                len(d.member_id) > ID_LEN
+                or len(d.address) > TOKEN_LEN
+                or max(len(d.key), len(d.campaign_id), len(d.channel), len(d.variant)) > TEXT_LEN
             ):
-                if len(value) > limit:
+                for name, value, limit in (
+                    ("key", d.key, TEXT_LEN),
+                    ("campaign_id", d.campaign_id, TEXT_LEN),
+                    ("channel", d.channel, TEXT_LEN),
+                    ("variant", d.variant, TEXT_LEN),
+                    ("member_id", d.member_id, ID_LEN),
+                    ("address", d.address, TOKEN_LEN),
+                ):
                     rows.check_text(f"Delivery.{name}", value, limit)
             hit = encoded.get(id(d.payload))
             if hit is None:

@@ -67,7 +67,7 @@ class _SegmentsMixin(_Base):
             if last is not None:
                 q = q.where(m.c.id > last)
             with self._segment_tx() as conn:
-                ids = [str(i) for i in conn.execute(q).scalars()]
+                ids = [str(i) for i in conn.execute(q).scalars().all()]  # one fetch a page
             yield from ids
             if len(ids) < _PAGE:
                 return
