@@ -155,9 +155,11 @@ def fast_state(evs: list[tuple[str, int, dict[str, Any]]]) -> Any:
     """The member state the event fold would produce, computed straight from the generated
     tuples (folding 20M validated ``Event`` values takes far longer than the analytics).
     Checked against :func:`membermkt.fold` on the first members of every load."""
-    from membermkt.core.members import MemberState, PurchaseStats
+    from membermkt.core.members import MemberState, PurchaseStats, Relation
 
     sub: tuple[int, str, str] | None = None  # (at, tie-break, type): last writer wins
+    adds: dict[str, tuple[int, str | None]] = {}  # staff -> latest add (at, state)
+    last_event = None
     src: tuple[int, str, str] | None = None  # (at, tie-break, source): first touch wins
     contact: tuple[int, str, str] | None = None
     last_active = None
@@ -165,8 +167,16 @@ def fast_state(evs: list[tuple[str, int, dict[str, Any]]]) -> Any:
     first = last = None
     cats: set[str] = set()
     for etype, at, p in evs:
-        if etype in INTERACTIONS and (last_active is None or at > last_active):
+        if last_event is None or at > last_event:
+            last_event = at
+        outbound = p.get("direction") == "out"  # staff-initiated: not the member's activity
+        if etype in INTERACTIONS and not outbound and (last_active is None or at > last_active):
             last_active = at
+        if etype == "contact_added" and (
+            p.get("staff", "") not in adds or at >= adds[p.get("staff", "")][0]
+        ):
+            state = p.get("state")
+            adds[p.get("staff", "")] = (at, state if isinstance(state, str) else None)
         if etype in ("follow", "unfollow"):
             v = (at, "1" if etype == "unfollow" else "0", etype)
             sub = v if sub is None or v[:2] >= sub[:2] else sub
@@ -198,6 +208,11 @@ def fast_state(evs: list[tuple[str, int, dict[str, Any]]]) -> Any:
         ),
         wecom_contact=None if contact is None else contact[2] == "contact_added",
         contact_version=None if contact is None else (_dt(contact[0]), contact[1]),
+        last_event_at=None if last_event is None else _dt(last_event),
+        relations=tuple(
+            Relation(staff=staff, added=(_dt(at), "0"), state=state)
+            for staff, (at, state) in sorted(adds.items())
+        ),
     )
 
 

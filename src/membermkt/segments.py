@@ -32,6 +32,7 @@ from membermkt.core.segments import (
     tag,
 )
 from membermkt.core.simplify import simplify
+from membermkt.core.table import MemberTable, compile_table
 
 __all__ = [
     "FALSE",
@@ -41,6 +42,7 @@ __all__ = [
     "Const",
     "Did",
     "Field",
+    "MemberTable",
     "Not",
     "Or",
     "RelTime",
@@ -52,6 +54,7 @@ __all__ = [
     "any_tag",
     "attr",
     "compile_predicate",
+    "compile_table",
     "did",
     "from_json",
     "no_tags",

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from membermkt.core.compiler import Compiler
 from membermkt.core.events import Event, state_as_of
-from membermkt.core.members import Member
+from membermkt.core.members import Member, MemberState
 from membermkt.core.segments import (
     BUCKETS,
     FIELD_TYPES,
@@ -147,6 +147,7 @@ class PredicateCompiler(Compiler[str]):
         self.namespace: dict[str, Any] = {}
         self._n = 0
         self.reads_state = False
+        self.reads_profile = False
 
     def bind(self, value: Any) -> str:
         """Bind ``value`` as a constant of the generated code; returns its name."""
@@ -164,6 +165,26 @@ class PredicateCompiler(Compiler[str]):
         """An expression calling a closure ``fn(m, e)``."""
         return f"{self.bind(fn)}(m, e)"
 
+    def field_expr(self, name: str) -> str:
+        """An expression reading the built-in field ``name`` (not ``age``)."""
+        if name in STATE_FIELDS:
+            self.reads_state = True
+        x = _FIELD_EXPR[name]
+        # the generated function reads m.profile / m.state once, into locals
+        if x.startswith("m.profile."):
+            self.reads_profile = True
+            return "_p." + x.removeprefix("m.profile.")
+        # the state as of as_of, looked up on the first state field the member reaches
+        return "(_s or (_s := _state(m, e)))." + x.removeprefix("m.state.")
+
+    def tags_expr(self) -> str:
+        """An expression reading the member's tags (a frozenset)."""
+        return "m.tags"
+
+    def id_expr(self) -> str:
+        """An expression reading the member's id."""
+        return "m.id"
+
     def process(self, node: Segment, path: str = "$") -> str:
         out: Any = super().process(node, path)
         if callable(out):  # a plugin's @compiles function returned a closure
@@ -180,20 +201,24 @@ class PredicateCompiler(Compiler[str]):
         folded event is later than ``as_of``, else the fold of its events up to ``as_of``.
         """
         expr = self.process(segment)
-        code = compile(f"lambda m, e: bool({expr})", "<membermkt segment>", "eval")
-        scope = {"__builtins__": {"bool": bool}, **self.namespace}
-        fn: Predicate = eval(code, scope)
-        if not self.reads_state:
-            return fn
-        as_of = self.as_of
+        lines = ["def _pred(m, e):"]
+        scope: dict[str, Any] = {"__builtins__": {"bool": bool}, **self.namespace}
+        if self.reads_state:
+            # ``_s``: None until a state field is read, then the member's state as of as_of
+            # (a MemberState is always truthy). Members rejected by profile fields never
+            # touch their state (a cache miss per member at scale).
+            lines.append("    _s = None")
+            scope["_state"] = _state_getter(self.as_of)
+        if self.reads_profile:
+            lines.append("    _p = m.profile")
+        lines.append(f"    return bool({expr})")
+        return self._function(lines, scope)
 
-        def as_of_pred(m: Member, e: Sequence[Event]) -> bool:
-            last = m.state.last_event_at
-            if last is not None and last > as_of:
-                m = state_as_of(m, e, as_of)
-            return fn(m, e)
-
-        return as_of_pred
+    @staticmethod
+    def _function(lines: list[str], scope: dict[str, Any]) -> Predicate:
+        exec(compile("\n".join(lines), "<membermkt segment>", "exec"), scope)
+        out: Predicate = scope["_pred"]
+        return out
 
     # -- combinators ---------------------------------------------------------
 
@@ -227,11 +252,13 @@ class PredicateCompiler(Compiler[str]):
         if ftype is FieldType.CUSTOM:
             get = field_getter(node.field)
             return self.call(self._custom_cmp(get, op, values))
-        x = _FIELD_EXPR[node.field]
-        if node.field in STATE_FIELDS:
-            self.reads_state = True
-        t = self.temp()
-        present = f"(({t} := {x}) is not None"
+        x = self.field_expr(node.field)
+        if x.isidentifier():  # a local already (no attribute chain to evaluate twice)
+            t = x
+            present = f"({x} is not None"
+        else:
+            t = self.temp()
+            present = f"(({t} := {x}) is not None"
         if op == "exists":
             return f"({x} is not None)"
         if op == "eq":
@@ -300,9 +327,9 @@ class PredicateCompiler(Compiler[str]):
         if node.mode == "any":
             if len(names) == 1:
                 (only,) = names
-                return f"({self.bind(only)} in m.tags)"
-            return f"(not {self.bind(names)}.isdisjoint(m.tags))"
-        return f"({self.bind(names)} <= m.tags)"
+                return f"({self.bind(only)} in {self.tags_expr()})"
+            return f"(not {self.bind(names)}.isdisjoint({self.tags_expr()}))"
+        return f"({self.bind(names)} <= {self.tags_expr()})"
 
     def visit_did(self, node: Did, path: str) -> str:
         return self.call(_did_closure(node, self.as_of))
@@ -311,9 +338,24 @@ class PredicateCompiler(Compiler[str]):
         a, b = salt_coefficients(node.salt)
         h = self.bind(member_hash)
         return (
-            f"((({self.bind(a)} * {h}(m.id) + {self.bind(b)}) % {HASH_PRIME}) % {BUCKETS}"
+            f"((({self.bind(a)} * {h}({self.id_expr()}) + {self.bind(b)}) % {HASH_PRIME})"
+            f" % {BUCKETS}"
             f" < {self.bind(node.threshold)})"
         )
+
+
+def _state_getter(as_of: dt.datetime) -> Callable[[Member, Sequence[Event]], MemberState]:
+    """``state(member, events)``: the stored state when no folded event is later than
+    ``as_of``, else the fold of the events up to ``as_of``."""
+
+    def state(m: Member, e: Sequence[Event]) -> MemberState:
+        s = m.state
+        last = s.last_event_at
+        if last is not None and last > as_of:
+            return state_as_of(m, e, as_of).state
+        return s
+
+    return state
 
 
 def _did_closure(node: Did, as_of: dt.datetime) -> Predicate:
@@ -337,9 +379,11 @@ def _did_closure(node: Did, as_of: dt.datetime) -> Predicate:
                 return False
         return True
 
+    if hi_n is None and lo_n == 0:
+        return lambda m, e: True
+    if not where:
+        return _did_plain(etype, lower, upper, lo_n, hi_n)
     if hi_n is None:
-        if lo_n == 0:
-            return lambda m, e: True
 
         def at_least(m: Member, events: Sequence[Event]) -> bool:
             n = 0
@@ -358,6 +402,39 @@ def _did_closure(node: Did, as_of: dt.datetime) -> Predicate:
             if matches(ev):
                 n += 1
                 if n > hi_n:
+                    return False
+        return n >= lo_n
+
+    return bounded
+
+
+def _did_plain(
+    etype: str, lower: dt.datetime | None, upper: dt.datetime, lo_n: int, hi_n: int | None
+) -> Predicate:
+    """``did`` without property filters: the window test inlined in the loop."""
+    if lower is None:
+        lower = dt.datetime.min.replace(tzinfo=dt.UTC)  # every aware instant is later
+    lo, hi = lower, upper
+    if hi_n is None:
+
+        def at_least(m: Member, events: Sequence[Event]) -> bool:
+            n = 0
+            for ev in events:
+                if ev.type == etype and lo < ev.at <= hi:
+                    n += 1
+                    if n >= lo_n:
+                        return True
+            return False
+
+        return at_least
+    most = hi_n
+
+    def bounded(m: Member, events: Sequence[Event]) -> bool:
+        n = 0
+        for ev in events:
+            if ev.type == etype and lo < ev.at <= hi:
+                n += 1
+                if n > most:
                     return False
         return n >= lo_n
 

@@ -164,11 +164,15 @@ class _MembersMixin(_Bulk):
             attr_rows.extend(attrs)
             ident_rows.extend(r for r in idents if (member.id, r["token"]) not in strip)
         ident_rows = list({r["token"]: r for r in ident_rows}.values())
+        # the member rows first (in id order): their row locks make a concurrent upsert of
+        # the same member wait for this one to commit, so its deletes then see (and
+        # replace) the tags, attributes and identities written here instead of inserting
+        # next to them (a duplicate key on PostgreSQL, #14)
+        self._upsert_rows(conn, m, sorted(member_rows, key=lambda r: r["id"]))
         for c in _chunks(ids, _IN_CHUNK):
             conn.execute(sa.delete(t.tags).where(t.tags.c.member_id.in_(c)))
             conn.execute(sa.delete(t.attrs).where(t.attrs.c.member_id.in_(c)))
             conn.execute(sa.delete(t.identities).where(t.identities.c.member_id.in_(c)))
-        self._upsert_rows(conn, m, member_rows)
         for table, dict_rows in (
             (t.tags, tag_rows),
             (t.attrs, attr_rows),
