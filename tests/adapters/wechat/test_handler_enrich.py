@@ -343,3 +343,20 @@ async def test_asgi_app_with_the_async_client_in_its_lifespan(emu) -> None:
             await asyncio.sleep(0.01)
         task.cancel()
     assert store.resolve(Identity.openid(A, "oa-ann")) == store.resolve(union) is not None
+
+
+def test_drain_after_close_flushes_what_is_pending(emu) -> None:
+    _accounts(emu)
+    store = InMemoryStore()
+    t = FakeTime()
+    e = FollowerEnricher(
+        client(emu, A), store, rate=1, batch=1, autostart=False, clock=t.clock, sleep=t.sleep
+    )
+    e.start()
+    e.close()  # the handler was closed at shutdown, openids still queued
+    assert e._thread is None
+    e.submit("oa-ann")
+    e.submit("oa-nounion")
+    assert e.drain() == 2
+    assert t.sleeps == [1.0]  # still rate-limited
+    assert store.resolve(Identity.openid(A, "oa-ann")) == store.resolve(Identity.unionid("u-ann"))
