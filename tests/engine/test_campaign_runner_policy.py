@@ -103,6 +103,23 @@ def test_given_only_an_id_nothing_is_rechecked_and_the_run_says_so(
     assert len(channel.sent) == 6
 
 
+def test_no_handoff_checks_on_purpose_is_quiet(caplog: pytest.LogCaptureFixture) -> None:
+    """Rule: `policy=NO_HANDOFF_CHECKS` is the explicit opt-out: nothing re-checked, no
+    warning, and the result still says `policy_checked=False`."""
+    from membermkt.engine.runner import NO_HANDOFF_CHECKS
+
+    store, c, _ = _world()
+    channel = Recorder()
+    runner = CampaignRunner(
+        store, channel, policy=NO_HANDOFF_CHECKS, sleep=no_sleep, clock=Clock(LATE)
+    )
+    with caplog.at_level(logging.WARNING, logger="membermkt.engine.runner"):
+        result = runner.run(c)
+    assert caplog.text == ""
+    assert not result.policy_checked
+    assert len(channel.sent) == 6
+
+
 def test_policy_mismatches_are_refused() -> None:
     """Rule: a campaign of another channel, a policy bound to another campaign, or a ledger
     that cannot read members for the policy → UsageError naming what is wrong."""

@@ -17,7 +17,14 @@ import attrs
 from membermkt.core.delivery import DeliveryRecord
 from membermkt.errors import UsageError
 
-__all__ = ["DeliveryRetry", "HandOffPolicy", "RunResult", "SystemClock"]
+__all__ = [
+    "NO_HANDOFF_CHECKS",
+    "DeliveryRetry",
+    "HandOffPolicy",
+    "NoHandOffChecks",
+    "RunResult",
+    "SystemClock",
+]
 
 
 @runtime_checkable
@@ -31,6 +38,24 @@ class HandOffPolicy(Protocol):
     def check(self, records: Sequence[DeliveryRecord], now: dt.datetime) -> dict[str, str]:
         """Reasons to skip, by delivery key (absent: still qualifies)."""
         ...
+
+
+class NoHandOffChecks:
+    """The explicit choice of re-checking nothing at hand-off (``policy=NO_HANDOFF_CHECKS``):
+    the run logs no warning and reports ``RunResult.policy_checked=False``. For deliveries
+    whose rules are enforced elsewhere; a campaign's own policy is
+    :class:`~membermkt.engine.handoff.CampaignPolicy`."""
+
+    def check(self, records: Sequence[DeliveryRecord], now: dt.datetime) -> dict[str, str]:
+        """Nothing to skip."""
+        return {}
+
+    def __repr__(self) -> str:
+        return "NO_HANDOFF_CHECKS"
+
+
+NO_HANDOFF_CHECKS = NoHandOffChecks()
+"""Pass as ``CampaignRunner(policy=...)`` to run without hand-off re-checks, on purpose."""
 
 
 class SystemClock:

@@ -24,7 +24,7 @@ import datetime as dt
 import hashlib
 import random
 from collections.abc import Iterator
-from typing import TypeVar
+from typing import Any
 
 import attrs
 
@@ -35,8 +35,6 @@ from membermkt.core.members import Consent, Member, MemberState, Profile, Purcha
 from membermkt.errors import UsageError
 from membermkt.security.phones import PhoneProtector
 from membermkt.testing.phones import TEST_PHONES
-
-T = TypeVar("T")
 
 __all__ = [
     "CATEGORIES",
@@ -131,14 +129,29 @@ def _cum(weights: tuple[float, ...]) -> tuple[float, ...]:
     return tuple(x / acc for x in out)
 
 
-_CUM: dict[tuple[float, ...], tuple[float, ...]] = {}
+class _Choice:
+    """A weighted choice, its cumulative weights computed once: one ``random()`` draw and
+    a ``bisect`` per pick."""
+
+    __slots__ = ("cum", "items")
+
+    def __init__(self, items: tuple[Any, ...], weights: tuple[float, ...]) -> None:
+        self.items = items
+        self.cum = _cum(weights)
+
+    def __call__(self, rng: random.Random) -> Any:
+        return self.items[bisect.bisect_right(self.cum, rng.random() * 0.9999999999)]
 
 
-def _pick(rng: random.Random, items: tuple[T, ...], weights: tuple[float, ...]) -> T:
-    cum = _CUM.get(weights)
-    if cum is None:
-        cum = _CUM[weights] = _cum(weights)
-    return items[bisect.bisect_right(cum, rng.random() * 0.9999999999)]
+_SOURCE = _Choice(SOURCES, SOURCE_WEIGHTS)
+_SESSIONS = _Choice((0, 1, 2, 3, 5), (0.25, 0.3, 0.2, 0.15, 0.1))
+_FIRST_KEY = _Choice(MENU_KEYS, (0.45, 0.25, 0.15, 0.15))
+_NEXT_KEY = {
+    k: _Choice(tuple(n for n, _ in nxt), tuple(w for _, w in nxt)) for k, nxt in MENU_NEXT.items()
+}
+_ORDERS = _Choice((0, 1, 2, 3, 5, 8), (0.45, 0.25, 0.12, 0.08, 0.07, 0.03))
+_CATEGORY = _Choice(CATEGORIES, CATEGORY_WEIGHTS)
+_CITY = _Choice(CITIES, CITY_WEIGHTS)
 
 
 def _randint(rng: random.Random, lo: int, hi: int) -> int:
@@ -184,7 +197,7 @@ def generate(
         ) -> None:
             events.append(_event(mid, etype, at, props, f"syn:{mid}:{len(events)}"))
 
-        source = _pick(rng, SOURCES, SOURCE_WEIGHTS)
+        source = _SOURCE(rng)
         followed_at = as_of - _between(rng, 60, horizon) * sec
         add("scan", followed_at - 30 * sec, {"source": source, "scene": source})
         add("follow", followed_at, {"source": source, "scene": source})
@@ -199,9 +212,9 @@ def generate(
                     {"rule": "welcome", "amount_fen": 100 * _randint(rng, 1, 5), "source": source},
                 )
         # menu sessions with path habits, and page views with dwell time
-        for _ in range(_pick(rng, (0, 1, 2, 3, 5), (0.25, 0.3, 0.2, 0.15, 0.1))):
+        for _ in range(_SESSIONS(rng)):
             t = followed_at + _between(rng, 60, max(61, horizon // 2)) * sec
-            key = _pick(rng, MENU_KEYS, (0.45, 0.25, 0.15, 0.15))
+            key = _FIRST_KEY(rng)
             for _step in range(_randint(rng, 1, 4)):
                 if t >= as_of:
                     break
@@ -217,17 +230,16 @@ def generate(
                                 "dwell_seconds": int(rng.lognormvariate(3.0, 1.0)) + 1,
                             },
                         )
-                nxt = MENU_NEXT[key]
-                key = _pick(rng, tuple(k for k, _ in nxt), tuple(w for _, w in nxt))
+                key = _NEXT_KEY[key](rng)
                 t = t + _between(rng, 5, 120) * sec
         # purchases
-        n_orders = _pick(rng, (0, 1, 2, 3, 5, 8), (0.45, 0.25, 0.12, 0.08, 0.07, 0.03))
-        fav = _pick(rng, CATEGORIES, CATEGORY_WEIGHTS)
+        n_orders = _ORDERS(rng)
+        fav = _CATEGORY(rng)
         for k in range(n_orders):
             t = followed_at + _between(rng, 600, horizon) * sec
             if t >= as_of:
                 continue
-            cat = fav if rng.random() < 0.6 else _pick(rng, CATEGORIES, CATEGORY_WEIGHTS)
+            cat = fav if rng.random() < 0.6 else _CATEGORY(rng)
             add(
                 "purchase",
                 t,
@@ -362,7 +374,7 @@ def _member(
     events: list[Event],
     has_wecom: bool,
 ) -> Member:
-    city, province = _pick(rng, CITIES, CITY_WEIGHTS)
+    city, province = _CITY(rng)
     r = rng.random()
     gender = "female" if r < 0.58 else ("male" if r < 0.95 else None)
     birthday = None
