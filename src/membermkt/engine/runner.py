@@ -8,9 +8,16 @@ Guarantees (DESIGN §4, §4.1):
   untouched ``planned`` deliveries or a batch whose call may have happened.
 * **Recovery** resends exactly a crashed runner's batch with exactly its key on an
   idempotent channel while the platform still de-duplicates it (mass ``clientmsgid``:
-  24 hours); past that window, or on a non-idempotent channel, its deliveries become
-  ``unknown`` and are never resent blind. ``sending`` deliveries outside any batch (claimed
-  by an older runner, never handed) go back to ``planned``.
+  24 hours); past that window, or on a non-idempotent channel, nothing is resent blind:
+  deliveries whose platform id the ledger knows are looked up (the channel's ``lookup``:
+  ``message/mass/get``, ``get_groupmsg_send_result``), the rest become ``unknown`` and are
+  listed in ``RunResult.in_doubt`` for reconciliation (``MASSSENDJOBFINISH``). ``sending``
+  deliveries outside any batch (claimed by an older runner, never handed) go back to
+  ``planned``.
+* **Too fast is in doubt, not failed.** 45066 (the same ``clientmsgid`` within a minute of
+  the previous attempt) means the platform saw the batch: it is resent with the same key
+  after >= 60 s, or — when the runner may not wait that long — left open, ``unknown``, and
+  the run deferred.
 * **Ambiguous is not failed.** A timeout or a reset after the request was written — or a
   5xx after such an attempt — ends ``unknown``; on an idempotent channel the batch stays
   open and the next run reconciles it with a keyed resend (the platform answers "already
@@ -20,7 +27,9 @@ Guarantees (DESIGN §4, §4.1):
   the platform's daily reset (Beijing time) in the store — shared by every process — and end
   the run ``deferred``; runs started before the hold ends make no call.
 * **Policy at hand-off.** A :class:`HandOffPolicy` re-checks each delivery right before its
-  batch is written; those that no longer qualify end ``skipped(reason)``.
+  batch is written; those that no longer qualify end ``skipped(reason)``. ``run(campaign)``
+  re-checks the campaign's own policy; a bare id without ``policy=`` re-checks nothing and
+  says so (a warning, ``RunResult.policy_checked``).
 * Batches of one variant are **balanced** (:func:`~membermkt.core.quotas.balanced_batch`),
   so a mass send never leaves a lone recipient that :func:`simulate` would not predict.
 

@@ -1,10 +1,16 @@
 """One push as one transaction in SQL: resolve the sender, create it when new, append its
-events (the ``ingest_push`` part of ``SqlStore``)."""
+events (the ``ingest_push`` part of ``SqlStore``).
+
+A known follower (the common case) costs three statements: resolve and lock its member row
+(one join), insert-or-ignore the event on its unique key, update the folded state. A first
+push takes the general path (attach the identity, create the member, append)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -53,13 +59,18 @@ class _IngestMixin(_EventsMixin):
     ) -> IngestResult:
         t = self.tables
         ids = t.identities
+        m = t.members
+        # the common case, a known follower: resolve and lock its row in one statement
+        stmts = self._ingest_statements()
+        known = conn.execute(stmts.known, {"tok": identity.token}).mappings().first()
+        if known is not None:
+            return self._ingest_known(conn, known, make_events)
         got = conn.execute(sa.select(ids.c.member_id).where(ids.c.token == identity.token)).scalar()
         attached = got is None
         member_id = member_id_for(identity) if got is None else str(got)
         events = check_push_events(make_events(member_id), member_id)
         created = False
         if attached:
-            m = t.members
             exists = conn.execute(sa.select(m.c.id).where(m.c.id == member_id)).scalar()
             if exists is None:
                 # ignore: a concurrent first push may insert the same member; the identity
@@ -95,3 +106,68 @@ class _IngestMixin(_EventsMixin):
         return IngestResult(
             member_id=member_id, events=events, new=new, attached=attached, created=created
         )
+
+    def _ingest_known(
+        self,
+        conn: Connection,
+        stored: Any,
+        make_events: Callable[[str], Iterable[Event]],
+    ) -> IngestResult:
+        """A push of a member whose row is locked: insert-or-ignore each event on its key
+        (the unique index de-duplicates), fold the new ones into the stored state."""
+        stmts = self._ingest_statements()
+        member_id = str(stored["id"])
+        events = check_push_events(make_events(member_id), member_id)
+        new: list[Event] = []
+        seen: set[str] = set()
+        for e in events:
+            if e.key is not None:
+                if e.key in seen:
+                    continue
+                seen.add(e.key)
+            values = dict(zip(rows.EVENT_COLS, rows.event_row(e), strict=True))
+            stmt = stmts.insert if e.key is None else stmts.insert_new
+            got = conn.execute(stmt, values)
+            # psycopg reports rowcount -1 for an insert that returns: ask for the row back
+            if (got.first() is not None) if stmts.returning else got.rowcount == 1:
+                new.append(e)
+        if new:
+            state = rows.state_row(rows.state_from_row(stored).combine(rows.fold_events(new)))
+            params = {f"s_{c}": state[c] for c in rows.STATE_COLS}
+            conn.execute(stmts.update, {**params, "mid": member_id})
+        return IngestResult(member_id=member_id, events=events, new=len(new))
+
+    def _ingest_statements(self) -> _Statements:
+        """The statements of the known-follower path, built once per store."""
+        got: _Statements | None = getattr(self, "_ingest_stmts", None)
+        if got is not None:
+            return got
+        t = self.tables
+        ids, m, ev = t.identities, t.members, t.events
+        returning = self.dialect == "postgresql"
+        insert_new = self._insert_ignore(ev)
+        if returning:
+            insert_new = insert_new.returning(ev.c.seq)
+        got = _Statements(
+            known=sa.select(m.c.id, *(m.c[c] for c in rows.STATE_COLS))
+            .select_from(ids.join(m, m.c.id == ids.c.member_id))
+            .where(ids.c.token == sa.bindparam("tok"))
+            .with_for_update(),
+            insert=sa.insert(ev).returning(ev.c.seq) if returning else sa.insert(ev),
+            insert_new=insert_new,
+            update=sa.update(m)
+            .where(m.c.id == sa.bindparam("mid"))
+            .values({c: sa.bindparam(f"s_{c}") for c in rows.STATE_COLS}),
+            returning=returning,
+        )
+        self._ingest_stmts = got
+        return got
+
+
+@attrs.frozen(slots=True)
+class _Statements:
+    known: Any
+    insert: Any
+    insert_new: Any
+    update: Any
+    returning: bool
