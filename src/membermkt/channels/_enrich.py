@@ -62,8 +62,8 @@ class Enricher:
         retry_after: seconds to wait after a failed call before the next one.
         max_attempts: calls an id may fail in before it is dropped.
         clock: monotonic seconds (for the rate limit).
-        sleep: how the worker waits (default: an interruptible wait that :meth:`close`
-            ends early).
+        sleep: how a wait for the rate limit is done (default: ``time.sleep`` in
+            :meth:`drain`; in the worker thread, a wait that :meth:`close` ends early).
 
     Raises:
         ConfigError: for a non-positive setting.
@@ -91,7 +91,7 @@ class Enricher:
         self.max_attempts = _positive("max_attempts", max_attempts, integer=True)
         self.clock = clock
         self._stopping = threading.Event()
-        self._sleep = sleep if sleep is not None else self._stopping.wait
+        self._sleep = sleep
         self._cond = threading.Condition()
         self._pending: OrderedDict[str, int] = OrderedDict()  # id -> failed attempts
         self._solo: set[str] = set()  # ids of a refused batch: retried one per call
@@ -199,14 +199,20 @@ class Enricher:
         """
         if self.is_async:
             raise ConfigError(f"{self.name}: the client is async; run `await enricher.run()`")
+        return self._drain(max_calls, worker=False)
+
+    def _drain(self, max_calls: int | None, *, worker: bool) -> int:
+        # the worker stops when closed and waits interruptibly; a caller's drain() runs
+        # to the end (also after close(), to flush what is pending)
+        pause = self._sleep or (self._stopping.wait if worker else time.sleep)
         calls = 0
-        while (max_calls is None or calls < max_calls) and not self._stopping.is_set():
-            if not self.pending:
+        while max_calls is None or calls < max_calls:
+            if not self.pending or (worker and self._stopping.is_set()):
                 break
             wait = self._wait()
             if wait > 0:
-                self._sleep(wait)
-                if self._stopping.is_set():
+                pause(wait)
+                if worker and self._stopping.is_set():
                     break
             taken = self._take()
             if not taken:
@@ -238,14 +244,14 @@ class Enricher:
                 while not self._pending and not self._stopping.is_set():
                     self._cond.wait()
             try:
-                self.drain(max_calls=1)
+                self._drain(1, worker=True)
             except Exception:  # a bug must not kill the worker silently
                 log.exception("%s: worker error", self.name)
                 self._stopping.wait(self.retry_after)
 
     def close(self, *, timeout: float | None = 10.0) -> None:
         """Stop the worker thread (ids still pending stay queued; :meth:`drain` or a bulk
-        sync processes them)."""
+        sync processes them). A later submission with ``autostart`` starts it again."""
         with self._cond:
             self._stopping.set()
             self._cond.notify_all()

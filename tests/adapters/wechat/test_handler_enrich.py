@@ -282,3 +282,81 @@ def test_one_refused_openid_does_not_sink_its_batch(emu) -> None:
     assert (e.stats["failed_calls"], e.stats["dropped"], e.stats["linked"]) == (2, 1, 1)
     assert store.resolve(Identity.openid(A, "oa-ann")) == store.resolve(Identity.unionid("u-ann"))
     assert e._solo == set()
+
+
+def _wait(cond: Any, timeout: float = 30.0) -> bool:
+    """Poll ``cond`` until true (waiting for a worker, not measuring it)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return bool(cond())
+
+
+def test_wsgi_app_with_the_sync_client(emu) -> None:
+    import httpx
+
+    from membermkt.contrib.wsgi import wsgi_app
+
+    a, _ = _accounts(emu)
+    store = InMemoryStore()
+    handler = CallbackHandler(endpoint(a), store=store, client=client(emu, A), clock=NOW)
+    push = a.follow("oa-ann")
+    with httpx.Client(
+        transport=httpx.WSGITransport(app=wsgi_app(handler)), base_url="http://t"
+    ) as c:
+        r = c.post("/cb", params=dict(push.query), content=push.body)
+    assert (r.status_code, r.text) == (200, "success")
+    oa, union = Identity.openid(A, "oa-ann"), Identity.unionid("u-ann")
+    assert _wait(lambda: store.resolve(union) is not None)
+    assert store.resolve(oa) == store.resolve(union)
+    handler.close()
+
+
+async def test_asgi_app_with_the_async_client_in_its_lifespan(emu) -> None:
+    import httpx
+
+    from membermkt.contrib.asgi import asgi_app
+
+    a, _ = _accounts(emu)
+    store = InMemoryStore()
+    async with AsyncOfficialAccount(
+        A, "s", transport=emu.transport(), budgets=(), retry=RetryPolicy(attempts=1)
+    ) as ac:
+        enricher = FollowerEnricher(ac, store)
+        handler = CallbackHandler(endpoint(a), store=store, enricher=enricher, clock=NOW)
+        task = asyncio.create_task(enricher.run(idle=0.01))  # the app's lifespan starts it
+        push = a.follow("oa-ann")
+        app = asgi_app(handler)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as c:
+            r = await c.post("/", params=dict(push.query), content=push.body)
+        assert (r.status_code, r.text) == (200, "success")
+        union = Identity.unionid("u-ann")
+        for _ in range(3000):
+            if store.resolve(union) is not None:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+    assert store.resolve(Identity.openid(A, "oa-ann")) == store.resolve(union) is not None
+
+
+def test_drain_after_close_flushes_what_is_pending(emu) -> None:
+    _accounts(emu)
+    store = InMemoryStore()
+    t = FakeTime()
+    e = FollowerEnricher(
+        client(emu, A), store, rate=1, batch=1, autostart=False, clock=t.clock, sleep=t.sleep
+    )
+    e.start()
+    e.close()  # the handler was closed at shutdown, openids still queued
+    assert e._thread is None
+    e.submit("oa-ann")
+    e.submit("oa-nounion")
+    assert e.drain() == 2
+    assert t.sleeps == [1.0]  # still rate-limited
+    assert store.resolve(Identity.openid(A, "oa-ann")) == store.resolve(Identity.unionid("u-ann"))

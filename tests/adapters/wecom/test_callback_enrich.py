@@ -98,3 +98,32 @@ def test_configuration_errors(client, corp) -> None:
         )
     with pytest.raises(ConfigError, match="WeCom client"):
         ContactEnricher(object(), store)
+
+
+def test_the_first_push_of_a_customer_added_before_is_enriched_too(client, corp) -> None:
+    """A customer added before the endpoint existed shows up first through another push
+    (here: the clerk edits its remark); it is read once. A re-push, a further push of the
+    now known customer, or a first push that is a deletion is not."""
+    store = InMemoryStore()
+    corp.add_customer("clerk1", "wmAnn", unionid="u-ann")  # push never delivered
+    corp.add_customer("clerk1", "wmBob", unionid="u-bob")  # push never delivered
+    enricher = ContactEnricher(client, store, autostart=False)
+    h = WeComCallbackHandler(endpoint(corp), store=store, enricher=enricher)
+
+    def deliver(push) -> None:
+        h.handle(push.method, dict(push.query), push.body, received_at=corp.emulator.now())
+
+    edit = corp.contact_push("edit_external_contact", "clerk1", "wmAnn")
+    deliver(edit)
+    assert enricher.pending == 1
+    deliver(edit)  # a re-push
+    assert enricher.drain() == 1
+    one = store.resolve(Identity.external_userid(CORPID, "wmAnn"))
+    assert one is not None
+    assert one == store.resolve(Identity.unionid("u-ann"))
+    deliver(
+        corp.contact_push("edit_external_contact", "clerk1", "wmAnn", at=corp.emulator.now() + 1)
+    )
+    deliver(corp.customer_deletes_staff("clerk1", "wmBob"))
+    assert enricher.pending == 0
+    assert store.resolve(Identity.external_userid(CORPID, "wmBob")) is not None

@@ -172,6 +172,9 @@ def events_for(
 
 OnEvent = Callable[[WeComIncoming], None]
 
+_ADDS = ("add_external_contact", "add_half_external_contact")
+_DELETES = ("del_external_contact", "del_follow_user")
+
 
 class WeComCallbackHandler:
     """The WeCom customer-contact callback endpoint (sync, framework-agnostic).
@@ -363,10 +366,15 @@ class WeComCallbackHandler:
             member_id, events = got.member_id, got.events
             if events:
                 new = got.new > 0
+            # a new contact, or the first push of a customer never seen before (added before
+            # this endpoint existed): read its unionid in the background — not after a
+            # deletion, when the customer may be nobody's contact any more (whether
+            # externalcontact/get still answers then is not confirmed)
             if (
                 new
                 and self.enricher is not None
-                and message.change_type in ("add_external_contact", "add_half_external_contact")
+                and message.change_type not in _DELETES
+                and (got.attached or message.change_type in _ADDS)
             ):
                 self.enricher.submit(message.external_userid)
         if new is None:
