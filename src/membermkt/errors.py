@@ -201,6 +201,9 @@ class RateLimitError(PlatformError):
 
     Attributes:
         retry_after: seconds to wait before retrying, if known (``None``: next period).
+        surface: the wait is longer than any retry inside one call can bridge (45009 daily
+            quota, 45066 same ``clientmsgid`` within a minute): the HTTP client raises it at
+            once instead of retrying, and the caller (the campaign runner) defers or waits.
     """
 
     def __init__(
@@ -213,11 +216,13 @@ class RateLimitError(PlatformError):
         request_id: str | None = None,
         retryable: bool = False,
         payload: Any = None,
+        surface: bool = False,
     ) -> None:
         super().__init__(
             errcode, errmsg, api, request_id=request_id, retryable=retryable, payload=payload
         )
         self.retry_after = retry_after
+        self.surface = surface
 
 
 class PermanentDeliveryError(PlatformError):

@@ -25,6 +25,7 @@ class DemoRuns:
     second: dict[str, Any]
     second_stdout: str
     second_stderr: str
+    first_stderr: str = ""
 
     @property
     def db_url(self) -> str:
@@ -68,4 +69,5 @@ def demo_runs(tmp_path_factory: pytest.TempPathFactory) -> DemoRuns:
         second=json.loads(second.stdout),
         second_stdout=second.stdout,
         second_stderr=second.stderr,
+        first_stderr=first.stderr,
     )

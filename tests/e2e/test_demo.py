@@ -117,6 +117,19 @@ def test_second_run_says_what_it_skipped(demo_runs: DemoRuns) -> None:
     assert "sent this run: 0" in demo_runs.second_stderr
 
 
+def test_demo_campaign_rechecks_policy_at_hand_off(demo_runs: DemoRuns) -> None:
+    """Rule (#12): the demo runs its Campaign (not a bare id), so consent, subscription and
+    the 4-per-month mass cap are re-checked at hand-off: the runner's "runs without a
+    hand-off policy" warning appears in neither run, and the numbers are the plan's (nobody
+    changed between planning and sending)."""
+    for stderr in (demo_runs.first_stderr, demo_runs.second_stderr):
+        assert "without a hand-off policy" not in stderr
+        assert "NOT re-checked" not in stderr
+    assert demo_runs.first_stderr, "the first run's progress is on stderr"
+    sim = demo_runs.first["simulation"]
+    assert demo_runs.first["deliveries"] == {"sent": sim["A"] + sim["B"]}
+
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

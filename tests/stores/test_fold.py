@@ -35,17 +35,14 @@ def test_fast_fold_equals_the_reference_fold(events: list[Event], shift_tz: bool
 @given(st.lists(mst.events(), min_size=1, max_size=30), st.booleans())
 def test_row_fold_equals_the_reference_fold(events: list[Event], shift_tz: bool) -> None:
     """The fold on event rows (new members at ingest) gives exactly the state columns of
-    the reference fold, or defers (None) when a WeCom contact event is among them."""
+    the reference fold, WeCom relations included."""
     if shift_tz:
         events = [
             Event(e.member_id, e.type, e.at.astimezone(TZ8), e.properties, e.key) for e in events
         ]
     got = fold_state_values([(e, event_row(e)) for e in events])
-    if any(e.type in ("contact_added", "contact_deleted") for e in events):
-        assert got is None
-    else:
-        want = state_row(fold_events_reference(events))
-        assert got == tuple(want[c] for c in STATE_COLS)
+    want = state_row(fold_events_reference(events))
+    assert got == tuple(want[c] for c in STATE_COLS)
 
 
 @given(st.lists(mst.events(), max_size=30))

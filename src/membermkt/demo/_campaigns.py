@@ -121,7 +121,9 @@ def _campaign(
         seed=1,
         progress=tqdm_progress(desc="mass send", leave=False) if progress else None,
     )
-    result = runner.run(campaign.id)
+    # the Campaign, not its id: consent, subscription, quiet hours and the platform's
+    # 4-per-month mass cap (from the ledger) are re-checked at every hand-off
+    result = runner.run(campaign)
     deliveries = {k: v for k, v in store.status_counts(campaign.id).items() if v}
     echo(
         f"      sent this run: {result.sent:,}; ledger: "

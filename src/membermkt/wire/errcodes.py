@@ -71,6 +71,10 @@ class Rule:
     scope: Scope = Scope.CALL
     retry_after: float | None = None
     note: str = ""
+    surface: bool = False
+    """A throttle whose wait no retry inside one call can bridge (a daily quota, the 60 s of
+    a too-fast ``clientmsgid``): the client raises it at once for its caller (the campaign
+    runner defers or waits) instead of retrying after a few seconds and burning calls."""
 
 
 ErrcodeTable = Mapping[int, Rule]
@@ -86,7 +90,10 @@ OA_ERRCODES: Final[ErrcodeTable] = {
     41001: Rule(_G, Scope.CONFIG, note="access_token missing (a bug)"),
     40164: Rule(_G, Scope.CONFIG, note="caller IP not in the API IP whitelist"),
     40125: Rule(_G, Scope.CONFIG, note="invalid appsecret"),
-    45009: Rule(_T, retry_after=60.0, note="API daily quota / frequency limit reached"),
+    # 45009: "stop calling this API; retry next day or clear_quota" (ref §1.10): surfaced.
+    45009: Rule(
+        _T, retry_after=60.0, surface=True, note="API daily quota / frequency limit reached"
+    ),
     45011: Rule(_T, retry_after=10.0, note="API called too frequently"),
     40003: Rule(_G, Scope.RECIPIENT, note="invalid openid (not following / other appid)"),
     49003: Rule(_G, Scope.RECIPIENT, note="openid does not belong to this appid"),
@@ -102,7 +109,8 @@ OA_ERRCODES: Final[ErrcodeTable] = {
     43101: Rule(_G, Scope.RECIPIENT, note="user refused the subscribe message / quota used"),
     45028: Rule(_G, Scope.CALL, note="no mass-send quota left this period"),
     45065: Rule(Action.OK, note="same clientmsgid already sent (body has msg_id)"),
-    45066: Rule(_T, retry_after=60.0, note="same clientmsgid retried too fast"),
+    # 45066: "retry the same clientmsgid after >= 60 s" (ref §1.4, §1.10): surfaced.
+    45066: Rule(_T, retry_after=60.0, surface=True, note="same clientmsgid retried too fast"),
     45067: Rule(_G, Scope.CONFIG, note="clientmsgid longer than 64 bytes"),
     40037: Rule(_G, Scope.CONFIG, note="invalid template_id"),
     47003: Rule(_G, Scope.CONFIG, note="template argument invalid"),
@@ -157,7 +165,13 @@ def error_for(
         return TokenError(errcode, errmsg, api, **kwargs)
     if rule.action is Action.THROTTLE:
         return RateLimitError(
-            errcode, errmsg, api, retry_after=rule.retry_after, retryable=True, **kwargs
+            errcode,
+            errmsg,
+            api,
+            retry_after=rule.retry_after,
+            retryable=True,
+            surface=rule.surface,
+            **kwargs,
         )
     if errcode == 45028:
         return RateLimitError(errcode, errmsg, api, retry_after=None, **kwargs)

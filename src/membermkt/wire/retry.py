@@ -20,7 +20,8 @@ class RetryPolicy:
         backoff: first wait after a transient failure, in seconds (doubles each time).
         max_backoff: cap of one wait.
         throttle_wait: wait after a throttling errcode without a hint.
-        max_throttle_wait: cap of a throttling wait (longer hints give up instead).
+        max_throttle_wait: cap of a throttling wait (45011's 10 s hint is waited this long;
+            45009 and 45066 are not retried at all, see :func:`should_retry`).
         jitter: fraction of random jitter added to each wait.
     """
 
@@ -40,9 +41,15 @@ def should_retry(exc: BaseException, *, idempotent: bool, policy: RetryPolicy) -
     """Whether a failed attempt may be repeated.
 
     Transient and throttling platform errors (``retryable``) are retried, throttling after a
-    longer wait (see :func:`wait_seconds`). A transport failure is retried when the request
-    cannot have reached the platform, or when the call is idempotent.
+    longer wait (see :func:`wait_seconds`) — except a throttle marked ``surface`` (45009:
+    daily quota, "stop calling this API"; 45066: the same ``clientmsgid`` again within a
+    minute, ref §1.4, §1.10), which no wait of ``max_throttle_wait`` can get past: it is
+    raised at once, so the caller defers (or waits the minute) without spending calls. A
+    transport failure is retried when the request cannot have reached the platform, or when
+    the call is idempotent.
     """
+    if isinstance(exc, RateLimitError) and exc.surface:
+        return False
     if isinstance(exc, PlatformError):
         return exc.retryable
     if isinstance(exc, TransportError):

@@ -20,6 +20,7 @@ from membermkt.wire.budget import CallBudget
 from .conftest import APPID, Twin, make_client
 
 TEXT = {"msgtype": "text", "text": {"content": "hello"}}
+MASS_SEND = "/cgi-bin/message/mass/send"
 
 # ------------------------------------------------------------------------- tokens
 
@@ -115,11 +116,34 @@ async def test_busy_beyond_attempts_raises(twin: Twin, emu):
     assert err.value.retryable
 
 
-async def test_throttle_waits_longer(twin: Twin, emu):
-    """45009 is retried after the throttle wait (capped), not the short backoff."""
-    emu.faults.next("throttle", api="/cgi-bin/user/info")
-    assert (await twin.user_info("o00001")).subscribed
-    assert twin.sleeps == [5.0]
+async def test_daily_quota_is_surfaced_at_once(twin: Twin, emu):
+    """45009 (daily quota: "stop calling this API", ref §1.10) can never succeed a few
+    seconds later: the client raises it after one call, without waiting, and the emulator
+    counts exactly one call (the campaign runner defers to the reset)."""
+    emu.faults.next("throttle", "throttle", "throttle", api="/cgi-bin/user/info")
+    with pytest.raises(RateLimitError) as err:
+        await twin.user_info("o00001")
+    assert err.value.errcode == 45009
+    assert err.value.retryable, "a later run may succeed: the channel reports it retryable"
+    assert err.value.surface
+    assert emu.calls["/cgi-bin/user/info"] == 1
+    assert twin.sleeps == []
+
+
+async def test_same_clientmsgid_too_fast_is_surfaced_at_once(twin: Twin, emu, clock):
+    """45066 (the same clientmsgid within a minute: wait >= 60 s, ref §1.4) is raised after
+    one call instead of being retried after 5 s (which the platform refuses again)."""
+    openids = [f"o{i:05d}" for i in range(4)]
+    await twin.send_mass(openids, TEXT, clientmsgid="cid-fast")
+    assert emu.calls[MASS_SEND] == 1
+    clock.advance(10)
+    with pytest.raises(RateLimitError) as err:
+        await twin.send_mass(openids, TEXT, clientmsgid="cid-fast")
+    assert err.value.errcode == 45066
+    assert err.value.retry_after == 60.0
+    assert emu.calls[MASS_SEND] == 2, "one call for the refused attempt, no client retry"
+    assert twin.sleeps == []
+    assert emu.duplicates == 0
 
 
 async def test_http_5xx_is_retried(twin: Twin, emu):

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from membermkt.channels.wechat.api.messaging import clientmsgid_for
 from membermkt.channels.wechat.flows import chunks
 from membermkt.channels.wechat.tagsync import plan_tag_sync
+from membermkt.channels.wecom._errcodes import WECOM_ERRCODES
 from membermkt.core.delivery import SendOutcome
 from membermkt.errors import (
     PermanentDeliveryError,
@@ -79,7 +80,21 @@ def test_retry_decision():
     assert should_retry(TransportError("c", ambiguous=False), idempotent=False, policy=p)
     assert not should_retry(ValueError(), idempotent=True, policy=p)
     rng = random.Random(1)
-    assert wait_seconds(error_for(45009, "", "a"), 1, RetryPolicy(jitter=0), rng) == 5.0
+    # 45011 (per-minute rate): retried after the capped throttle wait, as before
+    assert should_retry(error_for(45011, "", "a"), idempotent=False, policy=p)
+    assert wait_seconds(error_for(45011, "", "a"), 1, RetryPolicy(jitter=0), rng) == 5.0
+    # 45009 (daily quota) and 45066 (same clientmsgid within 60 s): surfaced at once, still
+    # retryable for a later run
+    for code in (45009, 45066):
+        exc = error_for(code, "", "a")
+        assert isinstance(exc, RateLimitError)
+        assert exc.surface
+        assert exc.retryable
+        assert not should_retry(exc, idempotent=True, policy=p)
+    wecom = error_for(45009, "", "a", table=WECOM_ERRCODES)
+    assert not should_retry(wecom, idempotent=True, policy=p)
+    # WeCom 45033 (concurrent calls: back off briefly) is still retried inside the call
+    assert should_retry(error_for(45033, "", "a", table=WECOM_ERRCODES), idempotent=True, policy=p)
     assert wait_seconds(None, 3, RetryPolicy(jitter=0, backoff=1, max_backoff=3), rng) == 3
     with pytest.raises(UsageError):
         RetryPolicy(attempts=0)

@@ -26,9 +26,9 @@ WECOM_ERRCODES: Final[ErrcodeTable] = {
     40013: Rule(_G, Scope.TOKEN, note="invalid corpid (config error)"),
     40014: Rule(_F, Scope.TOKEN, note="invalid access_token: refresh once, retry"),
     42001: Rule(_F, Scope.TOKEN, note="access_token expired: refresh once, retry"),
-    # 45009: minute-level blocks last 60 s; hour/day-level ones longer (the client gives up
-    # on waits above RetryPolicy.max_throttle_wait and surfaces RateLimitError).
-    45009: Rule(_T, retry_after=60.0, note="API call frequency exceeded"),
+    # 45009: minute-level blocks last 60 s; hour/day-level ones longer (ref §3.10): no retry
+    # inside one call can get past it, so the client surfaces the RateLimitError at once.
+    45009: Rule(_T, retry_after=60.0, surface=True, note="API call frequency exceeded"),
     45033: Rule(_T, retry_after=1.0, note="concurrent call limit: back off, lower concurrency"),
     48002: Rule(_G, Scope.CONFIG, note="API forbidden (no permission)"),
     60020: Rule(_G, Scope.TOKEN, note="IP not in whitelist (config error)"),

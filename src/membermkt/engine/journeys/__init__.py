@@ -12,6 +12,7 @@ from membermkt.engine.journeys._engine import (
     replay_epochs,
     sop_completion,
 )
+from membermkt.engine.journeys._policy import JourneyPolicy, journey_send_rules
 from membermkt.engine.journeys._progress import (
     EntryRow,
     Epoch,
@@ -28,12 +29,14 @@ __all__ = [
     "Epoch",
     "InMemoryJourneyProgress",
     "JourneyEngine",
+    "JourneyPolicy",
     "JourneyProgress",
     "MemberProgress",
     "SqlJourneyProgress",
     "TagChannel",
     "TickResult",
     "campaign_id_for",
+    "journey_send_rules",
     "owner_staff",
     "replay_epochs",
     "sop_completion",

@@ -14,6 +14,12 @@ Execution model (see docs/journeys.md):
 * :meth:`JourneyEngine.dispatch` sends the planned deliveries with the campaign runner
   (campaign id ``journey:<id>``), which claims each delivery for one worker and recovers a dead
   worker's (re-sent with the same key on idempotent channels, ``unknown`` otherwise).
+* **Policy at hand-off** (#12): every send on a channel with member addresses is re-checked
+  right before it is handed to the channel — consent, the subscription / contact status the
+  channel requires, the address, quiet hours in the member's zone, frequency and platform
+  caps counted over the whole ledger (:class:`~membermkt.engine.journeys.JourneyPolicy`).
+  A delivery that no longer qualifies ends ``skipped(reason)``. Built-in ``journey.tag``
+  effects change the store only and are not re-checked.
 * Version rules when a journey is edited (a higher ``version`` registered): a member is moved
   to the new version at their next processing (time ``T``). Without ``migrations`` for their
   version, entries already running finish under their old version ("pinned") and only
@@ -31,6 +37,9 @@ from typing import Any
 
 import attrs
 
+from membermkt.core.accounts import AccountType
+from membermkt.core.accounts import account_type as to_account_type
+from membermkt.core.campaigns import QuietHours
 from membermkt.core.delivery import Delivery
 from membermkt.core.events import Event
 from membermkt.core.journeys import (
@@ -49,9 +58,11 @@ from membermkt.core.journeys import (
 )
 from membermkt.core.members import Member
 from membermkt.core.ports import AsyncChannel, Channel, Clock, Ledger, Store
+from membermkt.core.quotas import Cap
 from membermkt.engine.journeys._channels import MEMBER_ADDRESS, TagChannel
+from membermkt.engine.journeys._policy import JourneyPolicy, journey_send_rules
 from membermkt.engine.journeys._progress import EntryRow, Epoch, JourneyProgress, MemberProgress
-from membermkt.engine.runner import CampaignRunner, RunResult
+from membermkt.engine.runner import NO_HANDOFF_CHECKS, CampaignRunner, HandOffPolicy, RunResult
 from membermkt.errors import JourneyError, UsageError
 
 __all__ = [
@@ -140,9 +151,17 @@ class JourneyEngine:
         journeys: the journeys (several versions of one id allowed: the highest is current).
         channels: the channels steps send on (their capabilities give the address kind);
             ``journey.tag`` is built in.
+        quiet_hours: no journey send is handed to a channel inside this period of the
+            member's local time (:class:`~membermkt.core.campaigns.QuietHours`; the member's
+            zone from its ``member_tz_attribute``): such sends end ``skipped("quiet_hours")``
+            — delay steps with :class:`~membermkt.core.journeys.WaitUntil` to avoid them.
+        caps: frequency caps (:class:`~membermkt.core.quotas.Cap`) every journey send obeys,
+            counted over every send in the ledger (other campaigns and journeys included).
+        account_type: the official account's type, for the channels' platform rules
+            (subscription required, the 4-per-month mass cap, ...).
 
     Raises:
-        UsageError: for duplicate (id, version) pairs or a non-channel.
+        UsageError: for duplicate (id, version) pairs, a non-channel, or bad rules.
     """
 
     def __init__(
@@ -152,9 +171,20 @@ class JourneyEngine:
         journeys: Iterable[Journey] = (),
         *,
         channels: Iterable[Channel | AsyncChannel] = (),
+        quiet_hours: QuietHours | None = None,
+        caps: Iterable[Cap] = (),
+        account_type: AccountType | str = AccountType.SERVICE,
     ) -> None:
+        if quiet_hours is not None and not isinstance(quiet_hours, QuietHours):
+            raise UsageError(f"quiet_hours must be a QuietHours or None, got {quiet_hours!r}")
         self.store = store
         self.progress = progress
+        self.quiet_hours = quiet_hours
+        self.caps = tuple(caps)
+        for cap in self.caps:
+            if not isinstance(cap, Cap):
+                raise UsageError(f"caps must hold Cap values, got {cap!r}")
+        self.account_type = to_account_type(account_type)
         self._versions: dict[str, dict[int, Journey]] = {}
         for j in journeys:
             self.add(j)
@@ -374,16 +404,50 @@ class JourneyEngine:
     ) -> list[RunResult]:
         """Send every planned side effect, one campaign runner per (journey, channel).
 
-        ``runner_options`` go to :class:`~membermkt.engine.runner.CampaignRunner`.
+        Each delivery is re-checked at hand-off with :meth:`policy_for` (consent,
+        subscription / contact status, address, quiet hours in the member's zone, caps);
+        those that no longer qualify end ``skipped(reason)`` (``RunResult.skips``).
+
+        ``runner_options`` go to :class:`~membermkt.engine.runner.CampaignRunner`; a
+        ``policy=`` there replaces the journeys' own for every channel.
+
+        Raises:
+            UsageError: as :class:`~membermkt.engine.runner.CampaignRunner`.
         """
+        override = runner_options.pop("policy", None)
         out = []
         for jid in [journey_id] if journey_id else self.journey_ids:
             for channel in self.channels.values():
+                policy = override if override is not None else self.policy_for(jid, channel)
                 runner = CampaignRunner(
-                    self.store, channel, clock=clock, lease=lease, **runner_options
+                    self.store, channel, clock=clock, lease=lease, policy=policy, **runner_options
                 )
                 out.append(runner.run(campaign_id_for(jid)))
         return out
+
+    def policy_for(self, journey_id: str, channel: Channel | AsyncChannel) -> HandOffPolicy:
+        """The hand-off policy of a journey's sends on ``channel``: a
+        :class:`~membermkt.engine.journeys.JourneyPolicy` with this engine's quiet hours and
+        caps and the channel's platform rules; for a channel addressed by member id (the
+        built-in ``journey.tag``: a store change, not a message)
+        :data:`~membermkt.engine.runner.NO_HANDOFF_CHECKS`.
+
+        Raises:
+            UsageError: when the rules have caps and the store keeps no send history.
+        """
+        caps = channel.capabilities
+        if caps.address_kind == MEMBER_ADDRESS:
+            return NO_HANDOFF_CHECKS
+        rules = journey_send_rules(
+            journey_id,
+            channel.name,
+            address_kind=caps.address_kind,
+            address_namespace=caps.address_namespace,
+            quiet_hours=self.quiet_hours,
+            caps=self.caps,
+            account_type=self.account_type,
+        )
+        return JourneyPolicy(rules, self.store)
 
     # ------------------------------------------------------------------ reading
 

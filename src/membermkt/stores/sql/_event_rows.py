@@ -11,7 +11,7 @@ from typing import Any
 from membermkt.core.events import ACQUISITION_TYPES, INTERACTION_TYPES, Event, event_state
 from membermkt.core.members import MemberState, PurchaseStats, Relation
 from membermkt.errors import UsageError
-from membermkt.stores.sql._codec import _ENCODE_FAST, _tb_out, check_text
+from membermkt.stores.sql._codec import _ENCODE_FAST, _tb_out, check_text, dumps
 from membermkt.stores.sql.compile import from_epoch_us
 from membermkt.stores.sql.schema import ID_LEN, TEXT_LEN
 
@@ -204,17 +204,13 @@ def fold_events_reference(events: Iterable[Event]) -> MemberState:
     return state
 
 
-_ACQUIRE_NO_CONTACT = ACQUISITION_TYPES - _CONTACT
-
-
 def fold_state_values(
     items: Sequence[tuple[Event, tuple[Any, ...]]],
-) -> tuple[Any, ...] | None:
+) -> tuple[Any, ...]:
     """The state columns (:data:`~membermkt.stores.sql._codec.STATE_COLS` order) of a new
     member whose only events are ``items`` — ``(event, event_row(event))`` pairs — i.e.
     exactly ``state_row(fold_events(events))`` as a tuple, computed on the rows' integer
-    times without building datetimes or a :class:`MemberState`. ``None`` when an event is a
-    WeCom contact event (their per-staff relations take the object path).
+    times without building datetimes, a :class:`MemberState` or its relations.
     """
     last_event = last_active = -(1 << 63)
     sub: tuple[int, str] | None = None
@@ -225,6 +221,9 @@ def fold_state_values(
     first_at: int | None = None
     last_at: int | None = None
     categories: set[str] | None = None
+    con: tuple[int, str] | None = None
+    # staff -> [added version, state of that add, deleted version]
+    rels: dict[str, list[Any]] | None = None
     interaction = INTERACTION_TYPES
     for e, row in items:
         t = row[2]
@@ -251,8 +250,22 @@ def fold_state_values(
                 sub = v
                 follow = t == "follow"
         elif t in _CONTACT:
-            return None
-        if t in _ACQUIRE_NO_CONTACT and row[6]:
+            v = (at, _TYPE_RANK[t] + (row[0] or ""))
+            if con is None or v > con:
+                con = v
+            if rels is None:
+                rels = {}
+            rel = rels.get(row[7])
+            if rel is None:
+                rel = rels[row[7]] = [None, None, None]
+            if t == "contact_added":
+                if rel[0] is None or v > rel[0]:  # at a tie the first add stays
+                    rel[0] = v
+                    state = e.properties._data.get("state")
+                    rel[1] = state if isinstance(state, str) else None
+            elif rel[2] is None or v > rel[2]:
+                rel[2] = v
+        if t in ACQUISITION_TYPES and row[6]:
             got: str = row[6]
             v = (at, "0" + (row[0] or "") + "\x00" + got)
             if src is None or v < src:
@@ -260,6 +273,25 @@ def fold_state_values(
                 source = got
     if last_event == -(1 << 63):
         raise ValueError("fold_state_values needs at least one event")
+    contact = relations = None
+    if rels is not None:
+        out = []
+        contact = False
+        for staff in sorted(rels):
+            added, state, deleted = rels[staff]
+            if added is not None and (deleted is None or added > deleted):
+                contact = True
+            out.append(
+                [
+                    staff,
+                    None if added is None else added[0],
+                    None if added is None else added[1],
+                    state,
+                    None if deleted is None else deleted[0],
+                    None if deleted is None else deleted[1],
+                ]
+            )
+        relations = dumps(out)
     return (
         None if sub is None else follow,
         None if sub is None else sub[0],
@@ -274,9 +306,9 @@ def fold_state_values(
         first_at,
         last_at,
         _ENCODE_FAST(sorted(categories)) if categories else None,  # = dumps() for a str list
-        None,
-        None,
-        None,
+        contact,
+        None if con is None else con[0],
+        None if con is None else _tb_out(con[1]),
         last_event,
-        None,
+        relations,
     )

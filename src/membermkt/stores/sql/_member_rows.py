@@ -45,6 +45,9 @@ _member = _trusted(
     Member, ("id", "profile", "tags", "attributes", "identities", "state", "consent")
 )
 _identity = _trusted(Identity, ("kind", "value", "namespace"))
+_profile = _trusted(
+    Profile, ("gender", "city", "province", "country", "birthday", "income_band", "tier")
+)
 _state = _trusted(
     MemberState,
     (
@@ -157,24 +160,31 @@ def member_from_values(
     r: Sequence[Any],
     tags: Iterable[str],
     attributes: Iterable[Sequence[Any]],
-    tokens: Iterable[str],
+    tokens: Sequence[str],
 ) -> Member:
     """Rebuild a :class:`Member` from its :data:`MEMBER_READ_COLS` values, its tags, its
     attribute rows ``(name, kind, s, i, n)`` and its identity tokens — equal to what
     ``_rows.member_from_rows`` builds from the same rows."""
-    prof = r[1 : 1 + _N_PROFILE]
-    if prof.count(None) == _N_PROFILE:
+    gender, city, province, country, birthday, income_band, tier = r[1 : 1 + _N_PROFILE]
+    if (
+        gender is None
+        and city is None
+        and province is None
+        and country is None
+        and birthday is None
+        and income_band is None
+        and tier is None
+    ):
         profile = _NO_PROFILE
     else:
-        gender, city, province, country, birthday, income_band, tier = prof
-        profile = Profile(
-            gender=gender,
-            city=city,
-            province=province,
-            country=country,
-            birthday=dt.date.fromordinal(int(birthday)) if birthday is not None else None,
-            income_band=income_band,
-            tier=tier,
+        profile = _profile(
+            gender,
+            city,
+            province,
+            country,
+            None if birthday is None else dt.date.fromordinal(int(birthday)),
+            income_band,
+            tier,
         )
     marketing, opted_out = r[1 + _N_PROFILE], r[2 + _N_PROFILE]
     if marketing and not opted_out:
@@ -185,7 +195,7 @@ def member_from_values(
             opted_out_channels=json.loads(opted_out) if opted_out else (),
         )
     idents = []
-    for token in sorted(tokens):
+    for token in sorted(tokens) if len(tokens) > 1 else tokens:
         kind, namespace, value = token.split(":", 2)
         known = _KINDS.get(kind)
         # a kind this version does not know: the checked constructor names it

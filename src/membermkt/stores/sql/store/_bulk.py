@@ -69,16 +69,17 @@ class _Bulk(_Base):
         return out
 
     def _fetch(self, conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
-        """Run a driver-level query on ``conn``'s DB-API connection and return the driver's
-        own row tuples (no SQLAlchemy row objects: the read hot paths build thousands)."""
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        cur = raw.cursor()
+        """Run a driver-level query and return the driver's own row tuples: SQLAlchemy runs
+        the statement (its error handling and disconnect detection apply), the rows are
+        read from the DB-API cursor without building a SQLAlchemy row object each (the
+        read hot paths fetch thousands)."""
+        result = conn.exec_driver_sql(sql, tuple(params))
         try:
-            cur.execute(sql, params)
-            return list(cur.fetchall())
+            cursor = result.cursor
+            assert cursor is not None
+            return list(cursor.fetchall())
         finally:
-            cur.close()
+            result.close()
 
     def _insert_many(
         self,

@@ -130,15 +130,13 @@ class _EventsMixin(_Bulk):
         empty = rows.EMPTY_STATE_VALUES
         for mid, items in per_member.items():
             old = stored.get(mid)
-            # a member no event has touched yet (new, or its bare row): its state is the
-            # fold of these events alone, computed on the rows (contact events excepted)
-            values = rows.fold_state_values(items) if old is None or old == empty else None
-            if values is None:
-                folded = rows.fold_events([e for e, _ in items])
-                if old is not None and old != empty:
-                    before = rows.state_from_row(dict(zip(rows.STATE_COLS, old, strict=True)))
-                    folded = before.combine(folded)
-                srow = rows.state_row(folded)
+            if old is None or old == empty:
+                # a member no event has touched yet (new, or its bare row): its state is the
+                # fold of these events alone, computed on the rows
+                values = rows.fold_state_values(items)
+            else:
+                before = rows.state_from_row(dict(zip(rows.STATE_COLS, old, strict=True)))
+                srow = rows.state_row(before.combine(rows.fold_events([e for e, _ in items])))
                 values = tuple(srow[c] for c in rows.STATE_COLS)
             if old is None:
                 # SQLite: this transaction is the only writer, the member is new
