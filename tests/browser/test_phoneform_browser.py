@@ -77,3 +77,40 @@ def test_phone_form_links_phone_and_pays_once(chrome: Any, tmp_path: Path) -> No
             assert views, "no view beacon arrived"
             assert views[0].properties["url"] == public
             assert isinstance(views[0].properties["dwell_seconds"], int)
+
+
+def test_verified_phone_merges_the_imported_buyer(chrome: Any, tmp_path: Path) -> None:
+    """With a texted code, the follower who types and verifies the buyer's phone becomes one
+    member with the buyer imported by that phone, and is paid once."""
+    from selenium.webdriver.common.by import By
+
+    from membermkt.core.members import Member
+
+    port = free_port()
+    public = f"http://127.0.0.1:{port}/redpacket/"
+    phone = TEST_PHONES.identity("13800138000")
+    with (
+        phone_form_world(tmp_path, public_url=public, verify=True) as world,
+        world.wechat.serve() as wechat_site,
+    ):
+        world.store.upsert_members([Member("buyer-1", identities=[phone])])
+        world.app.authorize_host = wechat_site.url
+        with AsgiServer(world.app, port=port):
+            # cookies are per host, not per port: drop the earlier test's session first
+            chrome.get(public + "beacon.js")
+            chrome.delete_all_cookies()
+            chrome.get(public)
+            _wait(chrome, "#phone").send_keys("138 0013 8000")
+            chrome.find_element(By.ID, "consent").click()
+            chrome.find_element(By.ID, "submit").click()
+            code_input = _wait(chrome, "#code")
+            assert [n for n, _ in world.outbox] == ["8613800138000"]
+            code_input.send_keys(world.outbox[-1][1])
+            chrome.find_element(By.ID, "submit").click()
+            result = _wait(chrome, "#result")
+            assert result.get_attribute("data-status") == "paid"
+        one = world.store.resolve(Identity.openid(APPID, OPENID))
+        assert one is not None
+        assert world.store.resolve(phone) == one
+        assert [m.link.evidence.value for m in world.store.merges(one)] == ["verified_phone"]
+        assert world.pay.paid_per_openid()[OPENID] == 1

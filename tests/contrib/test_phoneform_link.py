@@ -188,3 +188,23 @@ def test_a_keyless_sql_store_is_refused_at_construction(tmp_path: Path) -> None:
     with phone_form_world(tmp_path, store=bare, phones=PhoneProtector(TEST_PHONE_KEY)) as w:
         assert w.app.phones is not None
     bare.close()
+
+
+async def test_a_session_whose_member_is_gone_authorizes_again(tmp_path: Path) -> None:
+    """A signed session outliving its member (another database, a deleted member) is not
+    trusted to link anything: the page goes back through OAuth."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with phone_form_world(tmp_path / "a") as first:
+        async with _client(first) as c:
+            await _login(first, c)
+            cookies = dict(c.cookies)
+    with phone_form_world(tmp_path / "b") as second:
+        async with _client(second) as c:
+            c.cookies.update(cookies)
+            r = await c.get("/redpacket/")
+            assert r.status_code == 302
+            assert r.headers["location"].startswith("https://open.weixin.qq.com/")
+            r = await c.post("/redpacket/", data={"phone": NUMBER, "consent": "yes", "csrf": "x"})
+            assert r.status_code == 403
+        assert second.store.resolve(PHONE) is None

@@ -356,13 +356,29 @@ class PhoneFormApp:
             self.store.upsert_members([Member(mid, identities=(ident,))])
         return mid
 
+    def _live(self, s: _Session) -> _Session | None:
+        """The session with the member that holds its identity *now* (a merge elsewhere
+        may have moved it); ``None`` when nobody does (the member is gone)."""
+        try:
+            mid = self.store.resolve(Identity.from_token(s.ident))
+        except UsageError:
+            return None
+        if mid is None:
+            return None
+        return s if mid == s.member_id else attrs.evolve(s, member_id=mid)
+
     def _form(self, request: Request, *, error: str = "", status: int = 200) -> Response:
         s = self._session(request)
         if s is None or not s.member_id or not s.ident:
             return self._start_oauth(s)
-        if s.pending:
-            return self._code_form(s, error=error, status=status)
-        return self._phone_form(s, error, status)
+        live = self._live(s)
+        if live is None:  # a session whose member is gone: authorize again
+            return self._start_oauth(_Session(sid=s.sid))
+        moved = live.member_id != s.member_id
+        if live.pending:
+            return self._code_form(live, error=error, status=status, cookie=moved)
+        headers = (self._set_cookie(live),) if moved else ()
+        return self._phone_form(live, error, status, *headers)
 
     def _code_form(
         self, s: _Session, *, error: str = "", status: int = 200, cookie: bool = False
@@ -384,7 +400,8 @@ class PhoneFormApp:
 
     def _submit(self, request: Request) -> Response:
         s = self._session(request)
-        if s is None or not s.member_id or not s.ident:
+        s = self._live(s) if s is not None and s.member_id and s.ident else None
+        if s is None:
             return self._page(403, "无法验证", "会话已失效，请在微信中重新打开链接。")
         form = request.form()
         if not hmac.compare_digest(form.get("csrf", ""), self._form_token(s)):

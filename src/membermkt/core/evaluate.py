@@ -196,9 +196,11 @@ class PredicateCompiler(Compiler[str]):
     def build(self, segment: Segment) -> Predicate:
         """Compile ``segment`` and return the predicate.
 
-        When the segment reads a field derived from events, the member is first taken as of
-        ``as_of`` (:func:`~membermkt.core.events.state_as_of`): its stored state when no
-        folded event is later than ``as_of``, else the fold of its events up to ``as_of``.
+        A field derived from events is read from the member's state as of ``as_of``
+        (:func:`~membermkt.core.events.state_as_of`): its stored state when no folded event
+        is later than ``as_of``, else the fold of its events up to ``as_of``. That state is
+        looked up once per member, when the first such clause is reached. Closures (``did``,
+        custom attributes, plugin leaves) receive the member as given and its events.
         """
         expr = self.process(segment)
         lines = ["def _pred(m, e):"]

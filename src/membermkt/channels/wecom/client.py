@@ -86,7 +86,7 @@ DEFAULT_BUDGETS: tuple[CallBudget, ...] = (
     CallBudget(GETTOKEN_PATH, per_minute=10_000),
 )
 """Client-side budgets (reference §5: any single API per corp 10,000/min; the 150,000/hour
-cap is left to the platform's 45009, which the errcode table throttles on)."""
+cap is left to the platform's 45009, which the client raises at once as a ``RateLimitError``)."""
 
 
 def _check(corpid: str, secret: str, http_client: object, transport: object) -> None:
