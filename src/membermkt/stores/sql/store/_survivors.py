@@ -17,7 +17,8 @@ from membermkt.stores.sql.store._bulk import _Bulk
 
 
 class _SurvivorsMixin(_Bulk):
-    """Map merged-away member ids to their survivors (one indexed query per call)."""
+    """Map merged-away member ids to their survivors (one indexed query per call, after a
+    probe for any merge in force)."""
 
     def survivors(self, member_ids: Iterable[str]) -> dict[str, str]:
         """Where merged-away members went (see
@@ -41,6 +42,11 @@ class _SurvivorsMixin(_Bulk):
             f"SELECT {q('drop_id')}, {q('keep_id')} FROM {q(g.name)} "
             f"WHERE {q('undone_at')} IS NULL AND {q('drop_id')} IN "
         )
+
+        # a store without merges in force (most appends of most shops) pays one tiny query
+        probe = f"SELECT 1 FROM {q(g.name)} WHERE {q('undone_at')} IS NULL"
+        if not self._fetch(conn, probe + " LIMIT 1", ()):
+            return {}
 
         def lookup(ids: Sequence[str]) -> dict[str, str]:
             out: dict[str, str] = {}
