@@ -3,8 +3,9 @@
 :class:`DuckDBAnalytics` copies the ``members`` and ``events`` tables of a
 :class:`~membermkt.stores.sql.SqlStore` into an in-process DuckDB database and runs the
 *same* query definitions as :class:`~membermkt.analytics.sql.SqlAnalytics` there (it is a
-subclass: only the JSON property extraction differs per dialect), so results are identical to
-the SQL and pure-Python paths (property-tested). Extra ``duckdb``
+subclass: the JSON property extraction differs per dialect, and staff first-reply times are
+found with window functions rather than streamed through the Python tracker), so results are
+identical to the SQL and pure-Python paths (property-tested). Extra ``duckdb``
 (``pip install "membermkt[duckdb]"``: DuckDB, its SQLAlchemy dialect and pandas).
 
 The copy never loops over rows in Python: from PostgreSQL the tables stream through
