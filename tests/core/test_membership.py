@@ -340,6 +340,28 @@ def test_entitlements_redeem_exactly_once_and_expire() -> None:
     assert TIER_CHANGED == "tier_changed"
 
 
+def test_a_second_grant_of_one_id_renews_it_in_the_fold_and_the_leaf() -> None:
+    """Regression (Hypothesis): two grants of one entitlement id, the later appended first.
+    The fold keeps the latest grant, as the ``has_unused_entitlement`` leaf does, so a
+    redemption between the two grants no longer counts and both agree."""
+    from membermkt.core.evaluate import compile_predicate
+    from membermkt.core.membership import has_unused_entitlement
+
+    tea = Benefit(id="tea", kind="birthday_gift", validity=dt.timedelta(days=10))
+    early = grant_event(tea, "m1", T0, reason="birthday")
+    late = grant_event(tea, "m1", T0 + dt.timedelta(days=8), reason="birthday")
+    assert early.properties["entitlement"] == late.properties["entitlement"]
+    between = redeem_event([early], early.properties["entitlement"], T0 + dt.timedelta(days=1))
+    as_of = T0 + dt.timedelta(days=12)
+    for events in ([late, early], [early, between, late], [late, between, early]):
+        (ent,) = entitlements_as_of(events, as_of)
+        assert ent.granted_at == T0 + dt.timedelta(days=8)
+        assert ent.redeemed_at is None
+        assert ent.usable(as_of)
+        leaf = has_unused_entitlement("tea", validity=dt.timedelta(days=10))
+        assert compile_predicate(leaf, as_of)(Member("m1"), events) is True
+
+
 def test_members_report_tables() -> None:
     from membermkt.analytics.members import render_members_report, tier_migrations_svg
     from membermkt.core.evaluate import compile_predicate

@@ -181,7 +181,13 @@ def entitlements_as_of(events: Iterable[Event], as_of: dt.datetime) -> list[Enti
     """A member's entitlements folded from events (any order) at or before ``as_of``, by id;
     the first redemption of an entitlement at or after its grant counts, later ones are
     ignored, and a redemption of an entitlement the member was not granted (another
-    member's, or before the grant) never counts."""
+    member's, or before the grant) never counts.
+
+    :func:`grant_event` keys a grant per entitlement, so a store keeps one grant per id. Hand-
+    made events may still carry two grants of one id: the latest (at or before ``as_of``)
+    is the grant, i.e. granting an id again renews it and a redemption before the renewal
+    no longer counts. This is what the ``has_unused_entitlement`` segment leaf sees (the
+    member's latest grant or redemption of the benefit), so the fold and the leaf agree."""
     grants: dict[str, Event] = {}
     redeemed: dict[str, list[dt.datetime]] = {}
     for ev in events:
@@ -192,7 +198,7 @@ def entitlements_as_of(events: Iterable[Event], as_of: dt.datetime) -> list[Enti
             continue
         if ev.type == ENTITLEMENT_GRANTED:
             prev = grants.get(ent)
-            if prev is None or ev.at < prev.at:
+            if prev is None or ev.at > prev.at:
                 grants[ent] = ev
         elif ev.type == ENTITLEMENT_REDEEMED:
             redeemed.setdefault(ent, []).append(ev.at)
