@@ -3,8 +3,9 @@
 :class:`DuckDBAnalytics` copies the ``members`` and ``events`` tables of a
 :class:`~membermkt.stores.sql.SqlStore` into an in-process DuckDB database and runs the
 *same* query definitions as :class:`~membermkt.analytics.sql.SqlAnalytics` there (it is a
-subclass: only the JSON property extraction differs per dialect), so results are identical to
-the SQL and pure-Python paths (property-tested). Extra ``duckdb``
+subclass: the JSON property extraction differs per dialect, and staff first-reply times are
+found with window functions rather than streamed through the Python tracker), so results are
+identical to the SQL and pure-Python paths (property-tested). Extra ``duckdb``
 (``pip install "membermkt[duckdb]"``: DuckDB, its SQLAlchemy dialect and pandas).
 
 The copy never loops over rows in Python: from PostgreSQL the tables stream through
@@ -24,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import tempfile
 import threading
@@ -36,7 +38,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
 from membermkt.analytics._extras import MissingExtraError
-from membermkt.analytics.sql import SqlAnalytics, _Json
+from membermkt.analytics.sql import SqlAnalytics, _Json, to_us
+from membermkt.core import analytics as core
+from membermkt.core.analytics._common import check_as_of
 from membermkt.errors import UsageError
 from membermkt.stores.sql.schema import Tables
 
@@ -214,6 +218,146 @@ class DuckDBAnalytics(SqlAnalytics):
         with self._lock:
             rows = super()._rows(query)
         yield from rows
+
+    def staff_metrics(
+        self, *, as_of: dt.datetime, since: dt.datetime | None = None
+    ) -> core.StaffResult:
+        """Staff metrics with the conversations reduced in DuckDB (#18).
+
+        The SQL runner streams every WeCom conversation message into Python for the
+        first-reply tracker; here window functions find the replies instead. In a
+        (staff, member) conversation ordered by time (``"in"`` before ``"out"`` at the same
+        instant), an ``out`` answers when some ``in`` came after the previous ``out``; its
+        reply time runs from the first of those. Counts per staff and per day are
+        ``GROUP BY``s; only the replies come back, one row each, and their seconds are
+        summed in Python in the tracker's order, so the float totals are the same.
+        """
+        as_of = check_as_of(as_of)
+        e = self._e
+        now = to_us(as_of)
+        staff = self._json.text("staff")
+        direction = self._json.text("direction")
+        msgs = (
+            sa.select(
+                staff.label("staff"),
+                e.c.member_id.label("mid"),
+                e.c.at.label("at"),
+                direction.label("dir"),
+            )
+            .where(
+                e.c.type == "message",
+                self._json.equals("channel", "wecom"),
+                staff != "",
+                direction.in_(["in", "out"]),
+                self._period(now, since),
+            )
+            .subquery("msgs")
+        )
+        counts_q = sa.select(msgs.c.staff, msgs.c.dir, sa.func.count()).group_by(
+            msgs.c.staff, msgs.c.dir
+        )
+        day = sa.cast(sa.func.make_timestamp(msgs.c.at), sa.Date)
+        days_q = sa.select(msgs.c.staff, day, sa.func.count()).group_by(msgs.c.staff, day)
+        outs_before = sa.func.sum(sa.case((msgs.c.dir == "out", 1), else_=0)).over(
+            partition_by=(msgs.c.staff, msgs.c.mid),
+            order_by=(msgs.c.at, msgs.c.dir),
+            rows=(None, -1),
+        )
+        numbered = sa.select(
+            msgs.c.staff,
+            msgs.c.mid,
+            msgs.c.at,
+            msgs.c.dir,
+            sa.func.coalesce(outs_before, 0).label("grp"),
+        ).subquery("numbered")
+        first_in = (
+            sa.select(
+                numbered.c.staff,
+                numbered.c.mid,
+                numbered.c.grp,
+                sa.func.min(numbered.c.at).label("first"),
+            )
+            .where(numbered.c.dir == "in")
+            .group_by(numbered.c.staff, numbered.c.mid, numbered.c.grp)
+            .subquery("first_in")
+        )
+        replies_q = (
+            sa.select(numbered.c.staff, numbered.c.at - first_in.c.first)
+            .select_from(
+                numbered.join(
+                    first_in,
+                    sa.and_(
+                        first_in.c.staff == numbered.c.staff,
+                        first_in.c.mid == numbered.c.mid,
+                        first_in.c.grp == numbered.c.grp,
+                    ),
+                )
+            )
+            .where(numbered.c.dir == "out")
+            .order_by(numbered.c.staff, numbered.c.mid, numbered.c.at)
+        )
+        by = self._json.text("by")
+        contacts_q = (
+            sa.select(staff, e.c.type, by, sa.func.count())
+            .where(
+                e.c.type.in_(["contact_added", "contact_deleted"]),
+                staff != "",
+                self._period(now, since),
+            )
+            .group_by(staff, e.c.type, by)
+        )
+        acc: dict[str, dict[str, Any]] = {}
+
+        def of(name: str) -> dict[str, Any]:
+            a = acc.get(name)
+            if a is None:
+                a = acc[name] = {
+                    "in": 0,
+                    "out": 0,
+                    "days": {},
+                    "replies": 0,
+                    "total": 0.0,
+                    "added": 0,
+                    "lost_customer": 0,
+                    "lost_staff": 0,
+                }
+            return a
+
+        for name, d, n in self._rows(counts_q):
+            of(name)[d] += int(n)
+        for name, date, n in self._rows(days_q):
+            of(name)["days"][date] = int(n)
+        for name, us in self._rows(replies_q):
+            a = of(name)
+            a["replies"] += 1
+            a["total"] += int(us) / 1_000_000  # timedelta.total_seconds() of the tracker
+        for name, etype, how, n in self._rows(contacts_q):
+            a = of(name)
+            if etype == "contact_added":
+                a["added"] += int(n)
+            elif how == "staff":
+                a["lost_staff"] += int(n)
+            else:
+                a["lost_customer"] += int(n)
+        rows = tuple(
+            core.StaffRow(
+                staff=name,
+                messages_in=a["in"],
+                messages_out=a["out"],
+                active_days=len(a["days"]),
+                replies=a["replies"],
+                reply_seconds_total=a["total"],
+                customers_added=a["added"],
+                lost_by_customer=a["lost_customer"],
+                lost_by_staff=a["lost_staff"],
+            )
+            for name, a in sorted(acc.items())
+        )
+        daily = tuple(
+            (name, d, n) for name, a in sorted(acc.items()) for d, n in sorted(a["days"].items())
+        )
+        lo = check_as_of(since, "since") if since is not None else None
+        return core.StaffResult(since=lo, as_of=as_of, rows=rows, daily=daily)
 
     def count(self, table: str = "events") -> int:
         """Rows copied into ``table`` (``"members"`` or ``"events"``).
