@@ -259,3 +259,30 @@ def test_property_events_to_either_id_fold_like_events_to_the_survivor_sql(
         _check_fold_equals_events_to_survivor(backend, events, targets, at, rnd)
 
     run()
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_sql_append_that_raced_a_merge_is_folded_into_the_survivor(backend: str) -> None:
+    """The repair behind the row locks: an append whose lookup ran before a concurrent
+    merge committed re-creates the dropped id; looked up again under its row locks, that
+    member is folded into the survivor in the same transaction (the interleaving is
+    reproduced step by step, without threads)."""
+    from membermkt.stores.sql import _rows as rows
+
+    store = make_store(backend)
+    try:
+        _merged(store)
+        late = _order("tmall-42", 2, 5000, T0 + 3 * DAY)
+        with store._tx(write=True) as conn:
+            # the lookup ran before the merge: the event is still addressed to tmall-42
+            store._append_chunk(conn, [(late, rows.event_row(late))])
+            store._fold_recreated(conn, {"tmall-42"})
+        assert [m.id for m in store.iter_members()] == ["a-fan"]
+        fan = store.get_member("a-fan")
+        assert fan is not None
+        assert fan.state.purchases.total_fen == 14900
+        assert fan.state == fold(Member("a-fan"), store.events_for("a-fan")).state
+        assert store.survivors(["tmall-42"]) == {"tmall-42": "a-fan"}
+    finally:
+        store.drop_tables()
+        store.close()

@@ -4,7 +4,7 @@ redirect of writes addressed to them, #14; see :mod:`membermkt.stores._survivors
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
@@ -77,3 +77,31 @@ class _SurvivorsMixin(_Bulk):
         if not survivors:
             return list(ids)
         return sorted({survivors.get(i, i) for i in ids})
+
+    def _append_to_survivors(
+        self, conn: Connection, chunk: Sequence[tuple[Event, tuple[Any, ...]]]
+    ) -> int:
+        """``_append_chunk`` of ``chunk`` re-addressed to survivors, in ``conn``'s
+        transaction. Off SQLite (where writers do not wait for each other's BEGIN) a merge
+        can commit between the lookup and the row locks of the append, which then re-creates
+        the dropped id: looked up again once the append holds its rows, such a member is
+        folded into its survivor in the same transaction."""
+        chunk = self._chunk_to_survivors(conn, chunk)
+        new = self._append_chunk(conn, chunk)
+        if self.dialect != "sqlite":
+            self._fold_recreated(conn, {row[1] for _, row in chunk})
+        return new
+
+    def _fold_recreated(self, conn: Connection, member_ids: Iterable[str]) -> None:
+        """Fold members among ``member_ids`` that a merge in force dropped (so re-created
+        since, by a write that raced the merge) into their survivors."""
+        for dropped, survivor in sorted(self._survivors(conn, member_ids).items()):
+            self._merge(conn, survivor, dropped)
+
+    if TYPE_CHECKING:
+
+        def _append_chunk(
+            self, conn: Connection, chunk: Sequence[tuple[Event, tuple[Any, ...]]]
+        ) -> int: ...  # _EventsMixin's
+
+        def _merge(self, conn: Connection, keep: str, drop: str) -> None: ...  # _MembersMixin's
