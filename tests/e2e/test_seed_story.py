@@ -10,11 +10,14 @@ PostgreSQL (#14):
 3. the follower opens the phone form inside WeChat (OAuth on the emulator), types the phone,
    gets a texted code and enters it — submitting the code twice (a double tap);
 4. a red packet is paid exactly once (WeChat Pay emulator);
-5. the buyer pays later through WeChat Pay.
+5. the buyer pays later through WeChat Pay;
+6. the next Tmall export is imported: a later order, still under the marketplace's member
+   id ``tmall-42`` — merged away in step 3, so it lands on the one member (#14).
 
 Then there is ONE member holding the Tmall buyer id, the phone, the openid and the unionid,
-and ``analytics.attribution`` credits the parcel source with the later revenue only — the
-earlier Tmall order counts in ``"(unknown)"``.
+and ``analytics.attribution`` credits the parcel source with the later revenue only (the
+WeChat Pay order and the later Tmall order) — the earlier Tmall order counts in
+``"(unknown)"``.
 """
 
 from __future__ import annotations
@@ -96,24 +99,31 @@ def _csv(rows: list[dict[str, str]]) -> str:
     return buf.getvalue()
 
 
+def _tmall_orders(orders: list[tuple[str, int, dt.datetime]]) -> str:
+    """The marketplace's order export: rows addressed to its member id ``tmall-42``."""
+    return _csv(
+        [
+            {
+                "member_id": "tmall-42",
+                "type": "purchase",
+                "at": at.isoformat(),
+                "key": f"tmall:{order_id}",
+                "properties": json.dumps(
+                    {"order_id": order_id, "amount_fen": fen, "channel": "tmall"}
+                ),
+            }
+            for order_id, fen, at in orders
+        ]
+    )
+
+
 def _import_buyer(
     backend: str, url: str, prefix: str, tmp: Path, phones: PhoneProtector, ordered_at: dt.datetime
 ) -> None:
     """Step 1: the marketplace export, imported — on SQLite with the command line."""
     tokens = [Identity.platform_buyer("tmall", TMALL_ID).token, phones.identity(NUMBER).token]
     members = _csv([{"id": "tmall-42", "tags": '["tmall"]', "identities": json.dumps(tokens)}])
-    order = {"order_id": "TM-1", "amount_fen": 9900, "channel": "tmall"}
-    events = _csv(
-        [
-            {
-                "member_id": "tmall-42",
-                "type": "purchase",
-                "at": ordered_at.isoformat(),
-                "key": "tmall:TM-1",
-                "properties": json.dumps(order),
-            }
-        ]
-    )
+    events = _tmall_orders([("TM-1", 9900, ordered_at)])
     if backend == "sqlite":
         from membermkt.cli import main
 
@@ -310,8 +320,15 @@ async def test_seed_story_one_member_parcel_credited_with_later_revenue(
                 ]
             )
 
+        # 6. the next Tmall export, a day later: the earlier order again (de-duplicated by
+        # key) and a new one, both under the marketplace's id tmall-42, merged away in step 3
+        later = paid_at + DAY
+        export = _tmall_orders([("TM-1", 9900, start - 10 * DAY), ("TM-2", 5900, later)])
+        report = import_events_csv(store, io.StringIO(export))
+        assert report.ok
+
         # ONE member: every identity resolves to it
-        as_of = paid_at + DAY
+        as_of = later + DAY
         member_id = store.resolve(Identity.openid(APPID, OPENID))
         assert member_id is not None
         for ident in (
@@ -324,17 +341,19 @@ async def test_seed_story_one_member_parcel_credited_with_later_revenue(
         member = store.get_member(member_id)
         assert member is not None
         assert member.state.source == "parcel"
-        assert (member.state.purchases.count, member.state.purchases.total_fen) == (2, 11900)
+        assert (member.state.purchases.count, member.state.purchases.total_fen) == (3, 17800)
+        assert store.get_member("tmall-42") is None  # not re-created by the later import
+        assert store.survivors(["tmall-42"]) == {"tmall-42": member_id}
         [merge] = store.merges(member_id)
         assert merge.link.evidence.value == "verified_phone"
         paid = store.events_for(member_id, types=["redpacket_paid"])
         assert len(paid) == 1
-        # the parcel is credited with the later WeChat Pay order only
+        # the parcel is credited with the later orders: WeChat Pay and the later Tmall one
         result = analytics.attribution(store, as_of=as_of)
         parcel = result.row("parcel")
         assert parcel is not None
         assert (parcel.members, parcel.followers, parcel.buyers) == (1, 1, 1)
-        assert (parcel.orders, parcel.revenue_fen) == (1, 2000)
+        assert (parcel.orders, parcel.revenue_fen) == (2, 7900)
         unknown = result.row("(unknown)")
         assert unknown is not None
         assert (unknown.members, unknown.orders, unknown.revenue_fen) == (0, 1, 9900)

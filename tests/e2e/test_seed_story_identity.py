@@ -18,7 +18,7 @@ import pytest
 from membermkt import analytics
 from membermkt.core.events import Event
 from membermkt.core.identity import Identity
-from membermkt.segments import attr
+from membermkt.segments import TRUE, attr
 from membermkt.stores.io import import_events_csv, import_members_csv
 from membermkt.stores.sql import SqlStore
 from membermkt.testing.phones import TEST_PHONES
@@ -65,17 +65,34 @@ def test_one_member_and_parcel_credited_with_later_revenue(backend: str) -> None
         store.append_events(
             [Event(member, "purchase", T0 + 3 * DAY, {"amount_fen": 2000, "channel": "wechatpay"})]
         )
+        # 6. later orders addressed to the ids the world still uses (#14): the next Tmall
+        # import under the buyer's id, a WeChat Pay order under the follower's id (resolved
+        # before the merge) — one of the two was merged away; both land on the one member
+        merged_away = out.merge.drop
+        assert merged_away in {"b1", fid}
+        later = T0 + 5 * DAY
+        props = json.dumps({"amount_fen": 5900, "channel": "tmall", "order_id": "T2"})
+        events_csv = (
+            f"member_id,type,at,key,properties\nb1,purchase,{later.isoformat()},T2,"
+            f'"{props.replace(chr(34), chr(34) * 2)}"\n'
+        )
+        assert import_events_csv(store, io.StringIO(events_csv)).ok
+        store.append_events(
+            [Event(fid, "purchase", later, {"amount_fen": 100, "channel": "wechatpay"}, key="W2")]
+        )
+        assert store.get_member(merged_away) is None
         as_of = T0 + 10 * DAY
+        assert store.count(TRUE, as_of) == 1
         assert list(store.select(attr("source") == "parcel", as_of)) == [member]
         assert store.count(attr("orders_count") >= 1, as_of) == 1
         got = store.get_member(member)
         assert got is not None
         assert {buyer, phone, openid, Identity.unionid("u-42")} <= set(got.identities)
-        assert got.state.purchases.total_fen == 11900
+        assert got.state.purchases.total_fen == 17900
         result = analytics.attribution(store, as_of=as_of)
         parcel = result.row("parcel")
         assert parcel is not None
-        assert (parcel.members, parcel.orders, parcel.revenue_fen) == (1, 1, 2000)
+        assert (parcel.members, parcel.orders, parcel.revenue_fen) == (1, 3, 8000)
         unknown = result.row("(unknown)")
         assert unknown is not None
         assert (unknown.members, unknown.revenue_fen) == (0, 9900)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Iterable
 
 import attrs
 
@@ -13,6 +14,7 @@ from membermkt.core.members import Member, MemberState
 from membermkt.errors import UsageError
 from membermkt.stores._common import check_now, merge_member_values
 from membermkt.stores._links import SplitSnapshot, decide, restore_keep, undone
+from membermkt.stores._survivors import follow
 
 __all__ = ["MemoryLinks"]
 
@@ -37,6 +39,27 @@ class MemoryLinks:
     def _init_links(self) -> None:
         self._merge_log: list[MergeRecord] = []
         self._splits: dict[str, _Split] = {}
+        self._merged_into: dict[str, str] = {}  # drop -> keep, merges in force
+
+    def survivors(self, member_ids: Iterable[str]) -> dict[str, str]:
+        """Where merged-away members went: each id among ``member_ids`` that a merge in
+        force (:meth:`link`, or an upsert with ``on_shared_identity="merge"``) dropped,
+        mapped to the member that holds it now (chains of merges followed). Writes addressed
+        to such ids land there (see :mod:`membermkt.stores._survivors`).
+
+        Raises:
+            UsageError: when ``member_ids`` is a single str.
+        """
+        if isinstance(member_ids, str):
+            raise UsageError("member_ids must be a collection of ids, not a single str")
+        with self._lock:
+            return self._survivors(member_ids)
+
+    def _survivors(self, member_ids: Iterable[str]) -> dict[str, str]:
+        into = self._merged_into
+        if not into:
+            return {}
+        return follow(lambda ids: {i: into[i] for i in ids if i in into}, member_ids)
 
     def link(
         self,
@@ -111,6 +134,7 @@ class MemoryLinks:
         del self._members[record.drop]
         self._members[record.keep] = merge_member_values(k, d, k.state.combine(d.state))
         self._merge_log.append(record)
+        self._merged_into[record.drop] = record.keep
 
     def merges(self, member_id: str | None = None) -> list[MergeRecord]:
         """The merge audit trail (oldest first), optionally only merges whose ``keep`` or
@@ -124,8 +148,10 @@ class MemoryLinks:
         """Split a merge made by :meth:`link`: the dropped member comes back with its
         identities (those the survivor still holds), profile, tags, attributes, consent and
         the events it brought; the survivor loses what it only had from it. Events recorded
-        after the merge stay with the survivor. Later merges into the same survivor must be
-        split first.
+        after the merge stay with the survivor — also those addressed to the dropped id while
+        the merge was in force (they were recorded as the survivor's, see
+        :meth:`survivors`); from the split on, writes to the dropped id stay with it. Later
+        merges into the same survivor must be split first.
 
         Raises:
             UsageError: for an unknown or undone merge id, a later merge still in force on
@@ -177,4 +203,5 @@ class MemoryLinks:
                 self._identities[i.token] = rec.drop
             done = undone(rec, when, by)
             self._merge_log[idx] = done
+            self._merged_into.pop(rec.drop, None)
             return done

@@ -40,6 +40,7 @@ from membermkt.stores._memory_ingest import MemoryIngest
 from membermkt.stores._memory_ledger import _MemoryLedger
 from membermkt.stores._memory_links import MemoryLinks
 from membermkt.stores._memory_payouts import _MemoryPayouts
+from membermkt.stores._survivors import redirect_events, redirect_members
 from membermkt.stores._upsert import UpsertPolicy, find_shared
 from membermkt.stores.export_sql import SqlExport
 
@@ -121,7 +122,9 @@ class InMemoryStore(MemoryIngest, MemoryLinks, _MemoryPayouts, _MemoryLedger, Sq
         ``Member(...)``); a non-empty state replaces it. An identity another member holds is
         never moved: ``on_shared_identity="report"`` refuses the call, ``"merge"`` merges
         the two members (an ``operator`` link by ``by`` at ``at``, listed by
-        :meth:`merges`); see :mod:`membermkt.stores._upsert`. All or nothing.
+        :meth:`merges`); see :mod:`membermkt.stores._upsert`. A member addressed to an id
+        merged away by :meth:`link` is folded into the survivor instead of re-creating it
+        (see :mod:`membermkt.stores._survivors`). All or nothing.
 
         Raises:
             UsageError: for a value that is not a Member, one the attribute schema refuses,
@@ -135,6 +138,7 @@ class InMemoryStore(MemoryIngest, MemoryLinks, _MemoryPayouts, _MemoryLedger, Sq
         for m in batch:
             self._schema.check_member(m)
         with self._lock:
+            batch = self._upsert_to_survivors(batch)
             shared = find_shared(batch, lambda i: self._identities.get(i.token))
             if not shared:
                 for m in batch:
@@ -151,6 +155,10 @@ class InMemoryStore(MemoryIngest, MemoryLinks, _MemoryPayouts, _MemoryLedger, Sq
                 self._restore(saved)
                 raise
             return len(batch)
+
+    def _upsert_to_survivors(self, batch: list[Member]) -> list[Member]:
+        """Members addressed to merged-away ids, folded into their survivors (#14)."""
+        return redirect_members(batch, self._survivors(m.id for m in batch), self._members.get)
 
     def _put_member(self, m: Member, identities: Sequence[Identity]) -> None:
         old = self._members.get(m.id)
@@ -203,6 +211,7 @@ class InMemoryStore(MemoryIngest, MemoryLinks, _MemoryPayouts, _MemoryLedger, Sq
             dict(self._event_keys),
             list(self._merge_log),
             dict(self._splits),
+            dict(self._merged_into),
         )
 
     def _restore(self, saved: tuple[Any, ...]) -> None:
@@ -213,6 +222,7 @@ class InMemoryStore(MemoryIngest, MemoryLinks, _MemoryPayouts, _MemoryLedger, Sq
             self._event_keys,
             self._merge_log,
             self._splits,
+            self._merged_into,
         ) = saved
 
     def get_member(self, member_id: str) -> Member | None:
@@ -274,7 +284,8 @@ class InMemoryStore(MemoryIngest, MemoryLinks, _MemoryPayouts, _MemoryLedger, Sq
             self._members[keep] = merged
 
     def tag(self, member_ids: Iterable[str], tag: str) -> int:
-        """Add ``tag`` to the known members among ``member_ids``; returns how many changed.
+        """Add ``tag`` to the known members among ``member_ids`` (a merged-away id: to its
+        survivor, see :meth:`survivors`); returns how many changed.
 
         Raises:
             UsageError: for an empty or non-str tag.
@@ -296,7 +307,9 @@ class InMemoryStore(MemoryIngest, MemoryLinks, _MemoryPayouts, _MemoryLedger, Sq
             raise UsageError("member_ids must be a collection of ids, not a single str")
         changed = 0
         with self._lock:
-            for mid in set(member_ids):
+            ids = set(member_ids)
+            survivors = self._survivors(ids)
+            for mid in {survivors.get(i, i) for i in ids}:
                 m = self._members.get(mid)
                 if m is None or (tag in m.tags) == add:
                     continue
@@ -309,6 +322,9 @@ class InMemoryStore(MemoryIngest, MemoryLinks, _MemoryPayouts, _MemoryLedger, Sq
     def append_events(self, events: Iterable[Event]) -> int:
         """Append events, de-duplicated by key, folding them into member state.
 
+        An event addressed to a member merged away by :meth:`link` is recorded as the
+        survivor's (see :meth:`survivors`); an unknown member id creates the member.
+
         Raises:
             UsageError: for a value that is not an Event.
         """
@@ -318,6 +334,7 @@ class InMemoryStore(MemoryIngest, MemoryLinks, _MemoryPayouts, _MemoryLedger, Sq
                 raise UsageError(f"append_events takes Event values, got {e!r}")
         new = 0
         with self._lock:
+            batch = self._events_to_survivors(batch)
             for e in batch:
                 if e.key is not None:
                     if e.key in self._event_keys:
@@ -330,6 +347,12 @@ class InMemoryStore(MemoryIngest, MemoryLinks, _MemoryPayouts, _MemoryLedger, Sq
                 self._events.setdefault(e.member_id, []).append(e)
                 new += 1
         return new
+
+    def _events_to_survivors(self, batch: list[Event]) -> list[Event]:
+        """Events of merged-away members, re-addressed to their survivors (#14)."""
+        if not self._merged_into:
+            return batch
+        return redirect_events(batch, self._survivors({e.member_id for e in batch}))
 
     def events_for(
         self,

@@ -15,17 +15,19 @@ from membermkt.stores._common import check_now
 from membermkt.stores.sql import _rows as rows
 from membermkt.stores.sql.compile import to_epoch_us
 from membermkt.stores.sql.store._base import _chunks
-from membermkt.stores.sql.store._bulk import _Bulk
+from membermkt.stores.sql.store._survivors import _SurvivorsMixin
 
 
-class _EventsMixin(_Bulk):
+class _EventsMixin(_SurvivorsMixin):
     """Append and read events."""
 
     def append_events(self, events: Iterable[Event], *, batch_size: int = 5000) -> int:
         """Append events, de-duplicated by key, folding them into member state.
 
         Each batch is one transaction that locks its members' rows, so concurrent appenders
-        (several processes) never lose or duplicate an event.
+        (several processes) never lose or duplicate an event. An event addressed to a member
+        merged away by :meth:`link` is recorded as the survivor's (one batched lookup of the
+        batch's member ids, see :meth:`survivors`). An unknown member id creates the member.
 
         Raises:
             UsageError: for a value that is not an Event or a member id too long.
@@ -48,7 +50,9 @@ class _EventsMixin(_Bulk):
             push((e, row_of(e)))
         total = 0
         for chunk in _chunks(batch, batch_size):
-            total += self._write(lambda conn, chunk=chunk: self._append_chunk(conn, chunk))  # type: ignore[misc]
+            total += self._write(
+                lambda conn, chunk=chunk: self._append_to_survivors(conn, chunk)  # type: ignore[misc]
+            )
         return total
 
     def _lock_states(self, conn: Connection, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from attrs import evolve
 from sqlalchemy.engine import Connection
 
 from membermkt.core.identity import Identity, Link
@@ -15,17 +16,18 @@ from membermkt.core.identity._graph import MergeRecord
 from membermkt.core.members import Member
 from membermkt.errors import StoreError, UsageError
 from membermkt.stores._common import EMPTY_STATE, check_members, merge_member_values
+from membermkt.stores._survivors import redirect_members
 from membermkt.stores._upsert import UpsertPolicy, find_shared
 from membermkt.stores.sql import _rows as rows
 from membermkt.stores.sql._member_rows import MEMBER_READ_COLS, member_from_values
 from membermkt.stores.sql.store._base import _IN_CHUNK, _chunks
-from membermkt.stores.sql.store._bulk import _Bulk
+from membermkt.stores.sql.store._survivors import _SurvivorsMixin
 
 _UPSERT_CHUNK = 2000
 """Members per upsert transaction."""
 
 
-class _MembersMixin(_Bulk):
+class _MembersMixin(_SurvivorsMixin):
     """Upsert, read, resolve, merge and tag members."""
 
     if TYPE_CHECKING:
@@ -81,7 +83,9 @@ class _MembersMixin(_Bulk):
         by :meth:`merges`); see :mod:`membermkt.stores._upsert`. Written in transactions of
         2,000 members; shared identities are looked for before anything is written, and
         again inside each transaction (a concurrent writer can still make a later chunk
-        fail, leaving the earlier ones written).
+        fail, leaving the earlier ones written). A member addressed to an id merged away by
+        :meth:`link` is folded into the survivor instead of re-creating it (see
+        :mod:`membermkt.stores._survivors`).
 
         Raises:
             UsageError: for a value that is not a Member, one the attribute schema refuses,
@@ -101,28 +105,43 @@ class _MembersMixin(_Bulk):
         for m in batch:
             self._schema.check_member(m)
             self._phone_policy.check(m.identities)
-            prepared.append(
-                (
-                    m,
-                    rows.member_row(m),
-                    rows.tag_rows(m),
-                    rows.attribute_rows(m),
-                    rows.identity_rows(m),
-                )
-            )
+            prepared.append(self._prepared(m))
         tokens = sorted({i.token for m in batch for i in m.identities})
         if tokens and not policy.merge and len(prepared) > _UPSERT_CHUNK:
             # several transactions: refuse before the first one writes (one chunk checks
             # inside its own transaction)
             with self._tx() as conn:
                 owners = self._owners(conn, tokens)
-            shared = find_shared(batch, lambda i: owners.get(i.token))
+                survivors = self._survivors(conn, [m.id for m in batch])
+            addressed = [evolve(m, id=survivors.get(m.id, m.id)) for m in batch]
+            shared = find_shared(addressed, lambda i: owners.get(i.token))
             if shared:
                 m, ident, holder = shared[0]
                 raise policy.conflict(ident, holder, m.id)
         for chunk in _chunks(prepared, _UPSERT_CHUNK):
             self._write(lambda conn, chunk=chunk: self._upsert_chunk(conn, chunk, policy))  # type: ignore[misc]
         return len(batch)
+
+    @staticmethod
+    def _prepared(m: Member) -> tuple[Any, ...]:
+        return (
+            m,
+            rows.member_row(m),
+            rows.tag_rows(m),
+            rows.attribute_rows(m),
+            rows.identity_rows(m),
+        )
+
+    def _chunk_members_to_survivors(self, conn: Connection, chunk: Sequence[Any]) -> Sequence[Any]:
+        """Prepared members of an upsert chunk, those addressed to merged-away ids folded
+        into their survivors (#14; one batched lookup, in the chunk's transaction)."""
+        survivors = self._survivors(conn, [item[0].id for item in chunk])
+        if not survivors:
+            return chunk
+        stored = self._load_members(conn, sorted(set(survivors.values())))
+        given = {id(item[0]): item for item in chunk}
+        members = redirect_members([item[0] for item in chunk], survivors, stored.get)
+        return [given.get(id(m)) or self._prepared(m) for m in members]
 
     def _owners(self, conn: Connection, tokens: Sequence[str]) -> dict[str, str]:
         t = self.tables.identities
@@ -134,6 +153,7 @@ class _MembersMixin(_Bulk):
         }
 
     def _upsert_chunk(self, conn: Connection, chunk: Sequence[Any], policy: UpsertPolicy) -> None:
+        chunk = self._chunk_members_to_survivors(conn, chunk)
         t = self.tables
         m = t.members
         ids = [item[0].id for item in chunk]
@@ -348,16 +368,18 @@ class _MembersMixin(_Bulk):
         conn.execute(sa.delete(m).where(m.c.id == drop))
 
     def tag(self, member_ids: Iterable[str], tag: str) -> int:
-        """Add ``tag`` to the known members among ``member_ids``; returns how many changed.
+        """Add ``tag`` to the known members among ``member_ids`` (a merged-away id: to its
+        survivor, see :meth:`survivors`); returns how many changed.
 
         Raises:
             UsageError: for an empty or too long tag.
             StoreUnavailable: when the database cannot be reached.
         """
-        ids = self._tag_args(member_ids, tag)
+        given = self._tag_args(member_ids, tag)
         t = self.tables
 
         def run(conn: Connection) -> int:
+            ids = self._ids_to_survivors(conn, given)
             known = {
                 r["id"]
                 for r in self._in(
@@ -390,11 +412,12 @@ class _MembersMixin(_Bulk):
             UsageError: for an empty or too long tag.
             StoreUnavailable: when the database cannot be reached.
         """
-        ids = self._tag_args(member_ids, tag)
+        given = self._tag_args(member_ids, tag)
         t = self.tables.tags
 
         def run(conn: Connection) -> int:
             n = 0
+            ids = self._ids_to_survivors(conn, given)
             for c in _chunks(ids, _IN_CHUNK):
                 n += conn.execute(sa.delete(t).where(t.c.tag == tag, t.c.member_id.in_(c))).rowcount
             return n
