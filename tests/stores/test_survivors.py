@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from membermkt.core.events import Event, fold
 from membermkt.core.identity import Identity
 from membermkt.core.members import Consent, Member, Profile
+from membermkt.core.ports import PayoutIntent
 from membermkt.errors import UsageError
 from membermkt.segments import TRUE
 from membermkt.stores.memory import InMemoryStore
@@ -191,6 +192,31 @@ def test_chains_of_merges_are_followed_and_split_back(store: Store) -> None:
         assert m.state == fold(Member(m.id), store.events_for(m.id)).state
 
 
+def _bills(store: Store, member_id: str, rule_id: str = "parcel-phone") -> list[str]:
+    return [i.bill_no for i in store.member_intents(rule_id, member_id)]
+
+
+def test_member_intents_count_a_packet_paid_before_the_merge(store: Store) -> None:
+    """A rule's per-member limit reads ``member_intents``: after the merge it sees the
+    packets paid to either member, asked by either id; after the split each its own."""
+    for bill, mid, rule in (
+        ("B1", "tmall-42", "parcel-phone"),
+        ("B2", "a-fan", "parcel-phone"),
+        ("B3", "tmall-42", "other-rule"),
+    ):
+        store.record_intent(
+            PayoutIntent(bill_no=bill, rule_id=rule, member_id=mid, address="o", amount_fen=300)
+        )
+    assert _bills(store, "a-fan") == ["B2"]
+    merge_id = _merged(store)
+    assert _bills(store, "a-fan") == _bills(store, "tmall-42") == ["B1", "B2"]
+    assert _bills(store, "a-fan", "other-rule") == ["B3"]
+    assert _bills(store, "nobody") == []
+    store.unmerge(merge_id, at=T0 + 5 * DAY, by="op")
+    assert _bills(store, "a-fan") == ["B2"]
+    assert _bills(store, "tmall-42") == ["B1"]
+
+
 def test_survivors_refuses_a_single_str(store: Store) -> None:
     with pytest.raises(UsageError, match="collection"):
         store.survivors("tmall-42")
@@ -259,3 +285,30 @@ def test_property_events_to_either_id_fold_like_events_to_the_survivor_sql(
         _check_fold_equals_events_to_survivor(backend, events, targets, at, rnd)
 
     run()
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_sql_append_that_raced_a_merge_is_folded_into_the_survivor(backend: str) -> None:
+    """The repair behind the row locks: an append whose lookup ran before a concurrent
+    merge committed re-creates the dropped id; looked up again under its row locks, that
+    member is folded into the survivor in the same transaction (the interleaving is
+    reproduced step by step, without threads)."""
+    from membermkt.stores.sql import _rows as rows
+
+    store = make_store(backend)
+    try:
+        _merged(store)
+        late = _order("tmall-42", 2, 5000, T0 + 3 * DAY)
+        with store._tx(write=True) as conn:
+            # the lookup ran before the merge: the event is still addressed to tmall-42
+            store._append_chunk(conn, [(late, rows.event_row(late))])
+            store._fold_recreated(conn, {"tmall-42"})
+        assert [m.id for m in store.iter_members()] == ["a-fan"]
+        fan = store.get_member("a-fan")
+        assert fan is not None
+        assert fan.state.purchases.total_fen == 14900
+        assert fan.state == fold(Member("a-fan"), store.events_for("a-fan")).state
+        assert store.survivors(["tmall-42"]) == {"tmall-42": "a-fan"}
+    finally:
+        store.drop_tables()
+        store.close()

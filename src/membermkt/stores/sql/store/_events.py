@@ -51,9 +51,7 @@ class _EventsMixin(_SurvivorsMixin):
         total = 0
         for chunk in _chunks(batch, batch_size):
             total += self._write(
-                lambda conn, chunk=chunk: self._append_chunk(  # type: ignore[misc]
-                    conn, self._chunk_to_survivors(conn, chunk)
-                )
+                lambda conn, chunk=chunk: self._append_to_survivors(conn, chunk)  # type: ignore[misc]
             )
         return total
 

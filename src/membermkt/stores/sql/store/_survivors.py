@@ -4,7 +4,7 @@ redirect of writes addressed to them, #14; see :mod:`membermkt.stores._survivors
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
@@ -43,9 +43,7 @@ class _SurvivorsMixin(_Bulk):
             f"WHERE {q('undone_at')} IS NULL AND {q('drop_id')} IN "
         )
 
-        # a store without merges in force (most appends of most shops) pays one tiny query
-        probe = f"SELECT 1 FROM {q(g.name)} WHERE {q('undone_at')} IS NULL"
-        if not self._fetch(conn, probe + " LIMIT 1", ()):
+        if not self._any_merge(conn):
             return {}
 
         def lookup(ids: Sequence[str]) -> dict[str, str]:
@@ -57,6 +55,36 @@ class _SurvivorsMixin(_Bulk):
             return out
 
         return follow(lookup, member_ids)
+
+    def _any_merge(self, conn: Connection) -> bool:
+        """Whether any merge is in force: a store without (most appends of most shops) pays
+        this one tiny query instead of the lookups."""
+        q = self._quote
+        probe = f"SELECT 1 FROM {q(self.tables.merges.name)} WHERE {q('undone_at')} IS NULL LIMIT 1"
+        return bool(self._fetch(conn, probe, ()))
+
+    def _person_ids(self, conn: Connection, member_id: str) -> list[str]:
+        """The ids of one person: ``member_id``'s survivor and every id merged into it by
+        merges in force (chains followed), sorted."""
+        if not self._any_merge(conn):
+            return [member_id]
+        survivor = self._survivors(conn, [member_id]).get(member_id, member_id)
+        q = self._quote
+        head = (
+            f"SELECT {q('drop_id')} FROM {q(self.tables.merges.name)} "
+            f"WHERE {q('undone_at')} IS NULL AND {q('keep_id')} IN "
+        )
+        found, frontier = {survivor}, [survivor]
+        for _ in range(64):  # chains are as long as repeated merges (a guard)
+            if not frontier:
+                break
+            got: set[str] = set()
+            for chunk in _chunks(frontier, _IN_CHUNK):
+                ph = ", ".join([self._placeholder] * len(chunk))
+                got.update(str(r[0]) for r in self._fetch(conn, f"{head}({ph})", tuple(chunk)))
+            frontier = sorted(got - found)
+            found.update(frontier)
+        return sorted(found)
 
     def _chunk_to_survivors(
         self, conn: Connection, chunk: Sequence[tuple[Event, tuple[Any, ...]]]
@@ -77,3 +105,31 @@ class _SurvivorsMixin(_Bulk):
         if not survivors:
             return list(ids)
         return sorted({survivors.get(i, i) for i in ids})
+
+    def _append_to_survivors(
+        self, conn: Connection, chunk: Sequence[tuple[Event, tuple[Any, ...]]]
+    ) -> int:
+        """``_append_chunk`` of ``chunk`` re-addressed to survivors, in ``conn``'s
+        transaction. Off SQLite (where writers do not wait for each other's BEGIN) a merge
+        can commit between the lookup and the row locks of the append, which then re-creates
+        the dropped id: looked up again once the append holds its rows, such a member is
+        folded into its survivor in the same transaction."""
+        chunk = self._chunk_to_survivors(conn, chunk)
+        new = self._append_chunk(conn, chunk)
+        if self.dialect != "sqlite":
+            self._fold_recreated(conn, {row[1] for _, row in chunk})
+        return new
+
+    def _fold_recreated(self, conn: Connection, member_ids: Iterable[str]) -> None:
+        """Fold members among ``member_ids`` that a merge in force dropped (so re-created
+        since, by a write that raced the merge) into their survivors."""
+        for dropped, survivor in sorted(self._survivors(conn, member_ids).items()):
+            self._merge(conn, survivor, dropped)
+
+    if TYPE_CHECKING:
+
+        def _append_chunk(
+            self, conn: Connection, chunk: Sequence[tuple[Event, tuple[Any, ...]]]
+        ) -> int: ...  # _EventsMixin's
+
+        def _merge(self, conn: Connection, keep: str, drop: str) -> None: ...  # _MembersMixin's
