@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from membermkt.stores._as_of import events_as_of, members_as_of
 from membermkt.stores._common import check_as_of
@@ -35,18 +36,8 @@ def export_members_csv(
         StoreError: when the store fails.
     """
     as_of = None if as_of is None else check_as_of(as_of)
-    f, close = _open_write(target)
-    try:
-        w = csv.DictWriter(f, fieldnames=[*MEMBER_COLUMNS, *STATE_COLUMNS])
-        w.writeheader()
-        n = 0
-        for m in members_as_of(store, as_of):
-            w.writerow(_safe_row(member_record(m)))
-            n += 1
-        return n
-    finally:
-        if close:
-            f.close()
+    rows = (member_record(m) for m in members_as_of(store, as_of))
+    return _write_csv(target, [*MEMBER_COLUMNS, *STATE_COLUMNS], rows)
 
 
 def export_events_csv(
@@ -61,13 +52,21 @@ def export_events_csv(
         StoreError: when the store fails.
     """
     as_of = None if as_of is None else check_as_of(as_of)
+    rows = (event_record(e) for e in events_as_of(store, as_of))
+    return _write_csv(target, list(EVENT_COLUMNS), rows)
+
+
+def _write_csv(
+    target: str | Path | IO[str], fieldnames: Sequence[str], rows: Iterable[Mapping[str, Any]]
+) -> int:
+    """Write a header and ``rows`` (neutralised cells) to ``target``; returns how many rows."""
     f, close = _open_write(target)
     try:
-        w = csv.DictWriter(f, fieldnames=list(EVENT_COLUMNS))
+        w = csv.DictWriter(f, fieldnames=fieldnames)
         w.writeheader()
         n = 0
-        for e in events_as_of(store, as_of):
-            w.writerow(_safe_row(event_record(e)))
+        for rec in rows:
+            w.writerow(_safe_row(rec))
             n += 1
         return n
     finally:
