@@ -99,6 +99,12 @@ def _csv(rows: list[dict[str, str]]) -> str:
     return buf.getvalue()
 
 
+def _tmall_members(phones: PhoneProtector, tags: str = '["tmall"]') -> str:
+    """The marketplace's member export: the buyer ``tmall-42``, known by phone."""
+    tokens = [Identity.platform_buyer("tmall", TMALL_ID).token, phones.identity(NUMBER).token]
+    return _csv([{"id": "tmall-42", "tags": tags, "identities": json.dumps(tokens)}])
+
+
 def _tmall_orders(orders: list[tuple[str, int, dt.datetime]]) -> str:
     """The marketplace's order export: rows addressed to its member id ``tmall-42``."""
     return _csv(
@@ -121,8 +127,7 @@ def _import_buyer(
     backend: str, url: str, prefix: str, tmp: Path, phones: PhoneProtector, ordered_at: dt.datetime
 ) -> None:
     """Step 1: the marketplace export, imported — on SQLite with the command line."""
-    tokens = [Identity.platform_buyer("tmall", TMALL_ID).token, phones.identity(NUMBER).token]
-    members = _csv([{"id": "tmall-42", "tags": '["tmall"]', "identities": json.dumps(tokens)}])
+    members = _tmall_members(phones)
     events = _tmall_orders([("TM-1", 9900, ordered_at)])
     if backend == "sqlite":
         from membermkt.cli import main
@@ -320,9 +325,12 @@ async def test_seed_story_one_member_parcel_credited_with_later_revenue(
                 ]
             )
 
-        # 6. the next Tmall export, a day later: the earlier order again (de-duplicated by
-        # key) and a new one, both under the marketplace's id tmall-42, merged away in step 3
+        # 6. the next Tmall export, a day later: the buyer again (now a "repeat" buyer), the
+        # earlier order again (de-duplicated by key) and a new one, all under the
+        # marketplace's id tmall-42, merged away in step 3
         later = paid_at + DAY
+        buyers = _tmall_members(phone_key, tags='["tmall", "repeat"]')
+        assert import_members_csv(store, io.StringIO(buyers)).ok
         export = _tmall_orders([("TM-1", 9900, start - 10 * DAY), ("TM-2", 5900, later)])
         report = import_events_csv(store, io.StringIO(export))
         assert report.ok
@@ -342,6 +350,7 @@ async def test_seed_story_one_member_parcel_credited_with_later_revenue(
         assert member is not None
         assert member.state.source == "parcel"
         assert (member.state.purchases.count, member.state.purchases.total_fen) == (3, 17800)
+        assert {"tmall", "repeat"} <= member.tags
         assert store.get_member("tmall-42") is None  # not re-created by the later import
         assert store.survivors(["tmall-42"]) == {"tmall-42": member_id}
         [merge] = store.merges(member_id)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from membermkt.core.events import Event, fold
 from membermkt.core.identity import Identity
 from membermkt.core.members import Consent, Member, Profile
+from membermkt.core.ports import PayoutIntent
 from membermkt.errors import UsageError
 from membermkt.segments import TRUE
 from membermkt.stores.memory import InMemoryStore
@@ -189,6 +190,31 @@ def test_chains_of_merges_are_followed_and_split_back(store: Store) -> None:
     assert [e.key for e in store.events_for("a-fan", types=["purchase"])] == ["tmall:TM-3"]
     for m in store.iter_members():
         assert m.state == fold(Member(m.id), store.events_for(m.id)).state
+
+
+def _bills(store: Store, member_id: str, rule_id: str = "parcel-phone") -> list[str]:
+    return [i.bill_no for i in store.member_intents(rule_id, member_id)]
+
+
+def test_member_intents_count_a_packet_paid_before_the_merge(store: Store) -> None:
+    """A rule's per-member limit reads ``member_intents``: after the merge it sees the
+    packets paid to either member, asked by either id; after the split each its own."""
+    for bill, mid, rule in (
+        ("B1", "tmall-42", "parcel-phone"),
+        ("B2", "a-fan", "parcel-phone"),
+        ("B3", "tmall-42", "other-rule"),
+    ):
+        store.record_intent(
+            PayoutIntent(bill_no=bill, rule_id=rule, member_id=mid, address="o", amount_fen=300)
+        )
+    assert _bills(store, "a-fan") == ["B2"]
+    merge_id = _merged(store)
+    assert _bills(store, "a-fan") == _bills(store, "tmall-42") == ["B1", "B2"]
+    assert _bills(store, "a-fan", "other-rule") == ["B3"]
+    assert _bills(store, "nobody") == []
+    store.unmerge(merge_id, at=T0 + 5 * DAY, by="op")
+    assert _bills(store, "a-fan") == ["B2"]
+    assert _bills(store, "tmall-42") == ["B1"]
 
 
 def test_survivors_refuses_a_single_str(store: Store) -> None:

@@ -27,6 +27,8 @@ so one id it refuses (an invalid openid) does not sink the others.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import inspect
 import logging
 import threading
 import time
@@ -37,7 +39,7 @@ from typing import Any
 from membermkt.channels.wechat._guard import Outcomes
 from membermkt.errors import ConfigError, MembermktError, PlatformError
 
-__all__ = ["Enricher"]
+__all__ = ["ClientEnricher", "Enricher"]
 
 log = logging.getLogger(__name__)
 
@@ -299,3 +301,60 @@ class Enricher:
         while True:
             if not await self.adrain():
                 await asyncio.sleep(idle)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class ClientEnricher(Enricher):
+    """An :class:`Enricher` that calls a platform client and links what it learns into a
+    store: the set-up both callback enrichers share.
+
+    Args:
+        client: the platform client, sync or async — async when its ``probe`` method is a
+            coroutine function (drained by :meth:`adrain` / :meth:`run`).
+        store: a store with ``link``.
+        probe: the name of the client method the subclass calls.
+        now: the time stamped on the links.
+        autostart: start the worker thread on the first submission (sync client only).
+        batch / rate / max_pending / retry_after / max_attempts / clock / sleep: see
+            :class:`Enricher`.
+
+    Raises:
+        ConfigError: for a non-positive setting.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        store: Any,
+        *,
+        probe: str,
+        batch: int,
+        rate: float,
+        max_pending: int,
+        retry_after: float,
+        max_attempts: int,
+        now: Callable[[], dt.datetime],
+        clock: Callable[[], float],
+        sleep: Callable[[float], object] | None,
+        autostart: bool,
+    ) -> None:
+        super().__init__(
+            batch=batch,
+            rate=rate,
+            max_pending=max_pending,
+            retry_after=retry_after,
+            max_attempts=max_attempts,
+            clock=clock,
+            sleep=sleep,
+        )
+        self.client = client
+        self.store = store
+        self.now = now
+        self.autostart = autostart
+        self.is_async = inspect.iscoroutinefunction(getattr(client, probe, None))
+
+    def _auto_start(self) -> bool:
+        return self.autostart and not self.is_async

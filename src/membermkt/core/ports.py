@@ -121,7 +121,9 @@ class EventLog(Protocol):
 
     def append_events(self, events: Iterable[Event]) -> int:
         """Append events, de-duplicated by ``Event.key``; folds them into member state.
-        Returns how many were newly stored. Events of unknown members create the member."""
+        Returns how many were newly stored. Events of unknown members create the member;
+        the built-in stores record an event addressed to a member their ``link`` merged
+        away as the survivor's instead (:mod:`membermkt.stores._survivors`)."""
         ...
 
     def events_for(
@@ -431,7 +433,8 @@ class PayoutLedger(Protocol):
         ...
 
     def member_intents(self, rule_id: str, member_id: str) -> list[PayoutIntent]:
-        """One member's intents under one rule, by bill number (a keyed read)."""
+        """One member's intents under one rule, by bill number (a keyed read). Stores that
+        merge members answer for the person: the intents of every id merged into it too."""
         ...
 
     def swap_intent(

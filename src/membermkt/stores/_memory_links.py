@@ -55,6 +55,14 @@ class MemoryLinks:
         with self._lock:
             return self._survivors(member_ids)
 
+    def _person_ids(self, member_id: str) -> list[str]:
+        """``member_id``'s survivor and every id merged into it (merges in force), sorted."""
+        if not self._merged_into:
+            return [member_id]
+        survivor = self._survivors([member_id]).get(member_id, member_id)
+        merged = self._survivors(self._merged_into)
+        return sorted({survivor, *(d for d, k in merged.items() if k == survivor)})
+
     def _survivors(self, member_ids: Iterable[str]) -> dict[str, str]:
         into = self._merged_into
         if not into:

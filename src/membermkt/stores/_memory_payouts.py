@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -17,6 +18,10 @@ class _MemoryPayouts:
     """Payout intents in dicts (mixed into ``InMemoryStore``; shares its lock)."""
 
     _lock: threading.RLock
+
+    if TYPE_CHECKING:
+
+        def _person_ids(self, member_id: str) -> list[str]: ...  # MemoryLinks'
 
     def _init_payouts(self) -> None:
         self._intents: dict[str, PayoutIntent] = {}
@@ -45,9 +50,19 @@ class _MemoryPayouts:
             return self._intents.get(bill_no)
 
     def member_intents(self, rule_id: str, member_id: str) -> list[PayoutIntent]:
-        """One member's intents under one rule, by bill number."""
+        """One person's intents under one rule, by bill number: those of ``member_id`` and,
+        while merges are in force, of its survivor and every id merged into it (see
+        :meth:`survivors`) — so a rule's per-member limit still counts a packet paid to
+        either member before they were merged. After ``unmerge`` each id has its own again.
+        """
         with self._lock:
-            bills = sorted(self._intents_by_member.get((rule_id, member_id), ()))
+            bills = sorted(
+                {
+                    b
+                    for mid in self._person_ids(member_id)
+                    for b in self._intents_by_member.get((rule_id, mid), ())
+                }
+            )
             return [self._intents[b] for b in bills]
 
     def update_intent(

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import inspect
 import time
 from collections.abc import Callable
 from typing import Any
 
-from membermkt.channels._enrich import Enricher
+from membermkt.channels._enrich import ClientEnricher, _utcnow
 from membermkt.channels.wechat.api.users import UserInfo
 from membermkt.channels.wechat.sync import BY_CALLBACK, LinkTally
 from membermkt.errors import ConfigError
@@ -34,11 +33,7 @@ from membermkt.errors import ConfigError
 __all__ = ["FollowerEnricher"]
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-class FollowerEnricher(Enricher):
+class FollowerEnricher(ClientEnricher):
     """Links new followers' openids to their unionids, asynchronously and rate-limited.
 
     Args:
@@ -83,26 +78,23 @@ class FollowerEnricher(Enricher):
         if isinstance(batch, int) and batch > 100:
             raise ConfigError(f"batch must be 1..100 (user/info/batchget limit), got {batch!r}")
         super().__init__(
+            client,
+            store,
+            probe="user_info",
             batch=batch,
             rate=rate,
             max_pending=max_pending,
             retry_after=retry_after,
             max_attempts=max_attempts,
+            now=now,
             clock=clock,
             sleep=sleep,
+            autostart=autostart,
         )
-        self.client = client
         self.appid = appid
-        self.store = store
-        self.now = now
-        self.autostart = autostart
-        self.is_async = inspect.iscoroutinefunction(getattr(client, "user_info", None))
 
     def __repr__(self) -> str:
         return f"FollowerEnricher(appid={self.appid!r}, pending={self.pending})"
-
-    def _auto_start(self) -> bool:
-        return self.autostart and not self.is_async
 
     def _link(self, infos: list[UserInfo]) -> None:
         tally = LinkTally()

@@ -25,15 +25,27 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, Protocol
+from typing import Final
 
 import attrs
 
 from membermkt.channels.wechat.api._call import ApiCall
 from membermkt.channels.wechat.channel import _check_channel
-from membermkt.channels.wechat.channel import classify_error as _classify
-from membermkt.channels.wechat.flows import chunks
-from membermkt.channels.wecom._errcodes import WECOM_ERRCODES
+from membermkt.channels.wecom._send_common import (
+    SEND_ERRORS,
+    Ledger,
+    LedgerMark,
+    PullReport,
+    Task,
+    apull_results,
+    asend_tasks,
+    classify_error,
+    content,
+    marks_for,
+    pull_results,
+    send_tasks,
+    tasks,
+)
 from membermkt.channels.wecom.api import mass
 from membermkt.channels.wecom.api.mass import CustomerResult, MsgTemplate, SendStatus
 from membermkt.channels.wecom.client import AsyncWeCom, WeCom
@@ -41,7 +53,6 @@ from membermkt.core.delivery import (
     ChannelCapabilities,
     Delivery,
     DeliveryRecord,
-    DeliveryStatus,
     SendOutcome,
     SendResult,
 )
@@ -53,12 +64,7 @@ from membermkt.core.quotas import (
     WECOM_MASS_WEEKLY,
     ChannelRules,
 )
-from membermkt.errors import (
-    PlatformError,
-    QuotaExceeded,
-    TransportError,
-    UsageError,
-)
+from membermkt.errors import UsageError
 
 __all__ = [
     "MASS_CAPS",
@@ -104,99 +110,13 @@ def mass_rules(cap: str = "days_in_month") -> ChannelRules:
     return attrs.evolve(DEFAULT_RULES["wecom.mass"], caps=(MASS_CAPS[cap],))
 
 
-def classify_error(key: str, exc: BaseException, *, idempotent: bool) -> SendResult:
-    """The :class:`SendResult` for a delivery whose call raised ``exc``: the official
-    account's classification (:func:`membermkt.channels.wechat.channel.classify_error`) with
-    WeCom's errcode table.
-
-    Raises:
-        BaseException: ``exc`` itself when it is not a membermkt send failure.
-    """
-    return _classify(key, exc, idempotent=idempotent, table=WECOM_ERRCODES)
-
-
-@attrs.frozen(slots=True)
-class _Group:
-    sender: str | None
-    text: str | None
-    attachments: tuple[Mapping[str, Any], ...]
-    deliveries: tuple[Delivery, ...]
-    duplicates: tuple[Delivery, ...]
-
-
-def _content(p: Mapping[str, Any]) -> tuple[str | None, tuple[Mapping[str, Any], ...]]:
-    text = p.get("text")
-    if isinstance(text, Mapping):  # the API's own {"content": ...} shape
-        text = text.get("content")
-    attachments = tuple(p.get("attachments") or ())
-    if text is not None and not isinstance(text, str):
-        raise UsageError("wecom.mass payload 'text' must be a str")
-    mass.check_content(text, attachments)
-    return text, attachments
-
-
-def _groups(
-    batch: Sequence[Delivery], default_sender: str | None
-) -> tuple[list[_Group], list[SendResult]]:
-    by: dict[Any, list[Delivery]] = {}
-    invalid: list[SendResult] = []
-    spec: dict[Any, tuple[str | None, str | None, tuple[Mapping[str, Any], ...]]] = {}
-    for d in batch:
-        try:
-            text, attachments = _content(d.payload)
-        except UsageError as exc:
-            invalid.append(classify_error(d.key, exc, idempotent=False))
-            continue
-        sender = d.payload.get("sender") or default_sender
-        k = (sender, text, repr(attachments))
-        spec[k] = (sender, text, attachments)
-        by.setdefault(k, []).append(d)
-    groups: list[_Group] = []
-    for k, ds in by.items():
-        seen: dict[str, Delivery] = {}
-        dups: list[Delivery] = []
-        for d in ds:
-            if d.address in seen:
-                dups.append(d)
-            else:
-                seen[d.address] = d
-        sender, text, attachments = spec[k]
-        for part in chunks(list(seen.values()), mass.CUSTOMERS_MAX):
-            groups.append(_Group(sender, text, attachments, tuple(part), tuple(dups)))
-            dups = []
-    return groups, invalid
-
-
-def _call(group: _Group) -> ApiCall[MsgTemplate]:
+def _call(task: Task) -> ApiCall[MsgTemplate]:
     return mass.add_msg_template(
-        external_userids=[d.address for d in group.deliveries],
-        sender=group.sender,
-        text=group.text,
-        attachments=group.attachments,
+        external_userids=[d.address for d in task.deliveries],
+        sender=task.sender,
+        text=task.text,
+        attachments=task.attachments,
     )
-
-
-def _accepted(group: _Group, answer: MsgTemplate) -> list[SendResult]:
-    failed = set(answer.fail_list)
-    out = [
-        SendResult(key=d.key, outcome=SendOutcome.PERMANENT, reason="fail_list")
-        if d.address in failed
-        else SendResult(key=d.key, outcome=SendOutcome.PENDING, platform_id=answer.msgid)
-        for d in group.deliveries
-    ]
-    return out + _dups(group)
-
-
-def _dups(group: _Group) -> list[SendResult]:
-    return [
-        SendResult(key=d.key, outcome=SendOutcome.PERMANENT, reason="duplicate_address")
-        for d in group.duplicates
-    ]
-
-
-def _ordered(batch: Sequence[Delivery], results: list[SendResult]) -> list[SendResult]:
-    by_key = {r.key: r for r in results}
-    return [by_key[d.key] for d in batch]
 
 
 def _capabilities(corpid: str, kind: str) -> ChannelCapabilities:
@@ -215,9 +135,6 @@ def _capabilities(corpid: str, kind: str) -> ChannelCapabilities:
         address_namespace=corpid,
         rules=WELCOME_RULES,
     )
-
-
-_SEND_ERRORS = (PlatformError, TransportError, QuotaExceeded, UsageError)
 
 
 def _looked_up(
@@ -273,16 +190,8 @@ class WeComMassChannel:
             UsageError: for a delivery addressed to another channel.
         """
         _check_channel(batch, self.name)
-        groups, results = _groups(batch, self.sender)
-        for g in groups:
-            try:
-                answer = self.client.call(_call(g))
-            except _SEND_ERRORS as exc:
-                results += [classify_error(d.key, exc, idempotent=False) for d in g.deliveries]
-                results += _dups(g)
-                continue
-            results += _accepted(g, answer)
-        return _ordered(batch, results)
+        planned = tasks(batch, self.sender, per_call=mass.CUSTOMERS_MAX)
+        return send_tasks(self.client.call, batch, planned, _call)
 
     def lookup(self, pairs: Sequence[tuple[Delivery, str]]) -> Sequence[SendResult]:
         """What WeCom knows of in-doubt deliveries whose task ``msgid`` the ledger holds
@@ -293,7 +202,7 @@ class WeComMassChannel:
         for msgid in dict.fromkeys(m for _, m in pairs):
             try:
                 found[msgid] = self.client.mass_results(msgid)
-            except _SEND_ERRORS:
+            except SEND_ERRORS:
                 found[msgid] = None
         return _looked_up(pairs, found)
 
@@ -318,16 +227,8 @@ class AsyncWeComMassChannel:
             UsageError: for a delivery addressed to another channel.
         """
         _check_channel(batch, self.name)
-        groups, results = _groups(batch, self.sender)
-        for g in groups:
-            try:
-                answer = await self.client.call(_call(g))
-            except _SEND_ERRORS as exc:
-                results += [classify_error(d.key, exc, idempotent=False) for d in g.deliveries]
-                results += _dups(g)
-                continue
-            results += _accepted(g, answer)
-        return _ordered(batch, results)
+        planned = tasks(batch, self.sender, per_call=mass.CUSTOMERS_MAX)
+        return await asend_tasks(self.client.call, batch, planned, _call)
 
     async def lookup(self, pairs: Sequence[tuple[Delivery, str]]) -> Sequence[SendResult]:
         """See :meth:`WeComMassChannel.lookup`."""
@@ -335,7 +236,7 @@ class AsyncWeComMassChannel:
         for msgid in dict.fromkeys(m for _, m in pairs):
             try:
                 found[msgid] = await self.client.mass_results(msgid)
-            except _SEND_ERRORS:
+            except SEND_ERRORS:
                 found[msgid] = None
         return _looked_up(pairs, found)
 
@@ -344,7 +245,7 @@ def _welcome_call(d: Delivery) -> ApiCall[None]:
     code = d.payload.get("welcome_code")
     if not isinstance(code, str) or not code:
         raise UsageError("wecom.welcome payload needs 'welcome_code'")
-    text, attachments = _content(d.payload)
+    text, attachments = content(d.payload)
     return mass.send_welcome_msg(code, text=text, attachments=attachments)
 
 
@@ -375,7 +276,7 @@ class WeComWelcomeChannel:
         for d in batch:
             try:
                 self.client.call(_welcome_call(d))
-            except _SEND_ERRORS as exc:
+            except SEND_ERRORS as exc:
                 out.append(classify_error(d.key, exc, idempotent=False))
                 continue
             out.append(SendResult(key=d.key, outcome=SendOutcome.SENT))
@@ -404,7 +305,7 @@ class AsyncWeComWelcomeChannel:
         for d in batch:
             try:
                 await self.client.call(_welcome_call(d))
-            except _SEND_ERRORS as exc:
+            except SEND_ERRORS as exc:
                 out.append(classify_error(d.key, exc, idempotent=False))
                 continue
             out.append(SendResult(key=d.key, outcome=SendOutcome.SENT))
@@ -412,15 +313,6 @@ class AsyncWeComWelcomeChannel:
 
 
 # ----------------------------------------------------------------------------- results
-
-
-@attrs.frozen(slots=True)
-class LedgerMark:
-    """One ledger ``mark`` call to make: ``ledger.mark(key, status, now=…, reason=…)``."""
-
-    key: str
-    status: DeliveryStatus
-    reason: str | None = None
 
 
 _STATUS_REASON = {SendStatus.NOT_FRIEND: "not_friend", SendStatus.CAP_REACHED: "receive_cap"}
@@ -443,70 +335,11 @@ def ledger_marks(
     by_customer: dict[str, list[int]] = {}
     for (ext, _), status in best.items():
         by_customer.setdefault(ext, []).append(status)
-    out: list[LedgerMark] = []
-    for rec in pending:
-        statuses = by_customer.get(rec.delivery.address)
-        if not statuses:
-            continue
-        if SendStatus.SENT in statuses:
-            out.append(LedgerMark(rec.key, DeliveryStatus.SENT))
-            continue
-        final = [s for s in statuses if s in _STATUS_REASON]
-        if final and len(final) == len(statuses):
-            reason = _STATUS_REASON[SendStatus(final[0])]
-            out.append(LedgerMark(rec.key, DeliveryStatus.FAILED, f"wecom:{reason}"))
-    return out
-
-
-class _Ledger(Protocol):
-    def deliveries(
-        self, campaign_id: str, *, status: DeliveryStatus | None = None
-    ) -> Iterable[DeliveryRecord]: ...
-
-    def mark(
-        self,
-        key: str,
-        status: DeliveryStatus,
-        *,
-        now: dt.datetime,
-        reason: str | None = None,
-        platform_id: str | None = None,
-    ) -> None: ...
-
-
-@attrs.frozen(slots=True, kw_only=True)
-class PullReport:
-    """What :func:`pull_mass_results` did: deliveries marked sent / failed, still pending."""
-
-    sent: int
-    failed: int
-    pending: int
-    msgids: tuple[str, ...]
-
-
-def _pending(ledger: _Ledger, campaign_id: str) -> dict[str, list[DeliveryRecord]]:
-    by_msg: dict[str, list[DeliveryRecord]] = {}
-    for rec in ledger.deliveries(campaign_id, status=DeliveryStatus.PENDING):
-        if rec.platform_id:
-            by_msg.setdefault(rec.platform_id, []).append(rec)
-    return by_msg
-
-
-def _apply(
-    ledger: _Ledger, marks: list[LedgerMark], total: int, msgids: Sequence[str], now: dt.datetime
-) -> PullReport:
-    sent = failed = 0
-    for mk in marks:
-        ledger.mark(mk.key, mk.status, now=now, reason=mk.reason)
-        if mk.status is DeliveryStatus.SENT:
-            sent += 1
-        else:
-            failed += 1
-    return PullReport(sent=sent, failed=failed, pending=total - sent - failed, msgids=tuple(msgids))
+    return marks_for(pending, by_customer, _STATUS_REASON)
 
 
 def pull_mass_results(
-    client: WeCom, ledger: _Ledger, campaign_id: str, *, now: dt.datetime
+    client: WeCom, ledger: Ledger, campaign_id: str, *, now: dt.datetime
 ) -> PullReport:
     """Read the results of every pending ``wecom.mass`` delivery of a campaign and mark the
     ledger (``pending_confirmation → sent | failed``). Run it periodically after a campaign.
@@ -516,16 +349,11 @@ def pull_mass_results(
         TransportError: when WeCom cannot be reached.
         LedgerError: when the ledger refuses a transition.
     """
-    by_msg = _pending(ledger, campaign_id)
-    marks: list[LedgerMark] = []
-    for msgid, recs in by_msg.items():
-        marks += ledger_marks(recs, client.mass_results(msgid))
-    total = sum(len(v) for v in by_msg.values())
-    return _apply(ledger, marks, total, list(by_msg), now)
+    return pull_results(client.mass_results, ledger, campaign_id, ledger_marks, now)
 
 
 async def apull_mass_results(
-    client: AsyncWeCom, ledger: _Ledger, campaign_id: str, *, now: dt.datetime
+    client: AsyncWeCom, ledger: Ledger, campaign_id: str, *, now: dt.datetime
 ) -> PullReport:
     """The async twin of :func:`pull_mass_results` (the ledger calls are sync).
 
@@ -534,9 +362,4 @@ async def apull_mass_results(
         TransportError: when WeCom cannot be reached.
         LedgerError: when the ledger refuses a transition.
     """
-    by_msg = _pending(ledger, campaign_id)
-    marks: list[LedgerMark] = []
-    for msgid, recs in by_msg.items():
-        marks += ledger_marks(recs, await client.mass_results(msgid))
-    total = sum(len(v) for v in by_msg.values())
-    return _apply(ledger, marks, total, list(by_msg), now)
+    return await apull_results(client.mass_results, ledger, campaign_id, ledger_marks, now)

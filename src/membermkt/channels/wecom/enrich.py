@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import inspect
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
-from membermkt.channels._enrich import Enricher
+from membermkt.channels._enrich import ClientEnricher, _utcnow
 from membermkt.channels.wecom.api.contacts import ContactDetail
 from membermkt.channels.wecom.identity import link_contact
 from membermkt.errors import ConfigError, IdentityConflict
@@ -37,11 +36,7 @@ log = logging.getLogger(__name__)
 BY_CALLBACK = "wecom.callback"
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-class ContactEnricher(Enricher):
+class ContactEnricher(ClientEnricher):
     """Links new customers' external_userids to their unionids, asynchronously and
     rate-limited (one ``externalcontact/get`` per customer).
 
@@ -80,26 +75,23 @@ class ContactEnricher(Enricher):
         if not isinstance(corpid, str) or not corpid:
             raise ConfigError(f"ContactEnricher needs a WeCom client, got {client!r}")
         super().__init__(
+            client,
+            store,
+            probe="get_contact",
             batch=1,
             rate=rate,
             max_pending=max_pending,
             retry_after=retry_after,
             max_attempts=max_attempts,
+            now=now,
             clock=clock,
             sleep=sleep,
+            autostart=autostart,
         )
-        self.client = client
         self.corpid = corpid
-        self.store = store
-        self.now = now
-        self.autostart = autostart
-        self.is_async = inspect.iscoroutinefunction(getattr(client, "get_contact", None))
 
     def __repr__(self) -> str:
         return f"ContactEnricher(corpid={self.corpid!r}, pending={self.pending})"
-
-    def _auto_start(self) -> bool:
-        return self.autostart and not self.is_async
 
     def _link(self, detail: ContactDetail) -> None:
         contact = detail.contact

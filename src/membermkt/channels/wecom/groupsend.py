@@ -28,27 +28,28 @@ friend") is what a dismissed group gets.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Iterable, Sequence
+from typing import Final
 
 import attrs
 
 from membermkt.channels.wechat.api._call import ApiCall
 from membermkt.channels.wechat.channel import _check_channel
-from membermkt.channels.wechat.flows import chunks
+from membermkt.channels.wecom._send_common import (
+    Ledger,
+    LedgerMark,
+    PullReport,
+    Task,
+    apull_results,
+    asend_tasks,
+    marks_for,
+    pull_results,
+    send_tasks,
+    tasks,
+)
 from membermkt.channels.wecom.api import mass
 from membermkt.channels.wecom.api.groupchat import GroupChat
 from membermkt.channels.wecom.api.mass import CustomerResult, MsgTemplate, SendStatus
-from membermkt.channels.wecom.channel import (
-    LedgerMark,
-    PullReport,
-    _apply,
-    _content,
-    _Ledger,
-    _ordered,
-    _pending,
-    classify_error,
-)
 from membermkt.channels.wecom.client import AsyncWeCom, WeCom
 from membermkt.core.campaigns import (
     HOLDOUT,
@@ -62,8 +63,6 @@ from membermkt.core.delivery import (
     ChannelCapabilities,
     Delivery,
     DeliveryRecord,
-    DeliveryStatus,
-    SendOutcome,
     SendResult,
 )
 from membermkt.core.members import Member
@@ -78,7 +77,7 @@ from membermkt.core.quotas import (
     HistoryLike,
     history_lookup,
 )
-from membermkt.errors import PlatformError, QuotaExceeded, TransportError, UsageError
+from membermkt.errors import UsageError
 
 __all__ = [
     "GROUP_ADDRESS_KIND",
@@ -111,7 +110,6 @@ GROUP_RULES = (
     "per-group receive cap across all mass messages of the corp (configurable)",
 )
 
-_SEND_ERRORS = (PlatformError, TransportError, QuotaExceeded, UsageError)
 GROUP_ADDRESS_KIND: Final = "chat_id"
 """The address kind of ``wecom.group`` deliveries (a customer group's ``chat_id``)."""
 _RECIPIENT_PREFIX = "wecom_chat:"
@@ -307,51 +305,11 @@ class GroupSendPolicy:
 # ----------------------------------------------------------------------------- channel
 
 
-@attrs.frozen(slots=True)
-class _Batch:
-    sender: str
-    text: str | None
-    attachments: tuple[Mapping[str, Any], ...]
-    deliveries: tuple[Delivery, ...]
-    duplicates: tuple[Delivery, ...]
+# reference §3.4: sender is required for chat_type=group
+_NO_SENDER = "a wecom.group delivery needs a sender (payload or channel)"
 
 
-def _batches(
-    batch: Sequence[Delivery], default_sender: str | None
-) -> tuple[list[_Batch], list[SendResult]]:
-    by: dict[Any, list[Delivery]] = {}
-    spec: dict[Any, tuple[str, str | None, tuple[Mapping[str, Any], ...]]] = {}
-    invalid: list[SendResult] = []
-    for d in batch:
-        sender = d.payload.get("sender") or default_sender
-        try:
-            if not isinstance(sender, str) or not sender:
-                # reference §3.4: sender is required for chat_type=group
-                raise UsageError("a wecom.group delivery needs a sender (payload or channel)")
-            text, attachments = _content(d.payload)
-        except UsageError as exc:
-            invalid.append(classify_error(d.key, exc, idempotent=False))
-            continue
-        k = (sender, text, repr(attachments))
-        spec[k] = (sender, text, attachments)
-        by.setdefault(k, []).append(d)
-    out: list[_Batch] = []
-    for k, ds in by.items():
-        seen: dict[str, Delivery] = {}
-        dups: list[Delivery] = []
-        for d in ds:
-            if d.address in seen:
-                dups.append(d)
-            else:
-                seen[d.address] = d
-        sender, text, attachments = spec[k]
-        for part in chunks(list(seen.values()), mass.CHATS_MAX):
-            out.append(_Batch(sender, text, attachments, tuple(part), tuple(dups)))
-            dups = []
-    return out, invalid
-
-
-def _call(b: _Batch) -> ApiCall[MsgTemplate]:
+def _call(b: Task) -> ApiCall[MsgTemplate]:
     return mass.add_msg_template(
         chat_type="group",
         chat_ids=[d.address for d in b.deliveries],
@@ -359,28 +317,6 @@ def _call(b: _Batch) -> ApiCall[MsgTemplate]:
         text=b.text,
         attachments=b.attachments,
     )
-
-
-def _dups(b: _Batch) -> list[SendResult]:
-    return [
-        SendResult(key=d.key, outcome=SendOutcome.PERMANENT, reason="duplicate_address")
-        for d in b.duplicates
-    ]
-
-
-def _accepted(b: _Batch, answer: MsgTemplate) -> list[SendResult]:
-    failed = set(answer.fail_list)
-    out = [
-        SendResult(key=d.key, outcome=SendOutcome.PERMANENT, reason="fail_list")
-        if d.address in failed
-        else SendResult(key=d.key, outcome=SendOutcome.PENDING, platform_id=answer.msgid)
-        for d in b.deliveries
-    ]
-    return out + _dups(b)
-
-
-def _failed(b: _Batch, exc: BaseException) -> list[SendResult]:
-    return [classify_error(d.key, exc, idempotent=False) for d in b.deliveries] + _dups(b)
 
 
 def _capabilities(corpid: str) -> ChannelCapabilities:
@@ -422,15 +358,8 @@ class WeComGroupChannel:
             UsageError: for a delivery addressed to another channel.
         """
         _check_channel(batch, self.name)
-        batches, results = _batches(batch, self.sender)
-        for b in batches:
-            try:
-                answer = self.client.call(_call(b))
-            except _SEND_ERRORS as exc:
-                results += _failed(b, exc)
-                continue
-            results += _accepted(b, answer)
-        return _ordered(batch, results)
+        planned = tasks(batch, self.sender, per_call=mass.CHATS_MAX, no_sender=_NO_SENDER)
+        return send_tasks(self.client.call, batch, planned, _call)
 
 
 class AsyncWeComGroupChannel:
@@ -453,15 +382,8 @@ class AsyncWeComGroupChannel:
             UsageError: for a delivery addressed to another channel.
         """
         _check_channel(batch, self.name)
-        batches, results = _batches(batch, self.sender)
-        for b in batches:
-            try:
-                answer = await self.client.call(_call(b))
-            except _SEND_ERRORS as exc:
-                results += _failed(b, exc)
-                continue
-            results += _accepted(b, answer)
-        return _ordered(batch, results)
+        planned = tasks(batch, self.sender, per_call=mass.CHATS_MAX, no_sender=_NO_SENDER)
+        return await asend_tasks(self.client.call, batch, planned, _call)
 
 
 # ----------------------------------------------------------------------------- results
@@ -484,23 +406,11 @@ def group_ledger_marks(
     for r in results:
         if r.chat_id:
             by_chat.setdefault(r.chat_id, []).append(r.status)
-    out: list[LedgerMark] = []
-    for rec in pending:
-        statuses = by_chat.get(rec.delivery.address)
-        if not statuses:
-            continue
-        if SendStatus.SENT in statuses:
-            out.append(LedgerMark(rec.key, DeliveryStatus.SENT))
-            continue
-        final = [s for s in statuses if s in _REASON]
-        if final and len(final) == len(statuses):
-            reason = _REASON[SendStatus(final[0])]
-            out.append(LedgerMark(rec.key, DeliveryStatus.FAILED, f"wecom:{reason}"))
-    return out
+    return marks_for(pending, by_chat, _REASON)
 
 
 def pull_group_results(
-    client: WeCom, ledger: _Ledger, campaign_id: str, *, now: dt.datetime
+    client: WeCom, ledger: Ledger, campaign_id: str, *, now: dt.datetime
 ) -> PullReport:
     """Read the results of every pending ``wecom.group`` delivery of a campaign and mark the
     ledger (``pending_confirmation → sent | failed``). Run it periodically.
@@ -510,16 +420,11 @@ def pull_group_results(
         TransportError: when WeCom cannot be reached.
         LedgerError: when the ledger refuses a transition.
     """
-    by_msg = _pending(ledger, campaign_id)
-    marks: list[LedgerMark] = []
-    for msgid, recs in by_msg.items():
-        marks += group_ledger_marks(recs, client.mass_results(msgid))
-    total = sum(len(v) for v in by_msg.values())
-    return _apply(ledger, marks, total, list(by_msg), now)
+    return pull_results(client.mass_results, ledger, campaign_id, group_ledger_marks, now)
 
 
 async def apull_group_results(
-    client: AsyncWeCom, ledger: _Ledger, campaign_id: str, *, now: dt.datetime
+    client: AsyncWeCom, ledger: Ledger, campaign_id: str, *, now: dt.datetime
 ) -> PullReport:
     """The async twin of :func:`pull_group_results` (the ledger calls are sync).
 
@@ -528,9 +433,4 @@ async def apull_group_results(
         TransportError: when WeCom cannot be reached.
         LedgerError: when the ledger refuses a transition.
     """
-    by_msg = _pending(ledger, campaign_id)
-    marks: list[LedgerMark] = []
-    for msgid, recs in by_msg.items():
-        marks += group_ledger_marks(recs, await client.mass_results(msgid))
-    total = sum(len(v) for v in by_msg.values())
-    return _apply(ledger, marks, total, list(by_msg), now)
+    return await apull_results(client.mass_results, ledger, campaign_id, group_ledger_marks, now)

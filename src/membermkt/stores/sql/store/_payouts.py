@@ -13,10 +13,10 @@ from membermkt.errors import LedgerError
 from membermkt.stores._common import check_intent, check_now, check_payout_status
 from membermkt.stores.sql import _rows as rows
 from membermkt.stores.sql.compile import to_epoch_us
-from membermkt.stores.sql.store._bulk import _Bulk
+from membermkt.stores.sql.store._survivors import _SurvivorsMixin
 
 
-class _PayoutsMixin(_Bulk):
+class _PayoutsMixin(_SurvivorsMixin):
     """Record, update and list payout intents."""
 
     def record_intent(self, intent: PayoutIntent) -> PayoutIntent:
@@ -72,18 +72,22 @@ class _PayoutsMixin(_Bulk):
         return rows.intent_from_row(got) if got is not None else None
 
     def member_intents(self, rule_id: str, member_id: str) -> list[PayoutIntent]:
-        """One member's intents under one rule, by bill number (an indexed read).
+        """One person's intents under one rule, by bill number (an indexed read): those of
+        ``member_id`` and, while merges are in force, of its survivor and every id merged
+        into it — so per-member limits still count a packet paid before a merge (see
+        :meth:`membermkt.stores.memory.InMemoryStore.member_intents`).
 
         Raises:
             StoreUnavailable: when the database cannot be reached.
         """
         t = self.tables.payouts
-        q = (
-            sa.select(t)
-            .where(t.c.rule_id == rule_id, t.c.member_id == member_id)
-            .order_by(t.c.bill_no)
-        )
         with self._tx() as conn:
+            ids = self._person_ids(conn, member_id)
+            q = (
+                sa.select(t)
+                .where(t.c.rule_id == rule_id, t.c.member_id.in_(ids))
+                .order_by(t.c.bill_no)
+            )
             return [rows.intent_from_row(r) for r in conn.execute(q).mappings()]
 
     def swap_intent(

@@ -43,9 +43,7 @@ class _SurvivorsMixin(_Bulk):
             f"WHERE {q('undone_at')} IS NULL AND {q('drop_id')} IN "
         )
 
-        # a store without merges in force (most appends of most shops) pays one tiny query
-        probe = f"SELECT 1 FROM {q(g.name)} WHERE {q('undone_at')} IS NULL"
-        if not self._fetch(conn, probe + " LIMIT 1", ()):
+        if not self._any_merge(conn):
             return {}
 
         def lookup(ids: Sequence[str]) -> dict[str, str]:
@@ -57,6 +55,36 @@ class _SurvivorsMixin(_Bulk):
             return out
 
         return follow(lookup, member_ids)
+
+    def _any_merge(self, conn: Connection) -> bool:
+        """Whether any merge is in force: a store without (most appends of most shops) pays
+        this one tiny query instead of the lookups."""
+        q = self._quote
+        probe = f"SELECT 1 FROM {q(self.tables.merges.name)} WHERE {q('undone_at')} IS NULL LIMIT 1"
+        return bool(self._fetch(conn, probe, ()))
+
+    def _person_ids(self, conn: Connection, member_id: str) -> list[str]:
+        """The ids of one person: ``member_id``'s survivor and every id merged into it by
+        merges in force (chains followed), sorted."""
+        if not self._any_merge(conn):
+            return [member_id]
+        survivor = self._survivors(conn, [member_id]).get(member_id, member_id)
+        q = self._quote
+        head = (
+            f"SELECT {q('drop_id')} FROM {q(self.tables.merges.name)} "
+            f"WHERE {q('undone_at')} IS NULL AND {q('keep_id')} IN "
+        )
+        found, frontier = {survivor}, [survivor]
+        for _ in range(64):  # chains are as long as repeated merges (a guard)
+            if not frontier:
+                break
+            got: set[str] = set()
+            for chunk in _chunks(frontier, _IN_CHUNK):
+                ph = ", ".join([self._placeholder] * len(chunk))
+                got.update(str(r[0]) for r in self._fetch(conn, f"{head}({ph})", tuple(chunk)))
+            frontier = sorted(got - found)
+            found.update(frontier)
+        return sorted(found)
 
     def _chunk_to_survivors(
         self, conn: Connection, chunk: Sequence[tuple[Event, tuple[Any, ...]]]
