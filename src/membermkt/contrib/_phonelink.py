@@ -6,26 +6,16 @@ import datetime as dt
 from typing import Protocol
 
 from membermkt.core.identity import Evidence, Identity, LinkOutcome
+from membermkt.core.ports import IdentityLinks
 from membermkt.engine.redpackets import RedPacketStore
 from membermkt.errors import IdentityConflict
 
 __all__ = ["PhoneFormStore", "PhoneLinkConflict", "link_phone"]
 
 
-class PhoneFormStore(RedPacketStore, Protocol):
+class PhoneFormStore(RedPacketStore, IdentityLinks, Protocol):
     """What the page needs from storage: the red-packet store plus identity links
     (``InMemoryStore``, ``SqlStore``)."""
-
-    def link(
-        self,
-        a: Identity,
-        b: Identity,
-        evidence: Evidence | str,
-        at: dt.datetime,
-        *,
-        by: str = "",
-        note: str = "",
-    ) -> LinkOutcome: ...
 
 
 class PhoneLinkConflict(IdentityConflict):

@@ -29,7 +29,7 @@ from membermkt.core.delivery import (
 
 if TYPE_CHECKING:
     from membermkt.core.events import Event
-    from membermkt.core.identity import Identity
+    from membermkt.core.identity import Evidence, Identity, LinkOutcome
     from membermkt.core.members import Member
     from membermkt.core.membership.coupons import CouponGrant, CouponResult
     from membermkt.core.quotas import PastSend
@@ -45,6 +45,7 @@ __all__ = [
     "Clock",
     "CouponGateway",
     "EventLog",
+    "IdentityLinks",
     "IngestResult",
     "Ledger",
     "LedgerHistory",
@@ -112,6 +113,29 @@ class MemberStore(Protocol):
 
     def untag(self, member_ids: Iterable[str], tag: str) -> int:
         """Remove ``tag`` from members; returns how many changed."""
+        ...
+
+
+class IdentityLinks(Protocol):
+    """Recording that two identities are one person (``InMemoryStore``, ``SqlStore``)."""
+
+    def link(
+        self,
+        a: Identity,
+        b: Identity,
+        evidence: Evidence | str,
+        at: dt.datetime,
+        *,
+        by: str = "",
+        note: str = "",
+    ) -> LinkOutcome:
+        """Record that ``a`` and ``b`` are one person (see
+        :func:`membermkt.core.identity.check_link` for which evidence joins what).
+
+        Raises:
+            UsageError: on an invalid argument.
+            IdentityConflict: when the rules refuse the link.
+        """
         ...
 
 

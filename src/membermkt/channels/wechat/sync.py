@@ -17,7 +17,8 @@ from typing import Protocol
 import attrs
 
 from membermkt.channels.wechat.api.users import UserInfo
-from membermkt.core.identity import Evidence, Identity, LinkOutcome
+from membermkt.core.identity import Evidence, Identity
+from membermkt.core.ports import IdentityLinks
 from membermkt.errors import IdentityConflict
 
 __all__ = ["FollowerSyncReport", "LinkTally", "sync_followers"]
@@ -33,19 +34,6 @@ class _Client(Protocol):
     def user_infos(self, openids: Sequence[str], *, lang: str = "zh_CN") -> list[UserInfo]: ...
 
 
-class _Store(Protocol):
-    def link(
-        self,
-        a: Identity,
-        b: Identity,
-        evidence: Evidence | str,
-        at: dt.datetime,
-        *,
-        by: str = "",
-        note: str = "",
-    ) -> LinkOutcome: ...
-
-
 @attrs.frozen(slots=True, kw_only=True)
 class FollowerSyncReport:
     """What :func:`sync_followers` did."""
@@ -59,7 +47,7 @@ class FollowerSyncReport:
 
 def sync_followers(
     client: _Client,
-    store: _Store,
+    store: IdentityLinks,
     *,
     openids: Iterable[str] | None = None,
     at: dt.datetime | None = None,
@@ -107,7 +95,7 @@ class LinkTally:
         self.conflicts: list[str] = []
 
     def add(
-        self, appid: str, infos: Iterable[UserInfo], store: _Store, at: dt.datetime, by: str
+        self, appid: str, infos: Iterable[UserInfo], store: IdentityLinks, at: dt.datetime, by: str
     ) -> None:
         """Link each follower that has a unionid (a conflict is counted, never merged)."""
         for info in infos:

@@ -22,8 +22,9 @@ from membermkt.channels._ingest import ingest
 from membermkt.channels.wecom.api.contacts import ExternalContact
 from membermkt.channels.wecom.client import WeCom
 from membermkt.core.events import Event
-from membermkt.core.identity import Evidence, Identity, LinkOutcome
+from membermkt.core.identity import Evidence, Identity
 from membermkt.core.members import Member
+from membermkt.core.ports import IdentityLinks
 from membermkt.errors import IdentityConflict
 
 __all__ = ["ContactSyncReport", "contact_identities", "link_contact", "sync_contacts"]
@@ -33,23 +34,12 @@ log = logging.getLogger(__name__)
 BY_SYNC = "wecom.sync_contacts"
 
 
-class _Store(Protocol):
+class _Store(IdentityLinks, Protocol):
     def resolve(self, identity: Identity) -> str | None: ...
 
     def upsert_members(self, members: Iterable[Member]) -> int: ...
 
     def append_events(self, events: Iterable[Event]) -> int: ...
-
-    def link(
-        self,
-        a: Identity,
-        b: Identity,
-        evidence: Evidence | str,
-        at: dt.datetime,
-        *,
-        by: str = "",
-        note: str = "",
-    ) -> LinkOutcome: ...
 
 
 def contact_identities(corpid: str, contact: ExternalContact) -> tuple[Identity, ...]:
