@@ -16,6 +16,7 @@ from membermkt.core.campaigns import HOLDOUT, Campaign, PlanSummary
 from membermkt.core.delivery import DeliveryRecord, DeliveryStatus
 from membermkt.core.events import Event
 from membermkt.engine._html import html_table
+from membermkt.engine._pandas import pandas
 from membermkt.errors import UsageError
 
 __all__ = ["CampaignReport", "GroupReport", "PlatformCounts", "platform_counts"]
@@ -336,10 +337,7 @@ class CampaignReport:
         Raises:
             UsageError: when pandas is not installed.
         """
-        try:
-            import pandas as pd
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise UsageError("to_pandas needs pandas: pip install 'membermkt[pandas]'") from exc
+        pd = pandas()
         return pd.DataFrame(self.rows()).set_index("group")
 
     def __repr__(self) -> str:

@@ -25,7 +25,7 @@ from membermkt.core.events import Event
 from membermkt.core.members import Member
 from membermkt.core.quotas import HistoryLike, balanced_batches
 from membermkt.engine._html import html_table
-from membermkt.errors import UsageError
+from membermkt.engine._pandas import pandas
 
 __all__ = ["Simulation", "simulate"]
 
@@ -94,10 +94,7 @@ class Simulation:
         Raises:
             UsageError: when pandas is not installed.
         """
-        try:
-            import pandas as pd
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise UsageError("to_pandas needs pandas: pip install 'membermkt[pandas]'") from exc
+        pd = pandas()
         return pd.DataFrame(
             self.rows(), columns=["member_id", "variant", "action", "reason", "detail", "address"]
         )
