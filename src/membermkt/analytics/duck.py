@@ -235,8 +235,7 @@ class DuckDBAnalytics(SqlAnalytics):
         as_of = check_as_of(as_of)
         e = self._e
         now = to_us(as_of)
-        staff = self._json.text("staff")
-        direction = self._json.text("direction")
+        staff, direction, conversation = self._staff_messages(now, since)
         msgs = (
             sa.select(
                 staff.label("staff"),
@@ -244,13 +243,7 @@ class DuckDBAnalytics(SqlAnalytics):
                 e.c.at.label("at"),
                 direction.label("dir"),
             )
-            .where(
-                e.c.type == "message",
-                self._json.equals("channel", "wecom"),
-                staff != "",
-                direction.in_(["in", "out"]),
-                self._period(now, since),
-            )
+            .where(*conversation)
             .subquery("msgs")
         )
         counts_q = sa.select(msgs.c.staff, msgs.c.dir, sa.func.count()).group_by(
@@ -296,16 +289,7 @@ class DuckDBAnalytics(SqlAnalytics):
             .where(numbered.c.dir == "out")
             .order_by(numbered.c.staff, numbered.c.mid, numbered.c.at)
         )
-        by = self._json.text("by")
-        contacts_q = (
-            sa.select(staff, e.c.type, by, sa.func.count())
-            .where(
-                e.c.type.in_(["contact_added", "contact_deleted"]),
-                staff != "",
-                self._period(now, since),
-            )
-            .group_by(staff, e.c.type, by)
-        )
+        contacts_q = self._staff_contacts(staff, now, since)
         acc: dict[str, dict[str, Any]] = {}
 
         def of(name: str) -> dict[str, Any]:

@@ -710,28 +710,28 @@ class SqlAnalytics:
 
     # ------------------------------------------------------------------ staff
 
-    def staff_metrics(
-        self, *, as_of: dt.datetime, since: dt.datetime | None = None
-    ) -> core.StaffResult:
-        """Staff metrics: contacts with a GROUP BY, conversations streamed in order."""
-        as_of = check_as_of(as_of)
+    def _staff_messages(
+        self, now: int, since: dt.datetime | None
+    ) -> tuple[Any, Any, tuple[Any, ...]]:
+        """The ``staff`` and ``direction`` columns and the conditions of the WeCom
+        conversation messages (``in`` / ``out``) of the period."""
         e = self._e
-        now = to_us(as_of)
         staff = self._json.text("staff")
         direction = self._json.text("direction")
-        msgs_q = (
-            sa.select(staff.label("staff"), e.c.member_id, e.c.at, direction.label("dir"))
-            .where(
-                e.c.type == "message",
-                self._json.equals("channel", "wecom"),
-                staff != "",
-                direction.in_(["in", "out"]),
-                self._period(now, since),
-            )
-            .order_by(staff, e.c.member_id, e.c.at, direction)
+        where = (
+            e.c.type == "message",
+            self._json.equals("channel", "wecom"),
+            staff != "",
+            direction.in_(["in", "out"]),
+            self._period(now, since),
         )
+        return staff, direction, where
+
+    def _staff_contacts(self, staff: Any, now: int, since: dt.datetime | None) -> Any:
+        """Contacts added / deleted per staff member, event type and ``by``, in the period."""
+        e = self._e
         by = self._json.text("by")
-        contacts_q = (
+        return (
             sa.select(staff, e.c.type, by, sa.func.count())
             .where(
                 e.c.type.in_(["contact_added", "contact_deleted"]),
@@ -740,6 +740,21 @@ class SqlAnalytics:
             )
             .group_by(staff, e.c.type, by)
         )
+
+    def staff_metrics(
+        self, *, as_of: dt.datetime, since: dt.datetime | None = None
+    ) -> core.StaffResult:
+        """Staff metrics: contacts with a GROUP BY, conversations streamed in order."""
+        as_of = check_as_of(as_of)
+        e = self._e
+        now = to_us(as_of)
+        staff, direction, conversation = self._staff_messages(now, since)
+        msgs_q = (
+            sa.select(staff.label("staff"), e.c.member_id, e.c.at, direction.label("dir"))
+            .where(*conversation)
+            .order_by(staff, e.c.member_id, e.c.at, direction)
+        )
+        contacts_q = self._staff_contacts(staff, now, since)
         contacts = [(s, t, b, int(n)) for s, t, b, n in self._rows(contacts_q)]
         messages = ((s, mid, from_us(at), d) for s, mid, at, d in self._stream(msgs_q))
         rows, daily = staff_rows(messages=messages, contacts=contacts)
