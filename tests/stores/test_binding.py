@@ -85,3 +85,19 @@ def test_sql_store_matches_the_oracle(
     """SqlStore on each backend selects what the oracle selects."""
     module_store.delete_all()
     _check(module_store, data, segs)
+
+
+def test_startswith_empty_on_a_missing_value_as_of_before_the_first_event(
+    module_store: SqlStore,
+) -> None:
+    """Regression (Hypothesis, SQLite): ``source.startswith("")`` for a member whose only
+    event (a follow without a source) is after ``as_of`` — the as-of fold gives no source,
+    so the member is not selected; SQLite compiled ``startswith("")`` to a constant TRUE,
+    which the fold's ``COALESCE(cmp, FALSE)`` could not turn into "absent"."""
+    from membermkt.core.members import Consent
+    from membermkt.segments import attr
+
+    module_store.delete_all()
+    members = [Member("m00", consent=Consent(marketing=False)), Member("m01")]
+    events = [Event(member_id="m00", type="follow", at=AS_OF + mst.HOUR)]
+    _check(module_store, (members, events), [attr("source").startswith("")])

@@ -471,7 +471,10 @@ class SqliteCompiler(SqlCompiler):
 
     def startswith(self, col: Any, text: str) -> Expr:
         if not text:
-            return sa.true()
+            # every string starts with "", but a NULL col must stay NULL (not TRUE): the
+            # as-of fold wraps comparisons in COALESCE(cmp, FALSE) to treat NULL as absent
+            out: Expr = col.is_not(None)
+            return out
         return sa.func.substr(col, 1, len(text)) == sa.literal(text, sa.String)
 
     def property_equals(self, props: Any, name: str, value: str | int | float | bool) -> Expr:
