@@ -38,7 +38,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
 from membermkt.analytics._extras import MissingExtraError
-from membermkt.analytics.sql import SqlAnalytics, _Json, to_us
+from membermkt.analytics.sql import SqlAnalytics
+from membermkt.analytics.sql._json import _Json, to_us
 from membermkt.core import analytics as core
 from membermkt.core.analytics._common import check_as_of
 from membermkt.errors import UsageError

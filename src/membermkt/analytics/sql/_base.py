@@ -1,0 +1,87 @@
+"""The connection, dialect and as-of state helpers every SQL analytics query uses."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from membermkt.analytics.sql._json import _Json, to_us
+from membermkt.core.analytics._common import UNKNOWN, check_as_of
+from membermkt.errors import UsageError
+from membermkt.stores.sql.compile import STATE_FIELDS, SqlCompiler
+from membermkt.stores.sql.schema import Tables
+
+SUPPORTED_DIALECTS: Final = frozenset({"sqlite", "postgresql", "mysql", "duckdb"})
+
+_BY_COLUMNS: Final = frozenset(
+    {"source", "gender", "city", "province", "country", "income_band", "tier"}
+)
+
+
+class _SqlBase:
+    """Engine, tables and the helpers shared by the analyses of :class:`SqlAnalytics`."""
+
+    def __init__(self, engine: Engine, tables: Tables) -> None:
+        if engine.dialect.name not in SUPPORTED_DIALECTS:
+            raise UsageError(
+                f"SQL analytics support {sorted(SUPPORTED_DIALECTS)}, not {engine.dialect.name}"
+            )
+        self.engine = engine
+        self.tables = tables
+        self.dialect = engine.dialect.name
+        self._e = tables.events
+        self._m = tables.members
+        self._json = _Json(self.dialect, self._e.c.props)
+
+    def __repr__(self) -> str:
+        return f"SqlAnalytics(dialect={self.dialect!r}, prefix={self.tables.prefix!r})"
+
+    def _binary(self, col: Any) -> Any:
+        """``col`` compared by code point, like Python strings (PostgreSQL and MariaDB
+        collations are not)."""
+        if self.dialect == "postgresql":
+            return col.collate("C")
+        return col
+
+    def _rows(self, query: Any) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
+
+    def _stream(self, query: Any) -> Iterator[Any]:
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=10_000).execute(query)
+            yield from result
+
+    def _period(self, as_of_us: int, since: dt.datetime | None) -> Any:
+        cond = self._e.c.at <= as_of_us
+        if since is not None:
+            cond = sa.and_(cond, self._e.c.at > to_us(check_as_of(since, "since")))
+        return cond
+
+    def _state(self, field: str, as_of: dt.datetime) -> Any:
+        """The derived member ``field`` as of ``as_of``: the stored column where the stored
+        state is still valid (no event of the member later than ``as_of``), else the fold of
+        the member's events at or before ``as_of`` done in SQL — the store's segment SQL
+        (:meth:`~membermkt.stores.sql.compile.SqlCompiler.as_of_value`), so analytics and
+        segments agree. Booleans come back as 1/0/NULL."""
+        m = self._m
+        stored: Any = m.c[field]
+        if field in ("subscribed", "wecom_contact"):
+            stored = sa.case((stored == sa.true(), 1), (stored == sa.false(), 0), else_=sa.null())
+        last = m.c.last_event_at
+        fresh = sa.or_(last.is_(None), last <= to_us(as_of))
+        past = SqlCompiler(self.tables, as_of).as_of_value(field)
+        return sa.case((fresh, stored), else_=past)
+
+    def _by(self, by: str | None, as_of: dt.datetime) -> Any:
+        """The grouping column ``by`` (derived ones — ``source`` — as of ``as_of``)."""
+        if by is None:
+            return None
+        if by not in _BY_COLUMNS:
+            raise UsageError(f"SQL analytics group by one of {sorted(_BY_COLUMNS)}, not {by!r}")
+        col = self._state(by, as_of) if by in STATE_FIELDS else self._m.c[by]
+        return sa.func.coalesce(sa.func.nullif(col, ""), UNKNOWN)

@@ -1,0 +1,279 @@
+"""Funnels, menu paths, attribution and campaign conversions in SQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from membermkt.analytics.sql._base import _SqlBase
+from membermkt.analytics.sql._json import _where_all, to_us
+from membermkt.core import analytics as core
+from membermkt.core.analytics._common import UNKNOWN, check_as_of
+from membermkt.core.analytics.attribution import rows_sorted
+from membermkt.core.analytics.funnels import counts_from_reached
+from membermkt.core.analytics.paths import path_result
+from membermkt.errors import UsageError
+
+
+class _FlowsMixin(_SqlBase):
+    """Funnels, paths, attribution and conversions (see :class:`SqlAnalytics`)."""
+
+    # ------------------------------------------------------------------ funnels
+
+    def funnel(
+        self,
+        funnel: core.Funnel,
+        *,
+        as_of: dt.datetime,
+        since: dt.datetime | None = None,
+        by: str | None = "source",
+    ) -> core.FunnelResult:
+        """Funnel counts: one ``GROUP BY`` per step joined on the previous step's time."""
+        if not isinstance(funnel, core.Funnel):
+            raise UsageError(f"expected a Funnel, got {funnel!r}")
+        as_of = check_as_of(as_of)
+        e = self._e
+        now = to_us(as_of)
+        steps: list[Any] = []
+        for k, st in enumerate(funnel.steps):
+            cond = [e.c.type == st.event, e.c.at <= now, _where_all(self._json, st.where)]
+            if k == 0:
+                if since is not None:
+                    cond.append(e.c.at > to_us(check_as_of(since, "since")))
+                q = sa.select(e.c.member_id.label("mid"), sa.func.min(e.c.at).label("t"))
+            else:
+                prev = steps[-1]
+                cond.append(e.c.member_id == prev.c.mid)
+                cond.append(e.c.at > prev.c.t if funnel.strict(k) else e.c.at >= prev.c.t)
+                if st.within is not None:
+                    cond.append(e.c.at <= prev.c.t + st.within * 1_000_000)
+                q = sa.select(e.c.member_id.label("mid"), sa.func.min(e.c.at).label("t"))
+                q = q.select_from(e.join(prev, e.c.member_id == prev.c.mid))
+            steps.append(q.where(*cond).group_by(e.c.member_id).cte(f"step{k}"))
+        first = steps[0]
+        reached = sum(
+            (sa.case((s.c.mid.is_not(None), 1), else_=0) for s in steps[1:]),
+            start=sa.literal(1),
+        )
+        frm: Any = first
+        for s in steps[1:]:
+            frm = frm.outerjoin(s, s.c.mid == first.c.mid)
+        group = self._by(by, as_of)
+        if group is not None:
+            frm = frm.outerjoin(self._m, self._m.c.id == first.c.mid)
+            group = sa.func.coalesce(group, UNKNOWN)
+        cols = [reached.label("k")] if group is None else [group.label("g"), reached.label("k")]
+        q = sa.select(*cols, sa.func.count()).select_from(frm).group_by(*cols)
+        n = len(funnel.steps)
+        total: list[int] = []
+        per: dict[str, list[int]] = {}
+        for row in self._rows(q):
+            if group is None:
+                k, c = row
+            else:
+                g, k, c = row
+                per.setdefault(g, []).extend([int(k)] * int(c))
+            total.extend([int(k)] * int(c))
+        return core.FunnelResult(
+            steps=funnel.names,
+            counts=counts_from_reached(n, total),
+            by=by,
+            groups=tuple((g, counts_from_reached(n, ks)) for g, ks in sorted(per.items())),
+        )
+
+    # ------------------------------------------------------------------ paths
+
+    def _page_events(self, now: int, since: dt.datetime | None) -> Any:
+        e = self._e
+        key = self._json.text("key")
+        url = self._json.text("url")
+        node: Any = sa.case(
+            (sa.and_(e.c.type == "menu_click", key != ""), sa.literal("menu:") + key),
+            (sa.and_(e.c.type == "view", url != ""), sa.literal("page:") + url),
+            else_=sa.null(),
+        )
+        if self.dialect == "postgresql":
+            node = node.collate("C")
+        elif self.dialect == "mysql":
+            node = node.collate("utf8mb4_bin")
+        return (
+            sa.select(
+                e.c.member_id.label("mid"),
+                e.c.at.label("at"),
+                node.label("node"),
+                self._json.number("dwell_seconds").label("dwell"),
+            )
+            .where(e.c.type.in_(["menu_click", "view"]), self._period(now, since))
+            .subquery("pages")
+        )
+
+    def paths(
+        self,
+        *,
+        as_of: dt.datetime,
+        since: dt.datetime | None = None,
+        config: core.PathConfig | None = None,
+    ) -> core.PathResult:
+        """Transitions and top paths with one window pass (``LAG`` of the node and time,
+        a lag counting only while every gap stays within the session gap), dwell
+        distributions with ``GROUP BY node, dwell``."""
+        cfg = config or core.PathConfig()
+        as_of = check_as_of(as_of)
+        pages = self._page_events(to_us(as_of), since)
+        # materialised once: the node and dwell expressions parse JSON, and a flattened
+        # subquery would parse it again for every reference in the window functions
+        valid = sa.select(pages).where(pages.c.node.is_not(None)).cte("valid")
+        if self.dialect in ("postgresql", "sqlite", "duckdb"):  # MariaDB has no MATERIALIZED
+            valid = valid.prefix_with("MATERIALIZED")
+        k = cfg.path_length
+        window: dict[str, Any] = {
+            "partition_by": valid.c.mid,
+            "order_by": (valid.c.at, valid.c.node),
+        }
+        lagged = sa.select(
+            valid.c.node,
+            valid.c.at.label("t0"),
+            *(sa.func.lag(valid.c.node, i).over(**window).label(f"n{i}") for i in range(1, k)),
+            *(sa.func.lag(valid.c.at, i).over(**window).label(f"t{i}") for i in range(1, k)),
+        ).subquery("lagged")
+        gap = cfg.session_gap * 1_000_000
+        lags = []
+        for i in range(1, k):
+            # the i-th predecessor counts when no gap between it and this event is too long
+            same_session = sa.and_(
+                *(lagged.c[f"t{j - 1}"] - lagged.c[f"t{j}"] <= gap for j in range(1, i + 1))
+            )
+            lags.append(sa.case((same_session, lagged.c[f"n{i}"]), else_=sa.null()).label(f"p{i}"))
+        seq = sa.select(lagged.c.node, *lags).subquery("seq")
+        # one pass: every (p_{k-1}, ..., p1, node) with at least a predecessor; transitions
+        # are the (p1, node) margins, paths the rows whose deepest lag is present
+        path_cols = [seq.c[f"p{i}"] for i in range(k - 1, 0, -1)] + [seq.c.node]
+        runs_q = (
+            sa.select(*path_cols, sa.func.count()).where(seq.c.p1.is_not(None)).group_by(*path_cols)
+        )
+        dwell_q = (
+            sa.select(valid.c.node, valid.c.dwell, sa.func.count())
+            .where(valid.c.dwell.is_not(None), valid.c.dwell >= 0)
+            .group_by(valid.c.node, valid.c.dwell)
+        )
+        transitions: dict[tuple[str, str], int] = {}
+        grams: dict[tuple[str, ...], int] = {}
+        for row in self._rows(runs_q):
+            *nodes, n = row
+            pair = (nodes[-2], nodes[-1])
+            transitions[pair] = transitions.get(pair, 0) + int(n)
+            if nodes[0] is not None:
+                grams[tuple(nodes)] = int(n)
+        dwell: dict[str, dict[float, int]] = {}
+        for node, d, n in self._rows(dwell_q):
+            dwell.setdefault(node, {})[d] = int(n)
+        return path_result(
+            config=cfg, transitions=transitions, path_counts=grams, dwell_values=dwell
+        )
+
+    # ------------------------------------------------------------------ attribution
+
+    def attribution(
+        self, *, as_of: dt.datetime, window: dt.timedelta | None = None
+    ) -> core.AttributionResult:
+        """First-touch attribution (see :func:`membermkt.core.analytics.attribution`): a
+        source is credited only with purchases at or after the member's first touch (within
+        ``window`` of it, when given); other purchases count in ``"(unknown)"``."""
+        as_of = check_as_of(as_of)
+        e, m = self._e, self._m
+        as_us = to_us(as_of)
+        amount = sa.func.coalesce(self._json.number("amount_fen", integer=True), 0)
+        is_buy = e.c.type == "purchase"
+        has_src = sa.and_(
+            m.c.source.is_not(None),
+            m.c.source != "",
+            m.c.source_at.is_not(None),
+            m.c.source_at <= as_us,
+        )
+        credited = sa.and_(is_buy, has_src, e.c.at >= m.c.source_at)
+        if window is not None:
+            credited = sa.and_(
+                credited, e.c.at <= m.c.source_at + window // dt.timedelta(microseconds=1)
+            )
+        per = (
+            sa.select(
+                e.c.member_id.label("mid"),
+                sa.func.max(sa.case((e.c.type == "follow", 1), else_=0)).label("followed"),
+                sa.func.sum(sa.case((credited, 1), else_=0)).label("orders"),
+                sa.func.sum(sa.case((credited, amount), else_=0)).label("revenue"),
+                sa.func.sum(sa.case((is_buy, 1), else_=0)).label("all_orders"),
+                sa.func.sum(sa.case((is_buy, amount), else_=0)).label("all_revenue"),
+            )
+            .select_from(e.join(m, m.c.id == e.c.member_id))
+            .where(e.c.type.in_(["follow", "purchase"]), e.c.at <= as_us)
+            .group_by(e.c.member_id)
+            .subquery("per")
+        )
+        src = sa.case((has_src, m.c.source), else_=UNKNOWN).label("src")
+        all_orders = sa.func.coalesce(per.c.all_orders, 0)
+        all_revenue = sa.func.coalesce(per.c.all_revenue, 0)
+        orders = sa.case((has_src, sa.func.coalesce(per.c.orders, 0)), else_=all_orders)
+        revenue = sa.case((has_src, sa.func.coalesce(per.c.revenue, 0)), else_=all_revenue)
+        q = (
+            sa.select(
+                src,
+                sa.func.count(),
+                sa.func.sum(sa.func.coalesce(per.c.followed, 0)),
+                sa.func.sum(sa.case((orders > 0, 1), else_=0)),
+                sa.func.sum(orders),
+                sa.func.sum(revenue),
+                sa.func.sum(all_orders - orders),
+                sa.func.sum(all_revenue - revenue),
+                sa.func.sum(sa.case((all_orders > 0, 1), else_=0)),
+            )
+            .select_from(m.outerjoin(per, per.c.mid == m.c.id))
+            .group_by(src)
+        )
+        acc: dict[str, list[int]] = {}
+        all_buyers = 0
+        for s_, n, f, b, o, r, uo, ur, ab in self._rows(q):
+            all_buyers += int(ab or 0)
+            a = acc.setdefault(str(s_), [0, 0, 0, 0, 0])
+            a[0] += int(n)
+            a[1] += int(f or 0)
+            a[2] += int(b or 0)
+            a[3] += int(o or 0)
+            a[4] += int(r or 0)
+            if int(uo or 0):
+                u = acc.setdefault(UNKNOWN, [0, 0, 0, 0, 0])
+                u[3] += int(uo)
+                u[4] += int(ur or 0)
+        rows = [
+            core.AttributionRow(
+                source=k, members=v[0], followers=v[1], buyers=v[2], orders=v[3], revenue_fen=v[4]
+            )
+            for k, v in acc.items()
+        ]
+        return core.AttributionResult(as_of=as_of, rows=rows_sorted(rows), buyers=all_buyers)
+
+    def conversions(
+        self,
+        *,
+        start: dt.datetime,
+        end: dt.datetime,
+        event: str = "purchase",
+        where: Mapping[str, object] | None = None,
+    ) -> dict[str, int]:
+        """Member id → revenue (fen) of members with a matching event in ``(start, end]``."""
+        e = self._e
+        flt = core.FunnelStep(name="c", event=event, where=where or ()).where
+        amount = sa.func.coalesce(self._json.number("amount_fen", integer=True), 0)
+        q = (
+            sa.select(e.c.member_id, sa.func.sum(amount))
+            .where(
+                e.c.type == event,
+                e.c.at > to_us(check_as_of(start, "start")),
+                e.c.at <= to_us(check_as_of(end, "end")),
+                _where_all(self._json, flt),
+            )
+            .group_by(e.c.member_id)
+        )
+        return {mid: int(r or 0) for mid, r in self._stream(q)}
