@@ -37,7 +37,7 @@ import httpx
 from membermkt.core.membership.coupons import CouponGrant, CouponResult, CouponStatus
 from membermkt.core.ports import Clock
 from membermkt.errors import ConfigError, DecryptError, SignatureError, UsageError
-from membermkt.payouts.base import HttpRequest, HttpResponse
+from membermkt.payouts.base import HttpResponse
 from membermkt.payouts.wechatpay.gateway._shared import (
     API_BASE,
     _AsyncClosing,
@@ -47,8 +47,9 @@ from membermkt.payouts.wechatpay.gateway._shared import (
     _nonce,
     _to_httpx,
 )
+from membermkt.payouts.wechatpay.gateway._v3base import _V3Base
 from membermkt.payouts.wechatpay.signing import PublicKeys, aead_decrypt, verify_v3_response
-from membermkt.payouts.wechatpay.v3 import MerchantSigner, sign_request
+from membermkt.payouts.wechatpay.v3 import MerchantSigner
 
 __all__ = [
     "COUPON_USE_EVENT",
@@ -298,40 +299,11 @@ def parse_use_notification(
     return _from_coupon("", data)
 
 
-class _CouponCommon:
+class _CouponCommon(_V3Base[CouponConfig]):
     """Configuration, signing and answer classification shared by the sync and async
     gateways (their ``_send`` differs)."""
 
     name = "wechatpay.favor"
-
-    def __init__(
-        self,
-        config: CouponConfig,
-        signer: MerchantSigner,
-        platform_keys: PublicKeys,
-        *,
-        api_v3_key: str | None = None,
-        base_url: str = API_BASE,
-        clock: Clock | None = None,
-        timeout: float = 10.0,
-        nonce: Callable[[], str] = _nonce,
-        check_timestamp: bool = True,
-    ) -> None:
-        if not platform_keys:
-            raise ConfigError(
-                "no platform keys: pass load_platform_keys(certificates=..., public_keys=...)"
-            )
-        if api_v3_key is not None and len(api_v3_key.encode()) != 32:
-            raise ConfigError("the APIv3 key must be 32 bytes (set it in the merchant console)")
-        self.config = config
-        self.signer = signer
-        self.platform_keys = dict(platform_keys)
-        self.base_url = base_url
-        self._api_v3_key = api_v3_key
-        self._clock = clock
-        self._timeout = timeout
-        self._nonce = nonce
-        self._check_timestamp = check_timestamp
 
     def __repr__(self) -> str:
         return (
@@ -339,22 +311,8 @@ class _CouponCommon:
             f"base_url={self.base_url}>"
         )
 
-    def _now(self) -> dt.datetime:
-        return self._clock.now() if self._clock is not None else dt.datetime.now(dt.UTC)
-
-    def _verify_now(self) -> dt.datetime | None:
-        return self._now() if self._check_timestamp else None
-
     def _request(self, method: str, path: str, body: bytes) -> httpx.Request:
-        req: HttpRequest = sign_request(
-            self.signer,
-            method,
-            path,
-            body,
-            timestamp=int(self._now().timestamp()),
-            nonce=self._nonce(),
-        )
-        return _to_httpx(self.base_url, req, None)
+        return _to_httpx(self.base_url, self._signed(method, path, body), None)
 
     def _grant_result(self, grant: CouponGrant, resp: HttpResponse | str) -> CouponResult:
         if isinstance(resp, str):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Mapping
 
 import httpx
@@ -21,62 +20,18 @@ from membermkt.payouts.wechatpay.gateway._shared import (
     _to_httpx,
     _transport_failure,
 )
+from membermkt.payouts.wechatpay.gateway._v3base import _V3Base
 from membermkt.payouts.wechatpay.signing import PublicKeys
 from membermkt.security.redact import install_redaction
 
 
-class _V3Common:
+class _V3Common(_V3Base[v3.TransferConfig]):
     product: str = "wechatpay.v3.transfer"
-
-    def __init__(
-        self,
-        config: v3.TransferConfig,
-        signer: v3.MerchantSigner,
-        platform_keys: PublicKeys,
-        *,
-        api_v3_key: str | None = None,
-        base_url: str = API_BASE,
-        clock: Clock | None = None,
-        timeout: float = 10.0,
-        nonce: Callable[[], str] = _nonce,
-        check_timestamp: bool = True,
-    ) -> None:
-        if not platform_keys:
-            raise ConfigError(
-                "no platform keys: pass load_platform_keys(certificates=..., public_keys=...)"
-            )
-        if api_v3_key is not None and len(api_v3_key.encode()) != 32:
-            raise ConfigError("the APIv3 key must be 32 bytes (set it in the merchant console)")
-        self.config = config
-        self.signer = signer
-        self.platform_keys = dict(platform_keys)
-        self.base_url = base_url
-        self._api_v3_key = api_v3_key
-        self._clock = clock
-        self._timeout = timeout
-        self._nonce = nonce
-        self._check_timestamp = check_timestamp
 
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} mchid={self.signer.mchid} "
             f"platform_keys={sorted(self.platform_keys)} base_url={self.base_url}>"
-        )
-
-    def _now(self) -> dt.datetime:
-        return self._clock.now() if self._clock is not None else dt.datetime.now(dt.UTC)
-
-    def _signed(
-        self, method: str, path: str, body: bytes, platform_serial: str | None = None
-    ) -> HttpRequest:
-        return v3.sign_request(
-            self.signer,
-            method,
-            path,
-            body,
-            timestamp=int(self._now().timestamp()),
-            nonce=self._nonce(),
-            platform_serial=platform_serial,
         )
 
     def _transfer_request(self, request: PayoutRequest) -> HttpRequest:
@@ -85,9 +40,6 @@ class _V3Common:
         key = v3.encryption_key(self.platform_keys) if request.user_name else None
         path, body = v3.build_transfer(self.config, request, encrypt_with=key)
         return self._signed("POST", path, body, key[0] if key else None)
-
-    def _verify_now(self) -> dt.datetime | None:
-        return self._now() if self._check_timestamp else None
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> PayoutResult:
         """Verify and decrypt a transfer callback (``MCHTRANSFER.BILL.FINISHED``).
