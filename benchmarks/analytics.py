@@ -2,11 +2,14 @@
 DuckDB, next to a hand-written DuckDB baseline of the same metrics, in one run.
 
 The issue's size is 1M members / 20M events (the defaults). The data set is synthetic and
-seeded: acquisition sources, follows/unfollows, menu paths, page views with dwell times,
-red-packet claims, purchases with categories, WeCom conversations and contacts, spread over
-a year. It is bulk-loaded once (members through ``SqlStore.upsert_members`` with their folded
-state, events straight into the events table — ``COPY`` on PostgreSQL), then every analysis
-runs in a *fresh process* so its peak memory is the analytics' own, not the loader's.
+seeded, drawn column-wise by ``membermkt.testing.bulk`` (acquisition by scene QR and WeCom
+clerks, follows/unfollows, menu paths, page views with dwell times, red-packet claims,
+purchases with categories, WeCom conversations, over a year before ``AS_OF``) and written
+once into each store with ``bulk.load`` (``COPY`` on PostgreSQL; indexes built after the
+rows). Every analysis then runs in a *fresh process* so its peak memory is the analytics'
+own, not the loader's. (Before 2026-12-04 (third session) the data set came from a
+per-member Python generator with a slightly different story: six sources, 20 staff, more
+WeCom messages; its load took 1,978 s at 1M / 20M.)
 
 Each step prints wall time and the process's peak RSS after it; no step loads the event log
 into Python (the SQL runner aggregates in the database; RFM streams one row per buyer,
@@ -26,13 +29,11 @@ Run (from the repository root)::
     .venv/bin/python benchmarks/analytics.py --db postgresql \\
         --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-Result of one run (1M members, 20.07M events, 2 shared vCPUs under load from other jobs):
-SQLite total 720 s, peak RSS 356 MB; PostgreSQL total 505 s, peak RSS 183 MB; per-step
-figures in ``docs/analytics.md``.
+Measured figures: docs/performance.md ("Analytics").
 
 Options: ``--members``, ``--events``, ``--db sqlite|postgresql|both``, ``--sqlite-path``
-(default ``/tmp/membermkt-bench-<members>-<events>.db``, reused when already loaded; a
-loaded SQLite file is copied into PostgreSQL rather than generated again),
+(default ``/tmp/membermkt-bench-<members>-<events>.db``, reused when already loaded; the
+data set is generated once per run for every store not yet loaded),
 ``--pg-url`` (default ``$MEMBERMKT_TEST_POSTGRES_URL`` or the local test server),
 ``--reload`` (load again), ``--seed``.
 """
@@ -41,14 +42,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
-import random
 import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 AS_OF = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
@@ -58,277 +56,32 @@ AS_OF_US = (AS_OF - EPOCH) // dt.timedelta(microseconds=1)
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PREFIX = "anbench_"
 
-SOURCES = ("qr:parcel", "qr:store", "qr:poster", "wecom:shop", "wecom:live", "platform:douyin")
-CATEGORIES = ("durian", "apple", "cherry", "mango", "kiwi", "orange")
-MENUS = ("new", "deals", "shop", "vip", "help")
-PAGES = ("/home", "/item", "/cart", "/pay", "/vip")
-STAFF = tuple(f"staff{i}" for i in range(20))
 
-
-def member_events(
-    rng: random.Random, mid: str, n: int
-) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    """About ``n`` events of one member as (type, at_us, props), roughly in time order."""
-    src = rng.choice(SOURCES)
-    t = AS_OF_US - rng.randrange(YEAR_US)
-    wecom = src.startswith("wecom")
-    yield ("scan", t, {"source": src, "scene": src})
-    yield ("follow", t + 1_000_000, {"source": src})
-    if wecom:
-        yield ("contact_added", t + 2_000_000, {"source": src, "staff": rng.choice(STAFF)})
-    emitted = 3 if wecom else 2
-    menu_step = 60_000_000
-    while emitted < n:
-        t += rng.randrange(3_600_000_000, 4 * 86_400_000_000)
-        if t > AS_OF_US:
-            break
-        kind = rng.random()
-        if kind < 0.55:  # a browsing session: menu clicks and page views
-            for _ in range(rng.randrange(2, 6)):
-                t += rng.randrange(5_000_000, menu_step)
-                if rng.random() < 0.5:
-                    yield ("menu_click", t, {"key": rng.choice(MENUS)})
-                else:
-                    page = rng.choice(PAGES)
-                    yield ("view", t, {"url": page, "dwell_seconds": rng.randrange(1, 400)})
-                emitted += 1
-        elif kind < 0.7:
-            yield ("redpacket_claim", t, {"rule": "welcome"})
-            emitted += 1
-        elif kind < 0.88:
-            cat = rng.choice(CATEGORIES)
-            yield (
-                "purchase",
-                t,
-                {
-                    "order_id": f"{mid}-{t}",
-                    "amount_fen": rng.randrange(990, 30000),
-                    "category": cat,
-                },
-            )
-            emitted += 1
-        else:
-            staff = rng.choice(STAFF)
-            yield ("message", t, {"channel": "wecom", "staff": staff, "direction": "in"})
-            if rng.random() < 0.8:
-                yield (
-                    "message",
-                    t + rng.randrange(10_000_000, 3_600_000_000),
-                    {"channel": "wecom", "staff": staff, "direction": "out"},
-                )
-                emitted += 1
-            emitted += 1
-    if rng.random() < 0.1:
-        yield ("unfollow", min(t + 86_400_000_000, AS_OF_US), {})
-
-
-def generate(
-    members: int, events: int, seed: int
-) -> Iterator[tuple[str, list[tuple[str, int, dict[str, Any]]]]]:
-    rng = random.Random(seed)
-    mean = events / members
-    for i in range(members):
-        mid = f"m{i:08d}"
-        n = max(3, int(rng.expovariate(1 / mean)))
-        yield mid, list(member_events(rng, mid, n))
-
-
-def _dt(us: int) -> dt.datetime:
-    return EPOCH + dt.timedelta(microseconds=us)
-
-
-INTERACTIONS = frozenset(
-    {
-        "follow",
-        "scan",
-        "menu_click",
-        "view",
-        "message",
-        "purchase",
-        "redpacket_claim",
-        "contact_added",
-    }
-)
-
-
-def fast_state(evs: list[tuple[str, int, dict[str, Any]]]) -> Any:
-    """The member state the event fold would produce, computed straight from the generated
-    tuples (folding 20M validated ``Event`` values takes far longer than the analytics).
-    Checked against :func:`membermkt.fold` on the first members of every load."""
-    from membermkt.core.members import MemberState, PurchaseStats, Relation
-
-    sub: tuple[int, str, str] | None = None  # (at, tie-break, type): last writer wins
-    adds: dict[str, tuple[int, str | None]] = {}  # staff -> latest add (at, state)
-    last_event = None
-    src: tuple[int, str, str] | None = None  # (at, tie-break, source): first touch wins
-    contact: tuple[int, str, str] | None = None
-    last_active = None
-    n = total = 0
-    first = last = None
-    cats: set[str] = set()
-    for etype, at, p in evs:
-        if last_event is None or at > last_event:
-            last_event = at
-        outbound = p.get("direction") == "out"  # staff-initiated: not the member's activity
-        if etype in INTERACTIONS and not outbound and (last_active is None or at > last_active):
-            last_active = at
-        if etype == "contact_added" and (
-            p.get("staff", "") not in adds or at >= adds[p.get("staff", "")][0]
-        ):
-            state = p.get("state")
-            adds[p.get("staff", "")] = (at, state if isinstance(state, str) else None)
-        if etype in ("follow", "unfollow"):
-            v = (at, "1" if etype == "unfollow" else "0", etype)
-            sub = v if sub is None or v[:2] >= sub[:2] else sub
-        elif etype in ("contact_added", "contact_deleted"):
-            v = (at, "1" if etype == "contact_deleted" else "0", etype)
-            contact = v if contact is None or v[:2] >= contact[:2] else contact
-        elif etype == "purchase":
-            n += 1
-            total += p["amount_fen"]
-            first = at if first is None else min(first, at)
-            last = at if last is None else max(last, at)
-            cats.add(p["category"])
-        if etype in ("follow", "scan", "contact_added") and p.get("source"):
-            v = (at, "0\x00" + p["source"], p["source"])  # the fold's tie-break
-            src = v if src is None or v[:2] < src[:2] else src
-    return MemberState(
-        subscribed=None if sub is None else sub[2] == "follow",
-        subscription_version=None if sub is None else (_dt(sub[0]), sub[1]),
-        followed_at=_dt(sub[0]) if sub is not None and sub[2] == "follow" else None,
-        source=None if src is None else src[2],
-        source_version=None if src is None else (_dt(src[0]), src[1]),
-        last_active_at=None if last_active is None else _dt(last_active),
-        purchases=PurchaseStats(
-            count=n,
-            total_fen=total,
-            first_at=None if first is None else _dt(first),
-            last_at=None if last is None else _dt(last),
-            categories=frozenset(cats),
-        ),
-        wecom_contact=None if contact is None else contact[2] == "contact_added",
-        contact_version=None if contact is None else (_dt(contact[0]), contact[1]),
-        last_event_at=None if last_event is None else _dt(last_event),
-        relations=tuple(
-            Relation(staff=staff, added=(_dt(at), "0"), state=state)
-            for staff, (at, state) in sorted(adds.items())
-        ),
-    )
-
-
-def load(url: str, members: int, events: int, seed: int) -> None:
-    from membermkt import Event, Member, fold
+def load(urls: list[str], members: int, events: int, seed: int) -> None:
+    """Draw the data set once with the column-wise generator (``membermkt.testing.bulk``,
+    ``events / members`` events per member over a year before ``AS_OF``) and write it into
+    a fresh store at each of ``urls`` (``bulk.load``: ``COPY`` on PostgreSQL; on SQLite and
+    PostgreSQL the secondary indexes are built after the rows)."""
     from membermkt.stores.sql import SqlStore
+    from membermkt.testing import bulk
 
-    store = SqlStore(url, table_prefix=PREFIX)
-    store.drop_tables()
-    store.create_schema()
-    engine = store._engine  # benchmark set-up: bulk insert below the store API
-    ev_table = store.tables.events
-    pg = engine.dialect.name == "postgresql"
     t0 = time.perf_counter()
-    n_events = 0
-    batch_m: list[Any] = []
-    batch_e: list[dict[str, Any]] = []
-
-    def flush() -> None:
-        store.upsert_members(batch_m)
-        if pg:
-            raw = engine.raw_connection()
-            try:
-                copy_sql = f"COPY {ev_table.name} (member_id, type, at, props) FROM STDIN"
-                with raw.cursor() as cur, cur.copy(copy_sql) as cp:
-                    for r in batch_e:
-                        cp.write_row((r["member_id"], r["type"], r["at"], r["props"]))
-                raw.commit()
-            finally:
-                raw.close()
-        else:
-            with engine.begin() as conn:
-                conn.execute(ev_table.insert(), batch_e)
-        batch_m.clear()
-        batch_e.clear()
-
-    for i, (mid, evs) in enumerate(generate(members, events, seed)):
-        state = fast_state(evs)
-        if i < 200:  # the shortcut must agree with the real fold
-            real = fold(Member(mid), (Event(mid, t, _dt(at), p) for t, at, p in evs)).state
-            assert state == real, (mid, state, real)
-        batch_m.append(Member(mid, state=state))
-        for t, at, p in evs:
-            batch_e.append(
-                {
-                    "key": None,
-                    "member_id": mid,
-                    "type": t,
-                    "at": at,
-                    "props": json.dumps(p, separators=(",", ":")),
-                }
-            )
-        n_events += len(evs)
-        if len(batch_e) >= 200_000:
-            flush()
-            print(
-                f"  loaded {i + 1:>9,} members, {n_events:>11,} events "
-                f"({time.perf_counter() - t0:6.0f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
-    flush()
-    if engine.dialect.name == "sqlite":
-        with engine.begin() as conn:
-            conn.exec_driver_sql("ANALYZE")
-    else:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql(f"VACUUM ANALYZE {ev_table.name}")
+    cfg = bulk.BulkConfig(
+        seed=seed, as_of=AS_OF, days=365, events_per_member=max(4.0, events / members)
+    )
+    pop = bulk.generate_columns(members, config=cfg)
     print(
-        f"loaded {members:,} members and {n_events:,} events into {engine.dialect.name} "
-        f"in {time.perf_counter() - t0:.0f} s",
+        f"generated {members:,} members and {pop.n_events:,} events in "
+        f"{time.perf_counter() - t0:.0f} s",
         flush=True,
     )
-    store.close()
-
-
-def copy_tables(src_url: str, dst_url: str) -> None:
-    """Copy a loaded benchmark store (members and events) from ``src_url`` into a fresh store
-    at ``dst_url`` (PostgreSQL: ``COPY``), instead of generating and folding it again."""
-    import sqlalchemy as sa
-
-    from membermkt.stores.sql import SqlStore
-
-    src = SqlStore(src_url, table_prefix=PREFIX)
-    dst = SqlStore(dst_url, table_prefix=PREFIX)
-    dst.drop_tables()
-    dst.create_schema()
-    t0 = time.perf_counter()
-    src_engine, dst_engine = src._engine, dst._engine  # benchmark set-up below the store API
-    for name in ("members", "events"):
-        table = getattr(src.tables, name)
-        cols = [c.name for c in table.columns if c.name != "seq"]
-        query = sa.select(*(table.c[c] for c in cols))
-        raw = dst_engine.raw_connection()
-        try:
-            quoted = ", ".join(f'"{c}"' for c in cols)
-            with (
-                src_engine.connect() as conn,
-                raw.cursor() as cur,  # type: ignore[attr-defined]
-                cur.copy(f"COPY {table.name} ({quoted}) FROM STDIN") as cp,
-            ):
-                for row in conn.execution_options(yield_per=50_000).execute(query):
-                    cp.write_row(tuple(row))
-            raw.commit()
-        finally:
-            raw.close()
-        print(f"  copied {name} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
-    with dst_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        for table in (dst.tables.events, dst.tables.members):
-            conn.exec_driver_sql(f"VACUUM ANALYZE {table.name}")
-    print(
-        f"copied the SQLite data set into {dst.dialect} in {time.perf_counter() - t0:.0f} s",
-        flush=True,
-    )
-    src.close()
-    dst.close()
+    for url in urls:
+        store = SqlStore(url, table_prefix=PREFIX)
+        store.drop_tables()
+        t0 = time.perf_counter()
+        bulk.load(store, pop)
+        print(f"loaded them into {store.dialect} in {time.perf_counter() - t0:.0f} s", flush=True)
+        store.close()
 
 
 def _rss_mb() -> float:
@@ -480,14 +233,11 @@ def main(argv: list[str] | None = None) -> None:
     elif args.db == "all":
         print(f"note: PostgreSQL at {args.pg_url} is not reachable; skipped", flush=True)
     print(f"analytics benchmark: {args.members:,} members, ~{args.events:,} events", flush=True)
-    sqlite_url = f"sqlite:///{path}"
     totals: dict[str, float] = {}
+    missing = [u for u in urls if args.reload or not _loaded(u, args.members)]
+    if missing:
+        load(missing, args.members, args.events, args.seed)
     for url in urls:
-        if args.reload or not _loaded(url, args.members):
-            if url != sqlite_url and _loaded(sqlite_url, args.members) and not args.reload:
-                copy_tables(sqlite_url, url)  # same data, much faster than generating again
-            else:
-                load(url, args.members, args.events, args.seed)
         if args.db != "duckdb":
             totals.update(_child("--run-only", url))
     if args.db in ("duckdb", "all"):
