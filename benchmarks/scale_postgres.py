@@ -19,9 +19,14 @@ Measured (wall time, this process's peak RSS after each step):
    (ratio; goal ≤ 1.5×);
 3. ``SqlStore.select()`` streaming every subscribed member id (ids per second; peak RSS
    growth shows whether memory is bounded);
-4. the SQL analytics most reports start with (activity classes, attribution, RFM).
+4. the SQL analytics most reports start with (activity classes, attribution, RFM);
+5. with ``--prepare all|city``: campaign ``prepare`` of a mass send from the store into the
+   PostgreSQL ledger — the audience read with ``members_of`` (every subscribed member, or
+   those in Hangzhou, ~20 %), history from the ledger, the plan, the ledger insert — time,
+   members per second and peak RSS growth (memory must stay O(chunk)). Each member gets an
+   openid identity (generated in the database) so the plan has an address to send to.
 
-Not measured here (see docs/performance.md): campaign ``prepare`` of a 10M audience and the
+Not measured here (see docs/performance.md and ``benchmarks/ledger_workers.py``): the
 multi-worker campaign runner on one ledger.
 """
 
@@ -143,9 +148,65 @@ def generate(store: object, members: int, events: int, seed: int) -> None:
         )
         _step("fold members (GROUP BY)", t0, f"{members:,} members")
         t0 = time.perf_counter()
+        add_identities(conn, store)
+        _step("openid identities", t0)
+        t0 = time.perf_counter()
         for table in (e, m, t.tags.name):
             conn.exec_driver_sql(f"ANALYZE {table}")
         _step("analyze", t0)
+
+
+APPID = "wxscale000000001"
+
+
+def add_identities(conn: object, store: object) -> None:
+    """One openid per member (``openid:<APPID>:o<member id>``), in the database."""
+    t = store.tables  # type: ignore[attr-defined]
+    conn.exec_driver_sql(  # type: ignore[attr-defined]
+        f"INSERT INTO {t.identities.name} (token, member_id) "
+        f"SELECT 'openid:{APPID}:o' || id, id FROM {t.members.name}"
+    )
+
+
+def prepare_campaign(store: object, audience: str) -> None:
+    """``prepare`` of one mass send over ``audience`` from the store into its ledger."""
+    import uuid
+
+    from membermkt.core.campaigns import Campaign, Variant
+    from membermkt.engine.campaigns import members_of, prepare
+    from membermkt.segments import attr
+
+    t = store.tables  # type: ignore[attr-defined]
+    engine = store.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        if conn.exec_driver_sql(f"SELECT 1 FROM {t.identities.name} LIMIT 1").first() is None:
+            t0 = time.perf_counter()
+            with engine.begin() as tx:
+                add_identities(tx, store)
+            _step("openid identities (added)", t0)
+    seg = attr("subscribed") == True if audience == "all" else attr("city") == "Hangzhou"  # noqa: E712
+    campaign = Campaign(
+        id=f"scale-{uuid.uuid4().hex[:8]}",
+        audience=seg,
+        channel="wechat.mass",
+        variants=(Variant(name="A", content={"msgtype": "text", "text": {"content": "hi"}}),),
+        address_namespace=APPID,
+    )
+    rss0 = _rss_mb()
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    summary = prepare(store, campaign, members_of(store, campaign, AS_OF), None, AS_OF, chunk=4000)  # type: ignore[arg-type]
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+    planned = sum(summary.deliveries.values())
+    _step(
+        f"prepare ({audience})",
+        t0,
+        f"{summary.audience:,} members, {planned:,} deliveries, "
+        f"{summary.audience / secs:,.0f} members/s wall, {summary.audience / cpu:,.0f}/s CPU "
+        f"of this process, RSS growth {_rss_mb() - rss0:.0f} MB",
+    )
+    with engine.begin() as conn:  # keep the kept tables small for the next run
+        conn.exec_driver_sql(f"DELETE FROM {t.deliveries.name} WHERE campaign_id = '{campaign.id}'")
 
 
 def main() -> None:
@@ -157,6 +218,15 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the tables (reuse next run)")
     ap.add_argument(
         "--explain", action="store_true", help="print EXPLAIN ANALYZE of both count queries"
+    )
+    ap.add_argument(
+        "--prepare",
+        choices=("none", "all", "city"),
+        default="none",
+        help="also time prepare of a mass send to every subscribed member or to Hangzhou",
+    )
+    ap.add_argument(
+        "--skip-analytics", action="store_true", help="skip count/select/analytics steps"
     )
     ap.add_argument("--pg-url", default=os.environ.get("MEMBERMKT_TEST_POSTGRES_URL", PG_DEFAULT))
     args = ap.parse_args()
@@ -190,6 +260,10 @@ def main() -> None:
         store.create_schema()
         generate(store, args.members, args.events, args.seed)
     try:
+        if args.prepare != "none":
+            prepare_campaign(store, args.prepare)
+        if args.skip_analytics:
+            return
         seg = segment()
         sql = sa.text(hand_written_sql(prefix))
         params = hand_params(AS_OF)
