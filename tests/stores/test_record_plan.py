@@ -58,6 +58,20 @@ def test_record_plan_inserts_new_keys_once(store: SqlStore) -> None:
     assert store.record_plan([], now=NOW) == 0
 
 
+def test_record_plan_counts_new_keys_across_chunks(store: SqlStore) -> None:
+    # several 1,000-row statements, existing keys scattered through them: the count is the
+    # rows really inserted, and an existing row keeps its first payload
+    assert store.record_plan([delivery(i) for i in range(0, 2600, 2)], now=NOW) == 1300
+    again = [
+        delivery(i, payload={"msgtype": "text", "text": {"content": "new"}}) for i in range(2600)
+    ]
+    assert store.record_plan(again, now=NOW) == 1300
+    got = {r.delivery.key: r.delivery for r in store.deliveries("c")}
+    assert len(got) == 2600
+    assert got["k0"] == delivery(0)
+    assert got["k1"].payload.to_dict()["text"] == {"content": "new"}
+
+
 def test_record_plan_refuses_bad_values_and_writes_nothing(store: SqlStore) -> None:
     with pytest.raises(UsageError, match=r"Delivery\.address is too long"):
         store.record_plan([delivery(1), delivery(2, address="o" * 5000)], now=NOW)

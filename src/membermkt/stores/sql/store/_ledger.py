@@ -108,6 +108,8 @@ class _LedgerMixin(_Bulk):
                 for chunk in _chunks(items, 1000):
                     self._insert_many(conn, t, _PLAN_COLUMNS, list(chunk), ignore=True)
                 return int(raw.total_changes) - before  # type: ignore[union-attr]
+            if self.dialect == "postgresql":
+                return self._plan_insert_returning(conn, t, items)
             new = 0
             for chunk in _chunks(items, 1000):
                 have = set(self._existing(conn, t, "key", [r[0] for r in chunk]))
@@ -120,6 +122,34 @@ class _LedgerMixin(_Bulk):
 
         # one transaction per call: callers pass O(batch) deliveries (prepare: one chunk)
         return self._write(run) if items else 0
+
+    def _plan_insert_returning(
+        self, conn: Connection, t: sa.Table, items: list[tuple[Any, ...]]
+    ) -> int:
+        """PostgreSQL: insert planned rows with ``ON CONFLICT (key) DO NOTHING RETURNING``,
+        1,000 rows a statement, and count the rows returned — the rows really inserted.
+
+        A ``SELECT key ... WHERE key IN (1,000 keys)`` before the insert (the other
+        backends' way) degrades to a sequential scan per chunk when the ledger's statistics
+        are stale — a new ledger taking its first large campaign, faster than autovacuum
+        analyses it: PostgreSQL then checks every row against the 1,000-key list, 1–5 s a
+        chunk at 150k rows (found by ``benchmarks/scale_postgres.py --prepare all``). The
+        conflict check of an insert always goes through the primary key's index.
+        """
+        q = self._quote
+        cols = ", ".join(q(c) for c in _PLAN_COLUMNS)
+        row = "(" + ", ".join(["%s"] * len(_PLAN_COLUMNS)) + ")"
+        head = f"INSERT INTO {q(t.name)} ({cols}) VALUES "
+        tail = f" ON CONFLICT ({q('key')}) DO NOTHING RETURNING 1"
+        sql: dict[int, str] = {}
+        new = 0
+        for chunk in _chunks(items, 1000):
+            n = len(chunk)
+            if n not in sql:
+                sql[n] = head + ", ".join([row] * n) + tail
+            params = tuple(v for r in chunk for v in r)
+            new += len(conn.exec_driver_sql(sql[n], params).fetchall())
+        return new
 
     def claim(
         self,
