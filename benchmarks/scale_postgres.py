@@ -151,7 +151,7 @@ def generate(store: object, members: int, events: int, seed: int) -> None:
         add_identities(conn, store)
         _step("openid identities", t0)
         t0 = time.perf_counter()
-        for table in (e, m, t.tags.name):
+        for table in (e, m, t.tags.name, t.identities.name):
             conn.exec_driver_sql(f"ANALYZE {table}")
         _step("analyze", t0)
 
@@ -183,6 +183,8 @@ def prepare_campaign(store: object, audience: str) -> None:
             t0 = time.perf_counter()
             with engine.begin() as tx:
                 add_identities(tx, store)
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as tx:
+                tx.exec_driver_sql(f"ANALYZE {t.identities.name}")
             _step("openid identities (added)", t0)
     seg = attr("subscribed") == True if audience == "all" else attr("city") == "Hangzhou"  # noqa: E712
     campaign = Campaign(
