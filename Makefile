@@ -46,7 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/analytics.py --members 100000 --events 2000000
 	$(BIN)/python benchmarks/callbacks.py --n 5000
 	$(BIN)/python benchmarks/campaigns.py --n 10000 --plan-members 1000000
-	$(BIN)/python benchmarks/synthetic.py --members 200000
+	$(BIN)/python benchmarks/synthetic.py --members 200000 --object-members 20000
 	$(BIN)/python benchmarks/scale_postgres.py --members 200000 --events 2000000
 	$(BIN)/python benchmarks/ledger_workers.py --n 5000 --workers 1 2 4
 
