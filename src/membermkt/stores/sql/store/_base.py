@@ -210,6 +210,22 @@ class _Base:
             with self._serial, self._tx_unserialised(write=write) as conn:
                 yield conn
 
+    def _index_lookups(self, conn: Connection) -> None:
+        """Tell PostgreSQL to answer this transaction's lookups through indexes.
+
+        The read hot paths of ``prepare`` look rows up by an indexed column, 4,000 values
+        at a time (members by id, identities/tags/attributes and ledger history by member
+        id). With stale statistics — a table that grew since it was last analysed, as a
+        ledger does within one large ``prepare``, or identities bulk-loaded a moment ago —
+        the planner believes the table is tiny and scans it whole for every chunk, which
+        made ``prepare`` quadratic: 1 s a chunk at 2M ledger rows, found by the 10M-member
+        benchmark (#18). ``enable_seqscan = off`` only prices sequential scans out of the
+        plans of this transaction; for these IN-list lookups an index scan is always the
+        right plan.
+        """
+        if self.dialect == "postgresql":
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+
     @contextmanager
     def _tx_unserialised(self, *, write: bool) -> Iterator[Connection]:
         self._ensure_schema()

@@ -420,6 +420,7 @@ class _BatchesMixin(_Bulk):
         )
 
         def run(conn: Connection) -> None:
+            self._index_lookups(conn)  # the ledger grows during a prepare: stale statistics
             # driver SQL: no statement compilation per chunk (prepare calls this per chunk)
             for chunk in _chunks(ids, 4000):
                 ph = ", ".join([ph1] * len(chunk))

@@ -274,6 +274,7 @@ class _MembersMixin(_SurvivorsMixin):
         """
         ids = sorted(set(member_ids))
         with self._tx() as conn:
+            self._index_lookups(conn)
             return self._load_members(conn, ids)
 
     def iter_members(self, *, batch_size: int = 1000) -> Iterator[Member]:
@@ -290,6 +291,7 @@ class _MembersMixin(_SurvivorsMixin):
             if last is not None:
                 q = q.where(m.c.id > last)
             with self._tx() as conn:
+                self._index_lookups(conn)
                 ids = list(conn.execute(q).scalars())
                 loaded = self._load_members(conn, ids)
             for i in ids:
