@@ -33,6 +33,7 @@ from membermkt.analytics.sql._json import (
     US_PER_WEEK,
     _month_bounds,
     _month_start,
+    _month_start_us,
     _week_start,
     from_us,
     to_us,
@@ -47,6 +48,9 @@ from membermkt.core.events import INTERACTION_TYPES
 from membermkt.errors import UsageError
 
 __all__ = ["SUPPORTED_DIALECTS", "SqlAnalytics"]
+
+_MASK_BITS = 62
+"""Offsets per cohort bit mask (``1 << 61`` is the highest bit: sums stay in a BIGINT)."""
 
 
 class SqlAnalytics(_FlowsMixin, _SqlBase):
@@ -183,50 +187,99 @@ class SqlAnalytics(_FlowsMixin, _SqlBase):
     def cohorts(
         self, *, as_of: dt.datetime, period: str = "week", max_periods: int = 12
     ) -> core.CohortResult:
-        """Retention triangle: first follow per member, then distinct (member, period) of
-        interaction events, counted per (cohort, offset)."""
+        """Retention triangle: first follow per member (materialised once, with its cohort
+        period and the end of its last counted period), then per member the set of offsets
+        with an interaction event as a bit mask (``SUM(DISTINCT 1 << offset)``, one
+        correlated lookup of the member's events in the ``(member_id, type, at)`` index,
+        limited to ``[first follow, end]``), counted per (cohort, masks). No distinct pass
+        over (member, period) pairs: the masks are decoded here, one row per distinct
+        (cohort, masks)."""
         as_of = check_as_of(as_of)
         period = _check_period(period)
         if isinstance(max_periods, bool) or not isinstance(max_periods, int) or max_periods < 1:
             raise UsageError(f"max_periods must be a positive int, got {max_periods!r}")
         e = self._e
         now = to_us(as_of)
-        first = (
+        follows = (
             sa.select(e.c.member_id.label("mid"), sa.func.min(e.c.at).label("first"))
             .where(e.c.type == "follow", e.c.at <= now)
             .group_by(e.c.member_id)
-            .cte("first_follow")
+            .subquery("follows")
         )
+        lo = self._rows(sa.select(sa.func.min(e.c.at)).where(e.c.type == "follow", e.c.at <= now))
+        if lo[0][0] is None:
+            return cohort_result(
+                period=period, as_of=as_of, max_periods=max_periods, sizes={}, retained={}
+            )
+        lo_dt = from_us(lo[0][0])
         if period == "week":
 
             def index(col: Any) -> Any:
                 return (col - MONDAY_US) // US_PER_WEEK
 
+            # no offset reaches past the period of as_of
+            width = min(max_periods, (now - MONDAY_US) // US_PER_WEEK - index(lo[0][0]) + 1)
+
+            def stop(c: Any) -> Any:
+                return MONDAY_US + (c + width) * US_PER_WEEK
+
         else:
-            lo = self._rows(sa.select(sa.func.min(first.c.first)))[0][0]
-            bounds = _month_bounds(from_us(lo) if lo is not None else as_of, as_of)
+            bounds = _month_bounds(lo_dt, as_of)
+            width = min(max_periods, len(bounds))
 
             def index(col: Any) -> Any:
                 return sa.case(*((col >= b, i) for i, b in reversed(bounds)), else_=-1_000_000)
 
-        cohort = index(first.c.first).label("cohort")
-        sizes_q = sa.select(cohort, sa.func.count()).group_by(cohort)
-        act = (
-            sa.select(first.c.mid, index(first.c.first).label("c"), index(e.c.at).label("p"))
-            .select_from(e.join(first, e.c.member_id == first.c.mid))
-            .where(e.c.type.in_(sorted(INTERACTION_TYPES)), e.c.at <= now)
-            .distinct()
-            .subquery("act")
+            def stop(c: Any) -> Any:
+                return sa.case(*((c == i, _month_start_us(i + width)) for i, _ in bounds))
+
+        ff = sa.select(follows.c.mid, follows.c.first, index(follows.c.first).label("c")).subquery(
+            "ff"
         )
-        offset = (act.c.p - act.c.c).label("off")
-        ret_q = (
-            sa.select(act.c.c, offset, sa.func.count())
-            .where(offset >= 0, offset < max_periods)
-            .group_by(act.c.c, offset)
-        )
+        first = sa.select(ff, stop(ff.c.c).label("stop")).cte("first_follow")
+        if self.dialect in ("postgresql", "sqlite", "duckdb"):  # MariaDB has no MATERIALIZED
+            first = first.prefix_with("MATERIALIZED")
+        ev = e.alias("ev")
+        offset = index(ev.c.at) - first.c.c
+        if self.dialect == "postgresql":  # bigint << integer
+            offset = sa.cast(offset, sa.Integer)
+        masks = []
+        for j in range(0, width, _MASK_BITS):
+            in_chunk = sa.and_(offset >= j, offset < j + _MASK_BITS)
+            one = sa.cast(sa.literal(1), sa.BigInteger)
+            bit = sa.case((in_chunk, one.op("<<")(offset - j)))
+            masks.append(
+                sa.select(sa.func.sum(sa.distinct(bit)))
+                .where(
+                    ev.c.member_id == first.c.mid,
+                    ev.c.type.in_(sorted(INTERACTION_TYPES)),
+                    ev.c.at >= first.c.first,
+                    ev.c.at <= now,
+                    ev.c.at < first.c.stop,
+                )
+                .scalar_subquery()
+                .label(f"m{j // _MASK_BITS}")
+            )
+        per = sa.select(first.c.c, *masks).cte("per_member")
+        if self.dialect in ("postgresql", "sqlite", "duckdb"):
+            per = per.prefix_with("MATERIALIZED")
+        keys = [per.c.c, *(per.c[f"m{j}"] for j in range(len(masks)))]
+        q = sa.select(*keys, sa.func.count()).group_by(*keys)
         start_of = _week_start if period == "week" else _month_start
-        sizes = {start_of(int(c)): int(n) for c, n in self._rows(sizes_q)}
-        retained = {(start_of(int(c)), int(k)): int(n) for c, k, n in self._rows(ret_q)}
+        sizes: dict[dt.date, int] = {}
+        retained: dict[tuple[dt.date, int], int] = {}
+        for c, *bits, n in self._rows(q):
+            start = start_of(int(c))
+            n = int(n)
+            sizes[start] = sizes.get(start, 0) + n
+            for j, m in enumerate(bits):
+                m = int(m or 0)
+                k = j * _MASK_BITS
+                while m:
+                    if m & 1:
+                        retained[(start, k)] = retained.get((start, k), 0) + n
+                    m >>= 1
+                    k += 1
         return cohort_result(
             period=period, as_of=as_of, max_periods=max_periods, sizes=sizes, retained=retained
         )

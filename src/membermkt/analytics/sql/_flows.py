@@ -90,10 +90,11 @@ class _FlowsMixin(_SqlBase):
         e = self._e
         key = self._json.text("key")
         url = self._json.text("url")
+        # only menu clicks and views are selected; an empty or non-string key / url
+        # gives NULL (NULLIF: each property is read once, not once per test and value)
         node: Any = sa.case(
-            (sa.and_(e.c.type == "menu_click", key != ""), sa.literal("menu:") + key),
-            (sa.and_(e.c.type == "view", url != ""), sa.literal("page:") + url),
-            else_=sa.null(),
+            (e.c.type == "menu_click", sa.literal("menu:") + sa.func.nullif(key, "")),
+            else_=sa.literal("page:") + sa.func.nullif(url, ""),
         )
         if self.dialect == "postgresql":
             node = node.collate("C")
@@ -150,26 +151,44 @@ class _FlowsMixin(_SqlBase):
         seq = sa.select(lagged.c.node, *lags).subquery("seq")
         # one pass: every (p_{k-1}, ..., p1, node) with at least a predecessor; transitions
         # are the (p1, node) margins, paths the rows whose deepest lag is present
+        # one statement, so that ``valid`` (the JSON parse) is computed once: every
+        # (p_{k-1}, ..., p1, node) with at least a predecessor — transitions are the
+        # (p1, node) margins, paths the rows whose deepest lag is present — then the
+        # (node, dwell) counts, told apart by ``kind``
         path_cols = [seq.c[f"p{i}"] for i in range(k - 1, 0, -1)] + [seq.c.node]
         runs_q = (
-            sa.select(*path_cols, sa.func.count()).where(seq.c.p1.is_not(None)).group_by(*path_cols)
+            sa.select(
+                sa.literal(0).label("kind"),
+                *path_cols,
+                sa.cast(sa.null(), sa.Float(precision=53)).label("dwell"),
+                sa.func.count().label("n"),
+            )
+            .where(seq.c.p1.is_not(None))
+            .group_by(*path_cols)
         )
+        no_text = sa.cast(sa.null(), sa.Text())
         dwell_q = (
-            sa.select(valid.c.node, valid.c.dwell, sa.func.count())
+            sa.select(
+                sa.literal(1),
+                *(no_text for _ in range(1, k)),
+                valid.c.node,
+                valid.c.dwell,
+                sa.func.count(),
+            )
             .where(valid.c.dwell.is_not(None), valid.c.dwell >= 0)
             .group_by(valid.c.node, valid.c.dwell)
         )
         transitions: dict[tuple[str, str], int] = {}
         grams: dict[tuple[str, ...], int] = {}
-        for row in self._rows(runs_q):
-            *nodes, n = row
+        dwell: dict[str, dict[float, int]] = {}
+        for kind, *nodes, d, n in self._rows(sa.union_all(runs_q, dwell_q)):
+            if kind:
+                dwell.setdefault(nodes[-1], {})[d] = int(n)
+                continue
             pair = (nodes[-2], nodes[-1])
             transitions[pair] = transitions.get(pair, 0) + int(n)
             if nodes[0] is not None:
                 grams[tuple(nodes)] = int(n)
-        dwell: dict[str, dict[float, int]] = {}
-        for node, d, n in self._rows(dwell_q):
-            dwell.setdefault(node, {})[d] = int(n)
         return path_result(
             config=cfg, transitions=transitions, path_counts=grams, dwell_values=dwell
         )
