@@ -264,3 +264,62 @@ def test_strategy_is_not_trivial() -> None:
 
     probe()
     assert all(seen.values()), seen
+
+
+def _long_history() -> list:
+    """Follows and interactions on period boundaries (to the microsecond) over ~3 years, so
+    that cohorts need more than one 62-offset bit mask."""
+    from ._data import ev, history
+
+    us = dt.timedelta(microseconds=1)
+    week0 = dt.datetime(2023, 4, 3, tzinfo=dt.UTC)  # a Monday, 151 weeks before AS_OF
+    month0 = dt.datetime(2023, 2, 1, tzinfo=dt.UTC)
+    events = [ev("a", "follow", week0)]
+    events += [
+        ev("a", "view", week0 + w * 7 * DAY + (w % 7) * DAY, url="/x")
+        for w in range(150)
+        if w % 5 != 3
+    ]
+    events += [ev("b", "follow", month0 - us), ev("b", "scan", month0)]  # last µs of January
+    for m in range(1, 37, 2):
+        y, mo = divmod(month0.month - 1 + m, 12)
+        events.append(ev("b", "purchase", dt.datetime(month0.year + y, mo + 1, 1, tzinfo=dt.UTC)))
+    sunday = week0 + 20 * 7 * DAY - us  # the last µs of a week, then the next Monday
+    events += [ev("c", "message", sunday - DAY), ev("c", "follow", sunday)]
+    events += [ev("c", "follow", sunday + 3 * DAY), ev("c", "menu_click", sunday + us, key="A")]
+    events += [ev("c", "unfollow", sunday + 30 * DAY), ev("c", "view", AS_OF + DAY, url="/y")]
+    events += [ev("d", "view", week0, url="/x"), ev("e", "follow", AS_OF + us)]
+    events += [ev("f", "follow", AS_OF), ev("f", "scan", AS_OF)]  # the as_of instant counts
+    return history(events)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "duckdb", "postgres", "mariadb"])
+def test_cohorts_over_long_histories_equal_pure(backend: str, request) -> None:
+    """SQL cohorts keep one bit per offset in 62-bit masks: offsets past the first mask,
+    period boundaries to the microsecond and the as_of instant agree with the pure
+    function, by week and by month."""
+    hist = _long_history()
+    if backend in ("sqlite", "duckdb"):
+        if backend == "duckdb":
+            pytest.importorskip("duckdb")
+        store = SqlStore("sqlite://")
+    else:
+        store = request.getfixturevalue("pg_store" if backend == "postgres" else "mysql_store")
+        _clear(store)
+    try:
+        load(store, hist)
+        source = store
+        if backend == "duckdb":
+            source = analytics.DuckDBAnalytics.from_store(store)
+        for period in ("week", "month"):
+            for max_periods in (1, 4, 62, 63, 130, 1000):
+                got = analytics.cohorts(source, as_of=AS_OF, period=period, max_periods=max_periods)
+                want = analytics.cohorts(hist, as_of=AS_OF, period=period, max_periods=max_periods)
+                assert got == want, (period, max_periods)
+        weeks = analytics.cohorts(hist, as_of=AS_OF, period="week", max_periods=1000)
+        assert any(sum(r.retained[62:]) for r in weeks.rows)  # the second mask is used
+        if backend == "duckdb":
+            source.close()
+    finally:
+        if backend in ("sqlite", "duckdb"):
+            store.close()

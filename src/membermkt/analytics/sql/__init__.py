@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from membermkt.analytics.sql._base import SUPPORTED_DIALECTS, _SqlBase
 from membermkt.analytics.sql._flows import _FlowsMixin
@@ -33,7 +35,6 @@ from membermkt.analytics.sql._json import (
     US_PER_WEEK,
     _month_bounds,
     _month_start,
-    _month_start_us,
     _week_start,
     from_us,
     to_us,
@@ -50,7 +51,27 @@ from membermkt.errors import UsageError
 __all__ = ["SUPPORTED_DIALECTS", "SqlAnalytics"]
 
 _MASK_BITS = 62
-"""Offsets per cohort bit mask (``1 << 61`` is the highest bit: sums stay in a BIGINT)."""
+"""Periods per cohort bit mask (``1 << 62`` still fits a BIGINT: masks and their bounds do)."""
+
+
+def _clamp(x: Any, hi: int) -> Any:
+    """``x`` clamped to ``[0, hi]`` (a CASE: no GREATEST/LEAST or scalar MAX across
+    dialects)."""
+    return sa.case((x < 0, 0), (x > hi, hi), else_=x)
+
+
+def _bisect_case(col: Any, bounds: list[tuple[int, int]]) -> Any:
+    """The index of the last ``(index, start)`` of ``bounds`` (ascending) with
+    ``start <= col`` as nested CASEs (a binary search: depth log2 of the months, not one
+    comparison per month), NULL before the first."""
+    if len(bounds) == 1:
+        ((i, b),) = bounds
+        return sa.case((col >= b, i), else_=sa.null())
+    mid = len(bounds) // 2
+    return sa.case(
+        (col >= bounds[mid][1], _bisect_case(col, bounds[mid:])),
+        else_=_bisect_case(col, bounds[:mid]),
+    )
 
 
 class SqlAnalytics(_FlowsMixin, _SqlBase):
@@ -187,94 +208,102 @@ class SqlAnalytics(_FlowsMixin, _SqlBase):
     def cohorts(
         self, *, as_of: dt.datetime, period: str = "week", max_periods: int = 12
     ) -> core.CohortResult:
-        """Retention triangle: first follow per member (materialised once, with its cohort
-        period and the end of its last counted period), then per member the set of offsets
-        with an interaction event as a bit mask (``SUM(DISTINCT 1 << offset)``, one
-        correlated lookup of the member's events in the ``(member_id, type, at)`` index,
-        limited to ``[first follow, end]``), counted per (cohort, masks). No distinct pass
-        over (member, period) pairs: the masks are decoded here, one row per distinct
-        (cohort, masks)."""
+        """Retention triangle in one pass over the events in member order (the
+        ``(member_id, type, at)`` index): per member, the first follow and the periods with
+        an interaction as bit masks (``1 << (period - first period with a follow)``,
+        ``SUM(DISTINCT ...)`` on SQLite, ``BIT_OR`` elsewhere, 62 periods per mask); then
+        per member only the bits of its cohort's offsets ``0 .. max_periods - 1`` are kept
+        and the members are counted per (cohort, masks), decoded here. No distinct pass
+        over (member, period) pairs and no join."""
         as_of = check_as_of(as_of)
         period = _check_period(period)
         if isinstance(max_periods, bool) or not isinstance(max_periods, int) or max_periods < 1:
             raise UsageError(f"max_periods must be a positive int, got {max_periods!r}")
         e = self._e
         now = to_us(as_of)
-        follows = (
-            sa.select(e.c.member_id.label("mid"), sa.func.min(e.c.at).label("first"))
-            .where(e.c.type == "follow", e.c.at <= now)
-            .group_by(e.c.member_id)
-            .subquery("follows")
-        )
-        lo = self._rows(sa.select(sa.func.min(e.c.at)).where(e.c.type == "follow", e.c.at <= now))
-        if lo[0][0] is None:
+        etype: Any = e.c.type
+        if self.dialect == "sqlite":
+            # ``+type``: filter while scanning the index in member order. SQLite 3.40
+            # returns rows outside the time range for ``type IN (...) AND at <= ?`` when it
+            # seeks each type in the (member_id, type, at) index after ANALYZE.
+            etype = UnaryExpression(etype, operator=custom_op("+"), type_=etype.type)
+        lo_q = sa.select(sa.func.min(e.c.at)).where(e.c.type == "follow", e.c.at <= now)
+        lo = self._rows(lo_q)[0][0]
+        if lo is None:
             return cohort_result(
                 period=period, as_of=as_of, max_periods=max_periods, sizes={}, retained={}
             )
-        lo_dt = from_us(lo[0][0])
         if period == "week":
+            base = (int(lo) - MONDAY_US) // US_PER_WEEK
+            periods = (now - MONDAY_US) // US_PER_WEEK - base + 1
 
             def index(col: Any) -> Any:
                 return (col - MONDAY_US) // US_PER_WEEK
 
-            # no offset reaches past the period of as_of
-            width = min(max_periods, (now - MONDAY_US) // US_PER_WEEK - index(lo[0][0]) + 1)
-
-            def stop(c: Any) -> Any:
-                return MONDAY_US + (c + width) * US_PER_WEEK
+            def start_us(i: int) -> int:
+                return MONDAY_US + i * US_PER_WEEK
 
         else:
-            bounds = _month_bounds(lo_dt, as_of)
-            width = min(max_periods, len(bounds))
+            bounds = _month_bounds(from_us(lo), as_of)
+            base, periods = bounds[0][0], len(bounds)
 
             def index(col: Any) -> Any:
-                return sa.case(*((col >= b, i) for i, b in reversed(bounds)), else_=-1_000_000)
+                return _bisect_case(col, bounds)
 
-            def stop(c: Any) -> Any:
-                return sa.case(*((c == i, _month_start_us(i + width)) for i, _ in bounds))
+            def start_us(i: int) -> int:
+                return to_us(dt.datetime.combine(_month_start(i), dt.time(), dt.UTC))
 
-        ff = sa.select(follows.c.mid, follows.c.first, index(follows.c.first).label("c")).subquery(
-            "ff"
+        # p: the event's period counted from the first period with a follow (0 .. periods-1)
+        p = index(e.c.at) - base
+        if self.dialect in ("postgresql", "duckdb"):  # bigint << integer (DuckDB: // is FLOOR)
+            p = sa.cast(p, sa.Integer)
+        one = sa.cast(sa.literal(1), sa.BigInteger)
+        chunks = range(0, periods, _MASK_BITS)
+        bit_cols = []
+        for j in chunks:
+            # the chunk's periods as a time range: p (a CASE per month) is computed once
+            in_chunk = [e.c.at >= start_us(base + j)]
+            if j + _MASK_BITS < periods:
+                in_chunk.append(e.c.at < start_us(base + j + _MASK_BITS))
+            bit = sa.case((sa.and_(*in_chunk), one.op("<<")(p - j)))
+            agg = sa.func.sum(sa.distinct(bit)) if self.dialect == "sqlite" else sa.func.bit_or(bit)
+            bit_cols.append(sa.cast(agg, sa.BigInteger).label(f"a{j}"))
+        first_at = sa.func.min(sa.case((e.c.type == "follow", e.c.at)))
+        agg = (
+            sa.select(first_at.label("first"), *bit_cols)
+            .where(etype.in_(sorted(INTERACTION_TYPES)), e.c.at <= now)
+            .group_by(e.c.member_id)
+            .subquery("agg")
         )
-        first = sa.select(ff, stop(ff.c.c).label("stop")).cte("first_follow")
-        if self.dialect in ("postgresql", "sqlite", "duckdb"):  # MariaDB has no MATERIALIZED
-            first = first.prefix_with("MATERIALIZED")
-        ev = e.alias("ev")
-        offset = index(ev.c.at) - first.c.c
-        if self.dialect == "postgresql":  # bigint << integer
-            offset = sa.cast(offset, sa.Integer)
-        masks = []
-        for j in range(0, width, _MASK_BITS):
-            in_chunk = sa.and_(offset >= j, offset < j + _MASK_BITS)
-            one = sa.cast(sa.literal(1), sa.BigInteger)
-            bit = sa.case((in_chunk, one.op("<<")(offset - j)))
-            masks.append(
-                sa.select(sa.func.sum(sa.distinct(bit)))
-                .where(
-                    ev.c.member_id == first.c.mid,
-                    ev.c.type.in_(sorted(INTERACTION_TYPES)),
-                    ev.c.at >= first.c.first,
-                    ev.c.at <= now,
-                    ev.c.at < first.c.stop,
-                )
-                .scalar_subquery()
-                .label(f"m{j // _MASK_BITS}")
-            )
-        per = sa.select(first.c.c, *masks).cte("per_member")
-        if self.dialect in ("postgresql", "sqlite", "duckdb"):
-            per = per.prefix_with("MATERIALIZED")
-        keys = [per.c.c, *(per.c[f"m{j}"] for j in range(len(masks)))]
-        q = sa.select(*keys, sa.func.count()).group_by(*keys)
+        # the cohort from the aggregate's column, not from the aggregate: SQLite would
+        # compute a MIN per reference (positional parameters make the copies differ)
+        per = (
+            sa.select(index(agg.c.first).label("c"), *(agg.c[f"a{j}"] for j in chunks))
+            .where(agg.c.first.is_not(None))
+            .subquery("per_member")
+        )
+        # keep the bits of offsets 0 .. max_periods - 1 of the member's own cohort
+        width = min(max_periods, periods)  # no offset reaches past the period of as_of
+        rel = per.c.c - base
+        if self.dialect in ("postgresql", "duckdb"):
+            rel = sa.cast(rel, sa.Integer)
+        kept = []
+        for j in chunks:
+            lo_bit, hi_bit = _clamp(rel - j, _MASK_BITS), _clamp(rel - j + width, _MASK_BITS)
+            window = one.op("<<")(hi_bit) - one.op("<<")(lo_bit)
+            kept.append(per.c[f"a{j}"].op("&")(window).label(f"k{j}"))
+        keys = [per.c.c, *kept]
+        q = sa.select(*keys, sa.func.count()).where(per.c.c.is_not(None)).group_by(per.c.c, *kept)
         start_of = _week_start if period == "week" else _month_start
         sizes: dict[dt.date, int] = {}
         retained: dict[tuple[dt.date, int], int] = {}
-        for c, *bits, n in self._rows(q):
+        for c, *masks, n in self._rows(q):
             start = start_of(int(c))
             n = int(n)
             sizes[start] = sizes.get(start, 0) + n
-            for j, m in enumerate(bits):
+            for j, m in zip(chunks, masks, strict=True):
                 m = int(m or 0)
-                k = j * _MASK_BITS
+                k = j - (int(c) - base)  # the offset of bit 0 of this chunk
                 while m:
                     if m & 1:
                         retained[(start, k)] = retained.get((start, k), 0) + n

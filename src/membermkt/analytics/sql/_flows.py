@@ -160,17 +160,16 @@ class _FlowsMixin(_SqlBase):
             sa.select(
                 sa.literal(0).label("kind"),
                 *path_cols,
-                sa.cast(sa.null(), sa.Float(precision=53)).label("dwell"),
+                sa.null().label("dwell"),
                 sa.func.count().label("n"),
             )
             .where(seq.c.p1.is_not(None))
             .group_by(*path_cols)
         )
-        no_text = sa.cast(sa.null(), sa.Text())
         dwell_q = (
             sa.select(
                 sa.literal(1),
-                *(no_text for _ in range(1, k)),
+                *(sa.null() for _ in range(1, k)),
                 valid.c.node,
                 valid.c.dwell,
                 sa.func.count(),

@@ -184,8 +184,3 @@ def _week_start(index: int) -> dt.date:
 
 def _month_start(index: int) -> dt.date:
     return dt.date(index // 12, index % 12 + 1, 1)
-
-
-def _month_start_us(index: int) -> int:
-    """The first instant (µs, UTC) of the month ``index`` (``year * 12 + month - 1``)."""
-    return to_us(dt.datetime(index // 12, index % 12 + 1, 1, tzinfo=dt.UTC))
