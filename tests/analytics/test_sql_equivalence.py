@@ -323,3 +323,44 @@ def test_cohorts_over_long_histories_equal_pure(backend: str, request) -> None:
     finally:
         if backend in ("sqlite", "duckdb"):
             store.close()
+
+
+def test_sqlite_results_do_not_depend_on_planner_statistics() -> None:
+    """With the statistics of a large events table (``ANALYZE`` at 1M members / 20M
+    events), SQLite 3.40 seeks each type of ``type IN (...)`` in the (member_id, type, at)
+    index and returns rows past ``at <= as_of``; events after as_of must still not count
+    (cohorts used to retain these members in March)."""
+    from ._data import buy, ev, history
+
+    hour = dt.timedelta(hours=1)
+    events = []
+    for i in range(5):
+        m = f"m{i}"
+        events += [
+            ev(m, "follow", AS_OF - 20 * DAY),
+            buy(m, AS_OF - 10 * DAY, 100),
+            ev(m, "menu_click", AS_OF + hour, key="A"),
+            ev(m, "view", AS_OF + 2 * hour, url="/a"),
+            buy(m, AS_OF + 3 * hour, 500),
+        ]
+    hist = history(events)
+    store = SqlStore("sqlite://")
+    try:
+        load(store, hist)
+        p, t = store.tables.prefix, store.tables.events.name
+        with store._engine.begin() as conn:  # the statistics of the 1M / 20M benchmark
+            conn.exec_driver_sql("ANALYZE")
+            conn.exec_driver_sql("DELETE FROM sqlite_stat1")
+            conn.exec_driver_sql(
+                f"INSERT INTO sqlite_stat1 VALUES ('{t}', '{p}ix_events_member', "
+                f"'20069803 21 4 1'), ('{t}', '{p}ux_events_key', '20069803 1')"
+            )
+            conn.exec_driver_sql("ANALYZE sqlite_schema")
+        for period in ("week", "month"):
+            got = analytics.cohorts(store, as_of=AS_OF, period=period)
+            assert got == analytics.cohorts(hist, as_of=AS_OF, period=period)
+            if period == "month":  # followed in February, nothing in March up to as_of
+                assert [r.retained for r in got.rows] == [(5, 0)]
+        check_all(store, hist)
+    finally:
+        store.close()
