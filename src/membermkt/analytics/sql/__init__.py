@@ -266,8 +266,8 @@ class SqlAnalytics(_FlowsMixin, _SqlBase):
             if j + _MASK_BITS < periods:
                 in_chunk.append(e.c.at < start_us(base + j + _MASK_BITS))
             bit = sa.case((sa.and_(*in_chunk), one.op("<<")(p - j)))
-            agg = sa.func.sum(sa.distinct(bit)) if self.dialect == "sqlite" else sa.func.bit_or(bit)
-            bit_cols.append(sa.cast(agg, sa.BigInteger).label(f"a{j}"))
+            ors = sa.func.sum(sa.distinct(bit)) if self.dialect == "sqlite" else sa.func.bit_or(bit)
+            bit_cols.append(sa.cast(ors, sa.BigInteger).label(f"a{j}"))
         first_at = sa.func.min(sa.case((e.c.type == "follow", e.c.at)))
         agg = (
             sa.select(first_at.label("first"), *bit_cols)
