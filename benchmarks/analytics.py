@@ -97,8 +97,9 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(url: str) -> None:
-    """Every analysis, timed, in this (fresh) process."""
+def run(url: str, only: str | None = None) -> None:
+    """Every analysis (or those whose names start with one of the comma-separated ``only``),
+    timed, in this (fresh) process."""
     from membermkt import analytics
     from membermkt.core import analytics as core
     from membermkt.stores.sql import SqlStore
@@ -122,6 +123,8 @@ def run(url: str) -> None:
         ("staff", lambda: analytics.staff_metrics(store, as_of=AS_OF)),
         ("next offers", lambda: analytics.recommend(store, rules, as_of=AS_OF)),
     ]
+    if only:
+        steps = [(n, f) for n, f in steps if n.startswith(tuple(only.split(",")))]
     print(f"{store.dialect}: {'step':<18} {'seconds':>9} {'peak RSS MB':>12}", flush=True)
     total = 0.0
     for name, fn in steps:
@@ -215,11 +218,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pg-url", default=os.environ.get("MEMBERMKT_TEST_POSTGRES_URL", PG_DEFAULT))
     p.add_argument("--reload", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--only", help="SQL steps to time: name prefixes, e.g. paths,cohorts")
     p.add_argument("--run-only", help=argparse.SUPPRESS)  # internal: analyse URL in this process
     p.add_argument("--duck-only", help=argparse.SUPPRESS)  # internal: DuckDB copy of URL
     args = p.parse_args(argv)
     if args.run_only:
-        run(args.run_only)
+        run(args.run_only, args.only)
         return
     if args.duck_only:
         run_duckdb(args.duck_only)
@@ -239,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         load(missing, args.members, args.events, args.seed)
     for url in urls:
         if args.db != "duckdb":
-            totals.update(_child("--run-only", url))
+            totals.update(_child("--run-only", url, *(("--only", args.only) if args.only else ())))
     if args.db in ("duckdb", "all"):
         # copy from PostgreSQL (COPY) when it is part of the run, else from SQLite
         totals.update(_child("--duck-only", urls[-1]))
