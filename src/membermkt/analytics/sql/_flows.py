@@ -120,7 +120,8 @@ class _FlowsMixin(_SqlBase):
     ) -> core.PathResult:
         """Transitions and top paths with one window pass (``LAG`` of the node and time,
         a lag counting only while every gap stays within the session gap), dwell
-        distributions with ``GROUP BY node, dwell``."""
+        distributions with ``GROUP BY node, dwell``, in one statement (``UNION ALL``) so
+        that the page events and their JSON properties are read once."""
         cfg = config or core.PathConfig()
         as_of = check_as_of(as_of)
         pages = self._page_events(to_us(as_of), since)
