@@ -28,7 +28,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from membermkt.core.compiler import Compiler
 from membermkt.core.events import ACQUISITION_TYPES, INTERACTION_TYPES
@@ -69,6 +70,23 @@ Expr = ColumnElement[bool]
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US = dt.timedelta(microseconds=1)
+
+
+def type_in(col: Any, values: Sequence[str], dialect: str) -> Expr:
+    """``col IN values`` for an event-type filter next to ``member_id = …`` and a time range.
+
+    On SQLite the column is written ``+col``, which keeps SQLite from seeking each value in
+    the ``(member_id, type, at)`` index: SQLite 3.40.1 (the library of this Python build)
+    returns rows outside the ``at`` range from that seek-scan once the planner has the
+    statistics of a large events table (``ANALYZE``) — a fold "as of" a past time then
+    counted later events (reproduced in ``tests/stores/test_sqlite_in_seek.py``). With
+    ``+type`` the index is still used for ``member_id`` and the member's few events are
+    filtered while scanning. Other dialects get a plain ``IN``.
+    """
+    if dialect == "sqlite":
+        col = UnaryExpression(col, operator=custom_op("+"), type_=col.type)
+    out: Expr = col.in_(list(values))
+    return out
 
 
 def to_epoch_us(when: dt.datetime) -> int:
@@ -160,6 +178,13 @@ class SqlCompiler(Compiler[Expr]):
         self.as_of_us = to_epoch_us(self.as_of)
 
     # -- combinators ---------------------------------------------------------
+
+    dialect: ClassVar[str] = "sql"
+    """The SQLAlchemy dialect name this compiler writes for (``type_in`` reads it)."""
+
+    def type_in(self, col: Any, values: Sequence[str]) -> Expr:
+        """``col IN values`` as :func:`type_in` writes it for this dialect."""
+        return type_in(col, values, self.dialect)
 
     def visit_const(self, node: Const, path: str) -> Expr:
         return sa.true() if node.value else sa.false()
@@ -263,7 +288,7 @@ class SqlCompiler(Compiler[Expr]):
         if field == "last_active_at":
             return scalar(
                 sa.func.max(e.c.at),
-                e.c.type.in_(sorted(INTERACTION_TYPES)),
+                self.type_in(e.c.type, sorted(INTERACTION_TYPES)),
                 sa.or_(e.c.outbound.is_(None), e.c.outbound == sa.false()),
             )
         if field == "wecom_contact":
@@ -271,7 +296,11 @@ class SqlCompiler(Compiler[Expr]):
         if field == "source":
             q = (
                 sa.select(e.c.source)
-                .where(*base, e.c.type.in_(sorted(ACQUISITION_TYPES)), e.c.source.is_not(None))
+                .where(
+                    *base,
+                    self.type_in(e.c.type, sorted(ACQUISITION_TYPES)),
+                    e.c.source.is_not(None),
+                )
                 .where(e.c.source != "")
                 .order_by(e.c.at, sa.func.coalesce(e.c.key, ""), e.c.source)
                 .limit(1)
@@ -286,7 +315,7 @@ class SqlCompiler(Compiler[Expr]):
                 if field != "followed_at"
                 else sa.case((e.c.type == pair[0], e.c.at), else_=None)
             )
-            .where(*base, e.c.type.in_(pair))
+            .where(*base, self.type_in(e.c.type, pair))
             .order_by(e.c.at.desc(), rank.desc(), sa.func.coalesce(e.c.key, "").desc())
             .limit(1)
             .correlate(self.m)
@@ -432,7 +461,7 @@ class SqlCompiler(Compiler[Expr]):
             sa.exists()
             .where(
                 e.c.member_id == self.m.c.id,
-                e.c.type.in_(["contact_added", "contact_deleted"]),
+                self.type_in(e.c.type, ["contact_added", "contact_deleted"]),
                 e.c.at <= self.as_of_us,
             )
             .correlate(self.m)
@@ -465,6 +494,7 @@ class SqliteCompiler(SqlCompiler):
     """SQLite: ``LIKE`` is case-insensitive there, so use ``instr``/``substr``; JSON1."""
 
     backends: ClassVar[tuple[str, ...]] = ("sql.sqlite", "sql")
+    dialect: ClassVar[str] = "sqlite"
 
     def contains(self, col: Any, text: str) -> Expr:
         return sa.func.instr(col, sa.literal(text, sa.String)) > 0

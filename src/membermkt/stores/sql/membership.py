@@ -40,7 +40,11 @@ def compile_latest(compiler: SqlCompiler, node: Latest, path: str) -> Expr:
     m = compiler.m
     as_of = compiler.as_of_us
     e_where: list[Any] = [e.c.member_id == m.c.id, e.c.type == node.event, e.c.at <= as_of]
-    f_where: list[Any] = [f.c.member_id == m.c.id, f.c.type.in_(node.among), f.c.at <= as_of]
+    f_where: list[Any] = [
+        f.c.member_id == m.c.id,
+        compiler.type_in(f.c.type, node.among),
+        f.c.at <= as_of,
+    ]
     for name, value in node.scope:
         e_where.append(compiler.property_equals(e.c.props, name, value))
         f_where.append(compiler.property_equals(f.c.props, name, value))
@@ -68,7 +72,7 @@ def compile_latest(compiler: SqlCompiler, node: Latest, path: str) -> Expr:
     later = node.among[node.rank + 1 :]
     newer = f.c.at > e.c.at
     if later:
-        newer = sa.or_(newer, sa.and_(f.c.at == e.c.at, f.c.type.in_(later)))
+        newer = sa.or_(newer, sa.and_(f.c.at == e.c.at, compiler.type_in(f.c.type, later)))
     f_where.append(newer)
     beaten = sa.exists().where(*f_where).correlate(m, e)
     return sa.exists().where(*e_where, sa.not_(beaten)).correlate(m)

@@ -13,7 +13,7 @@ from membermkt.core.events import Event
 from membermkt.errors import UsageError
 from membermkt.stores._common import check_now
 from membermkt.stores.sql import _rows as rows
-from membermkt.stores.sql.compile import to_epoch_us
+from membermkt.stores.sql.compile import to_epoch_us, type_in
 from membermkt.stores.sql.store._base import _chunks
 from membermkt.stores.sql.store._survivors import _SurvivorsMixin
 
@@ -179,7 +179,7 @@ class _EventsMixin(_SurvivorsMixin):
         if until is not None:
             q = q.where(ev.c.at <= to_epoch_us(check_now(until, "until")))
         if types is not None:
-            q = q.where(ev.c.type.in_(sorted(set(types))))
+            q = q.where(type_in(ev.c.type, sorted(set(types)), self.dialect))
         q = q.order_by(ev.c.at, sa.func.coalesce(ev.c.key, ""), ev.c.seq)
         with self._tx() as conn:
             return [rows.event_from_row(r) for r in conn.execute(q).mappings()]
