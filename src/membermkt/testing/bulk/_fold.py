@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from membermkt.core.events import INTERACTION_TYPES
+from membermkt.stores.sql._codec import STATE_COLS
 from membermkt.testing.bulk._model import (
     CONTACT,
     EVENT_SOURCES,
@@ -113,23 +114,5 @@ def _fold(np: Any, n: int, e: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_STATE_NAMES = (
-    "subscribed",
-    "sub_at",
-    "sub_tb",
-    "followed_at",
-    "source",
-    "source_at",
-    "source_tb",
-    "last_active_at",
-    "orders_count",
-    "orders_total_fen",
-    "first_order_at",
-    "last_order_at",
-    "categories",
-    "wecom_contact",
-    "contact_at",
-    "contact_tb",
-    "last_event_at",
-    "relations",
-)
+_STATE_NAMES = STATE_COLS
+"""The state columns, in the SQL store's order (its own tuple)."""
