@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from membermkt.analytics.sql._json import _Json, to_us
 from membermkt.core.analytics._common import UNKNOWN, check_as_of
 from membermkt.errors import UsageError
-from membermkt.stores.sql.compile import STATE_FIELDS, SqlCompiler
+from membermkt.stores.sql.compile import _BY_DIALECT, STATE_FIELDS, SqlCompiler
 from membermkt.stores.sql.schema import Tables
 
 SUPPORTED_DIALECTS: Final = frozenset({"sqlite", "postgresql", "mysql", "duckdb"})
@@ -72,10 +72,26 @@ class _SqlBase:
         stored: Any = m.c[field]
         if field in ("subscribed", "wecom_contact"):
             stored = sa.case((stored == sa.true(), 1), (stored == sa.false(), 0), else_=sa.null())
+        if self.dialect == "duckdb" and not self._any_stale(as_of):
+            # a DuckDB copy is a snapshot: when no member has an event later than as_of (a
+            # report "as of now") every stored value is valid and the fold subqueries need
+            # not be run at all. (On a live store a probe before the query could race with
+            # ingestion, so the stores keep the per-member CASE.)
+            return stored
         last = m.c.last_event_at
         fresh = sa.or_(last.is_(None), last <= to_us(as_of))
-        past = SqlCompiler(self.tables, as_of).as_of_value(field)
+        # the dialect's own compiler: its event-type filters carry the SQLite guard
+        # (``compile.type_in``) against SQLite 3.40's IN seek-scan returning later events
+        compiler = _BY_DIALECT.get(self.dialect, SqlCompiler)
+        past = compiler(self.tables, as_of).as_of_value(field)
         return sa.case((fresh, stored), else_=past)
+
+    def _any_stale(self, as_of: dt.datetime) -> bool:
+        """Whether some member's stored state is newer than ``as_of`` (one probe of
+        ``members.last_event_at``)."""
+        m = self._m
+        probe = sa.select(m.c.id).where(m.c.last_event_at > to_us(as_of)).limit(1)
+        return bool(self._rows(probe))
 
     def _by(self, by: str | None, as_of: dt.datetime) -> Any:
         """The grouping column ``by`` (derived ones — ``source`` — as of ``as_of``)."""
