@@ -24,8 +24,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.sql.elements import UnaryExpression
-from sqlalchemy.sql.operators import custom_op
 
 from membermkt.analytics.sql._base import SUPPORTED_DIALECTS, _SqlBase
 from membermkt.analytics.sql._flows import _FlowsMixin
@@ -47,6 +45,7 @@ from membermkt.core.analytics.rfm import DEFAULT_RFM_GROUPS, _check_bins, _check
 from membermkt.core.analytics.staff import staff_rows
 from membermkt.core.events import INTERACTION_TYPES
 from membermkt.errors import UsageError
+from membermkt.stores.sql.compile import type_in
 
 __all__ = ["SUPPORTED_DIALECTS", "SqlAnalytics"]
 
@@ -221,12 +220,6 @@ class SqlAnalytics(_FlowsMixin, _SqlBase):
             raise UsageError(f"max_periods must be a positive int, got {max_periods!r}")
         e = self._e
         now = to_us(as_of)
-        etype: Any = e.c.type
-        if self.dialect == "sqlite":
-            # ``+type``: filter while scanning the index in member order. SQLite 3.40
-            # returns rows outside the time range for ``type IN (...) AND at <= ?`` when it
-            # seeks each type in the (member_id, type, at) index after ANALYZE.
-            etype = UnaryExpression(etype, operator=custom_op("+"), type_=etype.type)
         lo_q = sa.select(sa.func.min(e.c.at)).where(e.c.type == "follow", e.c.at <= now)
         lo = self._rows(lo_q)[0][0]
         if lo is None:
@@ -271,7 +264,12 @@ class SqlAnalytics(_FlowsMixin, _SqlBase):
         first_at = sa.func.min(sa.case((e.c.type == "follow", e.c.at)))
         agg = (
             sa.select(first_at.label("first"), *bit_cols)
-            .where(etype.in_(sorted(INTERACTION_TYPES)), e.c.at <= now)
+            .where(
+                # SQLite: ``+type`` (``compile.type_in``) — SQLite 3.40 returns rows past
+                # ``at <= ?`` when it seeks each type in the (member_id, type, at) index
+                type_in(e.c.type, sorted(INTERACTION_TYPES), self.dialect),
+                e.c.at <= now,
+            )
             .group_by(e.c.member_id)
             .subquery("agg")
         )

@@ -36,6 +36,7 @@ class _SqlBase:
         self._e = tables.events
         self._m = tables.members
         self._json = _Json(self.dialect, self._e.c.props)
+        self._stale_probes: dict[int, bool] = {}  # DuckDB snapshots only (_any_stale)
 
     def __repr__(self) -> str:
         return f"SqlAnalytics(dialect={self.dialect!r}, prefix={self.tables.prefix!r})"
@@ -88,10 +89,14 @@ class _SqlBase:
 
     def _any_stale(self, as_of: dt.datetime) -> bool:
         """Whether some member's stored state is newer than ``as_of`` (one probe of
-        ``members.last_event_at``)."""
-        m = self._m
-        probe = sa.select(m.c.id).where(m.c.last_event_at > to_us(as_of)).limit(1)
-        return bool(self._rows(probe))
+        ``members.last_event_at``, remembered per ``as_of``: only asked of a snapshot)."""
+        us = to_us(as_of)
+        cache = self._stale_probes
+        if us not in cache:
+            m = self._m
+            probe = sa.select(m.c.id).where(m.c.last_event_at > us).limit(1)
+            cache[us] = bool(self._rows(probe))
+        return cache[us]
 
     def _by(self, by: str | None, as_of: dt.datetime) -> Any:
         """The grouping column ``by`` (derived ones — ``source`` — as of ``as_of``)."""

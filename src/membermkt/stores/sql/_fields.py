@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
+from membermkt.core.evaluate import STATE_FIELDS as CORE_STATE_FIELDS
 from membermkt.core.segments import FIELD_TYPES
 
 Expr = ColumnElement[bool]
@@ -74,21 +75,9 @@ _COLUMNS = {
 }
 assert set(_COLUMNS) | {"age"} == set(FIELD_TYPES)
 
-STATE_FIELDS = frozenset(
-    {
-        "subscribed",
-        "followed_at",
-        "source",
-        "last_active_at",
-        "orders_count",
-        "orders_total_fen",
-        "first_order_at",
-        "last_order_at",
-        "wecom_contact",
-    }
-)
-"""Fields derived from events: compared on the stored state when no event of the member is
-later than ``as_of``, else on a fold of the events at or before ``as_of`` done in SQL."""
+# the derived fields (core.evaluate's set): compared on the stored state when no event of
+# the member is later than ``as_of``, else on a fold of the events up to ``as_of`` in SQL
+STATE_FIELDS = CORE_STATE_FIELDS
 
 _BOOL_FIELDS = frozenset({"subscribed", "wecom_contact"})
 
