@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import math
 import random
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from membermkt.core import analytics as an
+from membermkt.core.analytics.paths import fold_page_rows
 from membermkt.core.evaluate import compile_predicate
+from membermkt.errors import UsageError
 
 from ._data import AS_OF, DAY, histories
 
@@ -114,3 +118,39 @@ def test_attribution_totals_match_members(hist) -> None:
     tot = result.totals()
     assert tot.members == len(hist)
     assert tot.buyers == len(an.rfm(hist, as_of=AS_OF))
+
+
+def _page_rows(hist, as_of):
+    """(member, at_us, node, dwell) rows of ``hist``'s page events, as the SQLite runner
+    streams them: sorted by member, time, node."""
+    from membermkt.core.analytics.paths import PAGE_TYPES
+
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    rows = []
+    for member, events in hist:
+        for e in events:
+            node = an.page_node(e)
+            if e.type not in PAGE_TYPES or e.at_utc > as_of or node is None:
+                continue
+            d = e.properties.get("dwell_seconds")
+            d = d if isinstance(d, int | float) and not isinstance(d, bool) else None
+            rows.append((member.id, (e.at_utc - epoch) // dt.timedelta(microseconds=1), node, d))
+    return sorted(rows, key=lambda r: (r[0], r[1], r[2]))
+
+
+@given(histories(), st.sampled_from([60, 1800, 10**6]), st.integers(2, 4))
+def test_fold_page_rows_equals_paths(hist, gap, length) -> None:
+    """The streamed fold of sorted page rows is the pure path analysis, exactly."""
+    cfg = an.PathConfig(session_gap=gap, path_length=length)
+    rows = _page_rows(hist, AS_OF)
+    assert fold_page_rows(rows, config=cfg) == an.paths(hist, as_of=AS_OF, config=cfg)
+
+
+def test_fold_page_rows_refuses_unsorted_rows() -> None:
+    cfg = an.PathConfig()
+    with pytest.raises(UsageError, match="member order"):
+        fold_page_rows([("b", 1, "page:/x", None), ("a", 2, "page:/x", None)], config=cfg)
+    with pytest.raises(UsageError, match="time order"):
+        fold_page_rows([("a", 5, "page:/x", None), ("a", 2, "page:/x", None)], config=cfg)
+    with pytest.raises(UsageError, match="time order"):
+        fold_page_rows([("a", 5, "page:/y", None), ("a", 5, "page:/x", None)], config=cfg)

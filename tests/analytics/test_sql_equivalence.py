@@ -364,3 +364,21 @@ def test_sqlite_results_do_not_depend_on_planner_statistics() -> None:
         check_all(store, hist)
     finally:
         store.close()
+
+
+def test_sqlite_analytics_let_the_sorter_use_threads() -> None:
+    """SQLite analytics connections allow sorter helper threads (``PRAGMA threads``); the
+    store's own connections keep SQLite's default."""
+    from membermkt.analytics.sql._base import SQLITE_SORT_THREADS
+
+    store = SqlStore("sqlite://")
+    store.create_schema()
+    try:
+        sql = analytics.sql_runner(store)
+        assert sql is not None
+        with sql._connect() as conn:
+            got = conn.exec_driver_sql("PRAGMA threads").scalar()
+        assert got == min(os.cpu_count() or 1, SQLITE_SORT_THREADS)
+        assert got >= 1
+    finally:
+        store.close()

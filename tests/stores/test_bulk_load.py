@@ -48,6 +48,19 @@ def test_bulk_load_equals_the_public_api(sql_backend: str) -> None:
             assert got[name] == want[name], name
         first, _ = pop.member_values(5)
         assert bulk.get_member(first.id) == slow.get_member(first.id) == first
+        if sql_backend == "postgresql":
+            # VACUUM (ANALYZE), as autovacuum would after a load: every table vacuumed
+            with bulk.engine.connect() as conn:
+                names = [t.name for t in (bulk.tables.members, bulk.tables.events)]
+                vacuumed = conn.execute(
+                    sa.text(
+                        "SELECT relname FROM pg_stat_user_tables "
+                        "WHERE relname = ANY(:names) AND last_vacuum IS NOT NULL "
+                        "AND last_analyze IS NOT NULL"
+                    ),
+                    {"names": names},
+                ).scalars()
+                assert sorted(vacuumed) == sorted(names)
     finally:
         for s in (bulk, slow):
             s.drop_tables()

@@ -34,6 +34,7 @@ __all__ = [
     "PathConfig",
     "PathResult",
     "dwell_stats",
+    "fold_page_rows",
     "page_node",
     "path_result",
     "paths",
@@ -286,3 +287,54 @@ def paths(
                 grams[tuple(session[-k:])] += 1
             prev_at = at
     return path_result(config=cfg, transitions=trans, path_counts=grams, dwell_values=dwell)
+
+
+def fold_page_rows(
+    rows: Iterable[tuple[Any, int, str, float | None]], *, config: PathConfig
+) -> PathResult:
+    """Paths from page events already reduced to ``(member, at_us, node, dwell)`` rows —
+    sorted by member, then time, then node — as a database streams them (the SQLite runner
+    of :mod:`membermkt.analytics.sql`). ``at_us`` is the instant in integer microseconds;
+    ``dwell`` the ``dwell_seconds`` number or None. The same sessions, transitions, paths
+    and dwell counts as :func:`paths` over the events they came from, in one pass with
+    memory bounded by the number of distinct nodes and paths (not by the rows).
+
+    Raises:
+        UsageError: when the rows are not in that order.
+    """
+    k = config.path_length
+    gap = config.session_gap * 1_000_000
+    trans: dict[tuple[str, str], int] = {}
+    grams: dict[tuple[str, ...], int] = {}
+    dwell: dict[str, dict[float, int]] = {}
+    prev_member: Any = None
+    prev_key: tuple[int, str] = (0, "")
+    session: list[str] = []
+    for member, at, node, d in rows:
+        if d is not None and d >= 0:
+            per = dwell.get(node)
+            if per is None:
+                per = dwell[node] = {}
+            per[d] = per.get(d, 0) + 1
+        if member != prev_member:
+            if prev_member is not None and member < prev_member:
+                raise UsageError(f"page rows out of member order: {member!r} after {prev_member!r}")
+            prev_member = member
+            session = [node]
+        else:
+            key = (at, node)
+            if key < prev_key:
+                raise UsageError(f"page rows of {member!r} out of time order at {at}")
+            if at - prev_key[0] > gap:
+                session = [node]
+            else:
+                pair = (session[-1], node)
+                trans[pair] = trans.get(pair, 0) + 1
+                session.append(node)
+                if len(session) >= k:
+                    gram = tuple(session[-k:])
+                    grams[gram] = grams.get(gram, 0) + 1
+                    if len(session) > 2 * k:  # keep the list short: only the last k matter
+                        del session[:-k]
+        prev_key = (at, node)
+    return path_result(config=config, transitions=trans, path_counts=grams, dwell_values=dwell)
