@@ -38,7 +38,7 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 ## Run the benchmarks at a size that suits a laptop (each prints its ratios; see benchmarks/
-## for the full sizes and docs/performance.md for the figures). Needs the dev extra (duckdb)
+## for the full sizes and docs/performance/ for the figures). Needs the dev extra (duckdb)
 ## and, for PostgreSQL, MEMBERMKT_TEST_POSTGRES_URL or a server on 127.0.0.1:5432.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/segments.py --members 200000

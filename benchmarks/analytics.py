@@ -29,7 +29,7 @@ Run (from the repository root)::
     .venv/bin/python benchmarks/analytics.py --db postgresql \\
         --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-Measured figures: docs/performance.md ("Analytics").
+Measured figures: docs/performance/analytics.md.
 
 Options: ``--members``, ``--events``, ``--db sqlite|postgresql|both``, ``--sqlite-path``
 (default ``/tmp/membermkt-bench-<members>-<events>.db``, reused when already loaded; the

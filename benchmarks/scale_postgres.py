@@ -26,7 +26,7 @@ Measured (wall time, this process's peak RSS after each step):
    members per second and peak RSS growth (memory must stay O(chunk)). Each member gets an
    openid identity (generated in the database) so the plan has an address to send to.
 
-Not measured here (see docs/performance.md and ``benchmarks/ledger_workers.py``): the
+Not measured here (see docs/performance/scale.md and ``benchmarks/ledger_workers.py``): the
 multi-worker campaign runner on one ledger.
 """
 
@@ -279,7 +279,7 @@ def main() -> None:
             with store._engine.connect() as conn:
                 n_hand = conn.execute(sql, params).scalar_one()
             t_hand = min(t_hand, time.perf_counter() - t0)
-            # SqlStore runs segment queries with JIT off (see docs/performance.md): the
+            # SqlStore runs segment queries with JIT off (see docs/performance/segments.md): the
             # hand-written query under the same setting, for a like-for-like figure
             t0 = time.perf_counter()
             with store._engine.connect() as conn, conn.begin():

@@ -52,7 +52,7 @@ class _SegmentsMixin(_Base):
         although they run only for members whose stored state is stale (usually none). At
         100k members that estimate crossed ``jit_optimize_above_cost``: 0.31 s of which
         0.27 s was LLVM compiling, against 0.034 s with JIT off (#18, see
-        docs/performance.md).
+        docs/performance/segments.md).
         """
         with self._tx() as conn:
             if self.dialect == "postgresql":
