@@ -58,9 +58,10 @@ class _SqlBase:
     def _connect(self) -> Iterator[Connection]:
         """A connection for one analysis. On SQLite it lets the sorter use helper threads
         (``PRAGMA threads``, one per CPU up to :data:`SQLITE_SORT_THREADS`): the large
-        ``ORDER BY``/``GROUP BY``/window sorts of the analytics are then merged in parallel
-        (paths at 1M members / 20M events: 80–90 s → 61–65 s on two cores). SQLite uses
-        them for large sorts only, so small queries are unaffected."""
+        ``ORDER BY``/``GROUP BY``/window sorts of the analytics then run in parallel (the
+        window pass of paths at 1M members / 20M events took 56–65 s with them against
+        78–90 s without, on two cores). SQLite uses them for large sorts only, so small
+        queries are unaffected."""
         with self.engine.connect() as conn:
             if self.dialect == "sqlite":
                 threads = min(os.cpu_count() or 1, SQLITE_SORT_THREADS)
@@ -78,8 +79,8 @@ class _SqlBase:
 
     def _driver_stream(self, query: Any) -> Iterator[tuple[Any, ...]]:
         """The rows of ``query`` as the driver returns them (plain tuples, no SQLAlchemy
-        result processing: 7 s less of the 41 s of SQLite paths at 1M members) — only for queries
-        whose columns need no conversion (integers, floats, strings)."""
+        result processing: 7 s of the 41 s of SQLite paths at 1M members) — only for
+        queries whose columns need no conversion (integers, floats, strings)."""
         with self._connect() as conn:
             cursor = conn.execute(query).cursor
             while rows := cursor.fetchmany(10_000):
