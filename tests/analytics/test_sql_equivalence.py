@@ -402,3 +402,27 @@ def test_sqlite_analytics_let_the_sorter_use_threads() -> None:
         assert got >= 1
     finally:
         store.close()
+
+
+def test_sqlite_attribution_does_not_count_later_purchases_under_large_statistics() -> None:
+    """Found by the fuzz test above: with a 20M-event table's statistics SQLite 3.40 seeks
+    ``type IN ('follow', 'purchase')`` per member in the (member_id, type, at) index and
+    returned a purchase one day after ``as_of``; attribution now filters with ``+type``."""
+    from ._data import buy, ev, history
+
+    events = [
+        ev("m0", "follow", AS_OF),
+        ev("m0", "follow", AS_OF - DAY),
+        buy("m0", AS_OF + DAY, 0, "durian"),
+        ev("m1", "follow", AS_OF - 2 * DAY),
+    ]
+    hist = history(events)
+    store = SqlStore("sqlite://")
+    try:
+        load(store, hist)
+        _large_table_statistics(store)
+        got = analytics.attribution(store, as_of=AS_OF)
+        assert got == analytics.attribution(hist, as_of=AS_OF)
+        assert got.buyers == 0
+    finally:
+        store.close()

@@ -100,7 +100,7 @@ class SqlAnalytics(_FlowsMixin, _SqlBase):
         rules = _check_groups(groups)
         e = self._e
         as_of_us = to_us(as_of)
-        amount = sa.func.coalesce(self._json.number("amount_fen", integer=True), 0)
+        amount = self._purchase_amount()
         per = (
             sa.select(
                 e.c.member_id.label("mid"),
@@ -337,7 +337,7 @@ class SqlAnalytics(_FlowsMixin, _SqlBase):
         return (
             sa.select(staff, e.c.type, by, sa.func.count())
             .where(
-                e.c.type.in_(["contact_added", "contact_deleted"]),
+                type_in(e.c.type, ["contact_added", "contact_deleted"], self.dialect),
                 staff != "",
                 self._period(now, since),
             )
