@@ -426,3 +426,34 @@ def test_sqlite_attribution_does_not_count_later_purchases_under_large_statistic
         assert got.buyers == 0
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"])
+def test_paths_tell_nodes_apart_by_trailing_spaces(backend: str, request) -> None:
+    """ "/a" and "/a " are two nodes, ordered by code point when they share an instant
+    (a PAD SPACE collation would tie them and leave their order to the server)."""
+    from ._data import ev, history
+
+    store = {
+        "sqlite": lambda: SqlStore("sqlite://"),
+        "postgresql": lambda: request.getfixturevalue("pg_store"),
+        "mysql": lambda: request.getfixturevalue("mysql_store"),
+    }[backend]()
+    events = [
+        ev("m0", "view", AS_OF - DAY, url="/a "),
+        ev("m0", "view", AS_OF - DAY, url="/a"),
+        ev("m0", "view", AS_OF - DAY + dt.timedelta(minutes=1), url="/b"),
+        ev("m1", "view", AS_OF - DAY, url="/a"),
+        ev("m1", "view", AS_OF - DAY, url="/a "),
+    ]
+    hist = history(events)
+    try:
+        if backend != "sqlite":
+            _clear(store)
+        load(store, hist)
+        got = analytics.paths(store, as_of=AS_OF)
+        assert got == analytics.paths(hist, as_of=AS_OF)
+        assert got.count("page:/a", "page:/a ") == 2
+    finally:
+        if backend == "sqlite":
+            store.close()
