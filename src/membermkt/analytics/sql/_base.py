@@ -15,7 +15,7 @@ from membermkt.analytics.sql._json import _Json, to_us
 from membermkt.core.analytics._common import UNKNOWN, check_as_of
 from membermkt.errors import UsageError
 from membermkt.stores.sql.compile import _BY_DIALECT, STATE_FIELDS, SqlCompiler
-from membermkt.stores.sql.schema import Tables
+from membermkt.stores.sql.schema import Tables, mysql_binary_collation
 
 SUPPORTED_DIALECTS: Final = frozenset({"sqlite", "postgresql", "mysql", "duckdb"})
 
@@ -41,7 +41,13 @@ class _SqlBase:
         self.dialect = engine.dialect.name
         self._e = tables.events
         self._m = tables.members
-        self._json = _Json(self.dialect, self._e.c.props)
+        self._json = _Json(
+            self.dialect,
+            self._e.c.props,
+            binary_collation=(
+                mysql_binary_collation(engine.dialect) if self.dialect == "mysql" else ""
+            ),
+        )
         self._stale_probes: dict[int, bool] = {}  # DuckDB snapshots only (_any_stale)
 
     def __repr__(self) -> str:

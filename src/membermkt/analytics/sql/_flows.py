@@ -100,10 +100,8 @@ class _FlowsMixin(_SqlBase):
         if self.dialect == "postgresql":
             node = node.collate("C")
         elif self.dialect == "mysql":
-            # NO PAD binary collation, like the store's text columns: under utf8mb4_bin
-            # (PAD SPACE) "a" and "a " tie, and their order would be the server's choice
-            mariadb = getattr(self.engine.dialect, "is_mariadb", False)
-            node = node.collate("utf8mb4_nopad_bin" if mariadb else "utf8mb4_0900_bin")
+            # no-pad, like the store's text columns: "a" and "a " are two nodes
+            node = node.collate(self._json.binary_collation)
         return (
             sa.select(
                 e.c.member_id.label("mid"),

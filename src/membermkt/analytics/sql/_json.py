@@ -32,9 +32,12 @@ def from_us(us: int) -> dt.datetime:
 class _Json:
     """Typed extraction of event properties from the JSON text column, per dialect."""
 
-    def __init__(self, dialect: str, props: Any) -> None:
+    def __init__(self, dialect: str, props: Any, *, binary_collation: str = "") -> None:
         self.dialect = dialect
         self.props = props
+        # MySQL/MariaDB: the store's no-pad binary collation
+        # (``schema.mysql_binary_collation``), so "a" and "a " stay two values
+        self.binary_collation = binary_collation
 
     def _pg(self) -> Any:
         from sqlalchemy.dialects.postgresql import JSONB
@@ -57,7 +60,10 @@ class _Json:
         """The property when it is a JSON string, else NULL (byte-order collation)."""
         if self.dialect == "mysql":
             return sa.case(
-                (self._my_type(name) == "STRING", self._my_value(name).collate("utf8mb4_bin")),
+                (
+                    self._my_type(name) == "STRING",
+                    self._my_value(name).collate(self.binary_collation),
+                ),
                 else_=sa.null(),
             )
         if self.dialect == "duckdb":
@@ -121,7 +127,7 @@ class _Json:
             if isinstance(value, str):
                 return sa.and_(
                     jtype == "STRING",
-                    raw.collate("utf8mb4_bin") == sa.literal(value, sa.String),
+                    raw.collate(self.binary_collation) == sa.literal(value, sa.String),
                 )
             return sa.and_(
                 jtype.in_(["INTEGER", "DOUBLE"]),

@@ -26,7 +26,15 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Tables", "Text"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Tables", "Text", "mysql_binary_collation"]
+
+
+def mysql_binary_collation(dialect: Dialect) -> str:
+    """The byte-order, case-sensitive **no-pad** utf8mb4 collation of MariaDB
+    (``utf8mb4_nopad_bin``) or MySQL (``utf8mb4_0900_bin``): the store's text columns use
+    it, and so must any expression compared like them — ``utf8mb4_bin`` pads, so ``"a"``
+    and ``"a "`` would compare equal."""
+    return "utf8mb4_nopad_bin" if getattr(dialect, "is_mariadb", False) else "utf8mb4_0900_bin"
 
 
 class Text(TypeDecorator[str]):
@@ -43,11 +51,10 @@ class Text(TypeDecorator[str]):
         if dialect.name == "postgresql":
             return dialect.type_descriptor(postgresql.VARCHAR(self.length, collation="C"))
         if dialect.name in ("mysql", "mariadb"):
-            collation = (
-                "utf8mb4_nopad_bin" if getattr(dialect, "is_mariadb", False) else "utf8mb4_0900_bin"
-            )
             return dialect.type_descriptor(
-                mysql.VARCHAR(self.length, charset="utf8mb4", collation=collation)
+                mysql.VARCHAR(
+                    self.length, charset="utf8mb4", collation=mysql_binary_collation(dialect)
+                )
             )
         return dialect.type_descriptor(sa.String(self.length))
 

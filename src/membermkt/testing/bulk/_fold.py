@@ -37,7 +37,7 @@ def _fold(np: Any, n: int, e: dict[str, Any]) -> dict[str, Any]:
     event, an unfollow comes at least an hour after the follow, one add per WeCom member."""
     member, etype, at = e["member"], e["type"], e["at"]
     if n == 0:
-        return {name: np.empty(0, dtype=object) for name in _STATE_NAMES} | {
+        return {name: np.empty(0, dtype=object) for name in STATE_COLS} | {
             "_followed": np.empty(0, dtype=np.int64)
         }
     starts = np.concatenate(([0], np.flatnonzero(np.diff(member)) + 1))
@@ -112,7 +112,3 @@ def _fold(np: Any, n: int, e: dict[str, Any]) -> dict[str, Any]:
         "relations": relations,
         "_followed": np.where(gone, low, follow_at),
     }
-
-
-_STATE_NAMES = STATE_COLS
-"""The state columns, in the SQL store's order (its own tuple)."""

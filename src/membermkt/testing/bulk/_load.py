@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from membermkt.errors import UsageError
-from membermkt.testing.bulk._fold import _STATE_NAMES
+from membermkt.stores.sql._codec import STATE_COLS
 from membermkt.testing.bulk._model import (
     EVENT_SOURCES,
     STAFF,
@@ -79,7 +79,7 @@ def load(
             "tier": np.full(n, None, dtype=object),
             "marketing": np.ones(n, dtype=bool),
             "opted_out": np.full(n, None, dtype=object),
-            **{name: pop.state[name] for name in _STATE_NAMES},
+            **{name: pop.state[name] for name in STATE_COLS},
         }
         for lo in range(0, n, chunk):
             hi = min(n, lo + chunk)

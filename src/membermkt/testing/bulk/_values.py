@@ -9,7 +9,7 @@ from typing import Any
 from membermkt.core.events import Event
 from membermkt.core.identity import Identity, IdentityKind
 from membermkt.core.members import Consent, Member, MemberState, Profile
-from membermkt.testing.bulk._fold import _STATE_NAMES
+from membermkt.stores.sql._codec import STATE_COLS
 from membermkt.testing.bulk._model import _EPOCH, TYPES, BulkPopulation, _numpy
 
 
@@ -49,7 +49,7 @@ def _member_values(pop: BulkPopulation, i: int, with_state: bool) -> tuple[Membe
     ]
     state = MemberState()
     if with_state:
-        state = _state_from([_plain(pop.state[name][i]) for name in _STATE_NAMES])
+        state = _state_from([_plain(pop.state[name][i]) for name in STATE_COLS])
     member = Member(
         mid,
         profile=profile,
