@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 from membermkt.analytics.sql._json import _Json, to_us
 from membermkt.core.analytics._common import UNKNOWN, check_as_of
 from membermkt.errors import UsageError
-from membermkt.stores.sql.compile import _BY_DIALECT, STATE_FIELDS, SqlCompiler
+from membermkt.stores.sql.compile import STATE_FIELDS, SqlCompiler, compiler_for
 from membermkt.stores.sql.schema import Tables, mysql_binary_collation
 
 SUPPORTED_DIALECTS: Final = frozenset({"sqlite", "postgresql", "mysql", "duckdb"})
@@ -129,7 +129,7 @@ class _SqlBase:
         fresh = sa.or_(last.is_(None), last <= to_us(as_of))
         # the dialect's own compiler: its event-type filters carry the SQLite guard
         # (``compile.type_in``) against SQLite 3.40's IN seek-scan returning later events
-        compiler = _BY_DIALECT.get(self.dialect, SqlCompiler)
+        compiler = SqlCompiler if self.dialect == "duckdb" else compiler_for(self.dialect)
         past = compiler(self.tables, as_of).as_of_value(field)
         return sa.case((fresh, stored), else_=past)
 
